@@ -1,0 +1,112 @@
+//! The one versioned event type every sink stores.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The schema version written in every event's `schema` field.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What happened. Serialised in snake_case, the names the tutorial's users already query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A run began; `metadata` carries its settings (never secrets).
+    RunStarted,
+    /// A UUID was generated, validated and registered as unique.
+    UuidGenerated,
+    /// A UUID is about to leave the machine; durable before the request is sent.
+    ActionSubmitted,
+    /// The data action accepted the UUID.
+    ActionExecuted,
+    /// The data action did not accept the UUID after every allowed attempt.
+    ActionFailed,
+    /// A run ended (normally, aborted, or stopped by an error in `error`).
+    RunFinished,
+    /// A signed statement over the chain head (see the signing module).
+    Checkpoint,
+}
+
+/// One audit record. Optional fields are absent from the serialised form when not applicable.
+///
+/// `seq`, `prev_hash` and `hash` are filled by the sink when it seals the event into its stream;
+/// producers leave them at their defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Schema version, [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Position in the stream, gapless from 1.
+    #[serde(default)]
+    pub seq: u64,
+    /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T16:17:58.123456Z`.
+    pub timestamp: String,
+    /// What happened.
+    pub event: EventKind,
+    /// The run this event belongs to (a UUID v7, so runs sort by start time).
+    pub run_id: Uuid,
+    /// The UUID concerned, for per-UUID events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<Uuid>,
+    /// The data action the UUID was submitted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<String>,
+    /// HTTP attempts made for this UUID so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// The last HTTP status seen, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Why it failed, in words (never containing secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Time to generate, validate and register the UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_latency_ms: Option<f64>,
+    /// Time from first attempt to final answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_latency_ms: Option<f64>,
+    /// Generation plus execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_latency_ms: Option<f64>,
+    /// Share of generated candidates that were unique, 0..=1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uniqueness_rate: Option<f64>,
+    /// Free-form details: UUID version and variant, run settings, checkpoint signature, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The previous event's `hash` in this stream (64 zeros for the first).
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 over the canonical form of this event without `hash`.
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// A new unsealed event of `kind` for `run_id`, stamped now.
+    pub fn new(kind: EventKind, run_id: Uuid) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            seq: 0,
+            timestamp: now_rfc3339_micros(),
+            event: kind,
+            run_id,
+            uuid: None,
+            action_id: None,
+            attempts: None,
+            http_status: None,
+            error: None,
+            generation_latency_ms: None,
+            execution_latency_ms: None,
+            total_latency_ms: None,
+            uniqueness_rate: None,
+            metadata: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
+/// The current time as RFC 3339 UTC with microseconds.
+pub fn now_rfc3339_micros() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

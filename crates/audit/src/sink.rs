@@ -1,0 +1,144 @@
+//! The sink trait, its error, and fan-out.
+
+use async_trait::async_trait;
+
+use crate::AuditEvent;
+
+/// When a sink makes appended events durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Group commit: one fsync/commit covers every event queued since the last one. Default.
+    #[default]
+    Batch,
+    /// One fsync/commit per event.
+    Always,
+    /// Never sync before close: a crash may lose recent events. For users who accept that.
+    None,
+}
+
+/// Why an audit operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// Reading or writing the store failed.
+    #[error("audit sink {sink}: {source}")]
+    Io {
+        /// The sink's description.
+        sink: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store is not usable as given (bad spec, wrong schema, unknown bucket, ...).
+    #[error("audit sink {sink}: {message}")]
+    Config {
+        /// The sink's description.
+        sink: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The backend reported an error.
+    #[error("audit sink {sink}: {message}")]
+    Backend {
+        /// The sink's description.
+        sink: String,
+        /// The backend's message.
+        message: String,
+    },
+    /// The stored trail is not a valid chain.
+    #[error("audit chain broken at seq {seq}: {reason}")]
+    Chain {
+        /// The first bad sequence number.
+        seq: u64,
+        /// Why it is bad.
+        reason: String,
+    },
+}
+
+/// A place audit events are kept.
+///
+/// Sinks seal events into their own chain (see the crate docs), so `append` takes unsealed
+/// events. `append` may buffer; an event counts as written only once `sync` has returned.
+#[async_trait]
+pub trait AuditSink: Send + Sync {
+    /// Seals and appends `batch` in order. May buffer.
+    async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError>;
+
+    /// Makes everything appended so far durable (fsync, commit, spool). Idempotent.
+    async fn sync(&self) -> Result<(), AuditError>;
+
+    /// Writes any closing records (e.g. a final signed checkpoint), syncs, and releases the store.
+    async fn close(&self) -> Result<(), AuditError> {
+        self.sync().await
+    }
+
+    /// A description without secrets, e.g. `jsonl:cxone_uuid_audit.jsonl`.
+    fn describe(&self) -> String;
+}
+
+#[async_trait]
+impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
+    async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+        (**self).append(batch).await
+    }
+    async fn sync(&self) -> Result<(), AuditError> {
+        (**self).sync().await
+    }
+    async fn close(&self) -> Result<(), AuditError> {
+        (**self).close().await
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+#[async_trait]
+impl<S: AuditSink + ?Sized> AuditSink for std::sync::Arc<S> {
+    async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+        (**self).append(batch).await
+    }
+    async fn sync(&self) -> Result<(), AuditError> {
+        (**self).sync().await
+    }
+    async fn close(&self) -> Result<(), AuditError> {
+        (**self).close().await
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Several sinks as one: an event is written when every sink has made it durable.
+/// An empty fan-out is the `none` sink.
+pub struct Fanout(pub Vec<Box<dyn AuditSink>>);
+
+#[async_trait]
+impl AuditSink for Fanout {
+    async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+        for sink in &self.0 {
+            sink.append(batch).await?;
+        }
+        Ok(())
+    }
+    async fn sync(&self) -> Result<(), AuditError> {
+        // Sync concurrently: the slowest sink bounds the latency, not the sum.
+        let results = futures::future::join_all(self.0.iter().map(|s| s.sync())).await;
+        results.into_iter().collect()
+    }
+    async fn close(&self) -> Result<(), AuditError> {
+        let mut first_err = None;
+        for sink in &self.0 {
+            if let Err(e) = sink.close().await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+    fn describe(&self) -> String {
+        if self.0.is_empty() {
+            "none".to_string()
+        } else {
+            self.0.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", ")
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! `cxone-uuid`: generate UUIDs, submit each to a CXone Data Action, keep a tamper-evident trail.
+fn main() {}
