@@ -1,1 +1,5 @@
-fn main(){}
+//! End-to-end tests of the `cxone-uuid` binary, one module per topic, one test binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod support;
+mod run;

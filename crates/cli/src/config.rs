@@ -1,0 +1,404 @@
+//! Connection settings shared by `run`, `demo` and `token`: flags over environment over an
+//! optional TOML file.
+//!
+//! clap already resolves flag-over-environment (`env = …`); the TOML file (`--config PATH`) only
+//! fills what both left unset, so a user can keep non-secret defaults in a file and override them
+//! per run. Secrets may come from the environment, a `*-file` flag, or the TOML file, but are
+//! never accepted as plain flags' defaults in `--help`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use cxone_uuid_client::{AuthMethod, ClientConfig, Provider, RateSpec};
+
+use crate::exit::usage;
+
+/// How to reach and authenticate to the platform.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct ConnectArgs {
+    /// TOML file with defaults for any of these settings (keys are the flag names with
+    /// underscores, e.g. `client_id`, `data_action_id`); flags and environment win over it.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Platform dialect: `tutorial` (the tutorial's API), `genesys` (Genesys Cloud Data
+    /// Actions) or `cxone` (NICE CXone access keys with discovery).
+    #[arg(long, env = "CXONE_PROVIDER", value_name = "NAME")]
+    pub(crate) provider: Option<String>,
+
+    /// OAuth client id [env: CXONE_CLIENT_ID, or GENESYS_CLIENT_ID for genesys].
+    #[arg(long, value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+
+    /// Read the OAuth client secret from this file [default: env CXONE_CLIENT_SECRET, or
+    /// GENESYS_CLIENT_SECRET for genesys]. There is no plain flag: arguments show up in `ps`.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+
+    /// The Data Action to execute (Genesys: the action id).
+    #[arg(long, env = "CXONE_DATA_ACTION_ID", value_name = "ID")]
+    pub(crate) data_action_id: Option<String>,
+
+    /// API host when no base URL is given.
+    #[arg(long = "env", env = "CXONE_ENV", value_name = "HOST")]
+    pub(crate) cxone_env: Option<String>,
+
+    /// API base URL [default: https://$CXONE_ENV, or the region's / discovered API host].
+    #[arg(long, alias = "api-url", env = "CXONE_BASE_URL", value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+
+    /// Token endpoint [default: $CXONE_BASE_URL/oauth2/token, or the region's / discovered one].
+    #[arg(long, env = "CXONE_TOKEN_URL", value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+
+    /// OAuth scope requested with client credentials.
+    #[arg(long, env = "CXONE_SCOPE", value_name = "SCOPE")]
+    pub(crate) scope: Option<String>,
+
+    /// How the client id and secret reach the token endpoint: `post` (form body) or `basic`.
+    #[arg(long, value_name = "METHOD")]
+    pub(crate) auth_method: Option<String>,
+
+    /// Name of the input that carries the UUID.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) input_name: Option<String>,
+
+    /// Extra input sent with every UUID (repeatable).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    pub(crate) inputs: Vec<String>,
+
+    /// Execute path template for deployments whose path differs; `{id}` is the action id.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) path_template: Option<String>,
+
+    /// Genesys Cloud region, e.g. mypurecloud.com, mypurecloud.ie, usw2.pure.cloud.
+    #[arg(long, env = "GENESYS_REGION", value_name = "REGION")]
+    pub(crate) region: Option<String>,
+
+    /// Genesys: the action output compared with the UUID sent (absent: no echo check).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) echo_field: Option<String>,
+
+    /// Genesys: call the action's `/test` variant, which reports each step.
+    #[arg(long)]
+    pub(crate) test_action: bool,
+
+    /// CXone: the OpenID issuer used for discovery.
+    #[arg(long, env = "CXONE_ISSUER", value_name = "URL")]
+    pub(crate) issuer: Option<String>,
+
+    /// CXone: access key id of the API user.
+    #[arg(long, env = "CXONE_ACCESS_KEY_ID", value_name = "ID")]
+    pub(crate) access_key_id: Option<String>,
+
+    /// CXone: read the access key secret from this file [default: env CXONE_ACCESS_KEY_SECRET].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) access_key_secret_file: Option<PathBuf>,
+
+    /// CXone: the path to POST each UUID to, e.g. a Studio script start.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) execute_path: Option<String>,
+
+    /// CXone: JSON body template with `{{uuid}}` and `{{input.NAME}}` placeholders.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) body_template: Option<String>,
+}
+
+/// Retry, timeout and throughput settings.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct TransportArgs {
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub(crate) concurrency: u32,
+
+    /// Client-side rate limit in requests/s, or `auto` (adapt to 429s), or `unlimited`.
+    #[arg(long, default_value = "auto", value_name = "R|auto|unlimited")]
+    pub(crate) rate: String,
+
+    /// Retries after the first attempt (so 3 means at most 4 attempts).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) max_retries: u32,
+
+    /// Per-attempt timeout in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub(crate) timeout: f64,
+
+    /// A Retry-After longer than this fails the UUID instead of waiting, in seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub(crate) max_retry_after: f64,
+
+    /// First backoff step in seconds (full jitter, doubling).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS")]
+    pub(crate) backoff_base: f64,
+
+    /// Longest backoff in seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub(crate) backoff_cap: f64,
+}
+
+/// The TOML file's shape: every key optional, unknown keys rejected so typos are caught.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    provider: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    data_action_id: Option<String>,
+    env: Option<String>,
+    base_url: Option<String>,
+    token_url: Option<String>,
+    scope: Option<String>,
+    auth_method: Option<String>,
+    input_name: Option<String>,
+    inputs: Option<BTreeMap<String, String>>,
+    path_template: Option<String>,
+    region: Option<String>,
+    echo_field: Option<String>,
+    test_action: Option<bool>,
+    issuer: Option<String>,
+    access_key_id: Option<String>,
+    access_key_secret: Option<String>,
+    execute_path: Option<String>,
+    body_template: Option<String>,
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "cannot read config file {}: {e}: check the path given to --config",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        usage(format!(
+            "config file {} is not valid: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read {flag} {}: {e}", path.display())))?;
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    if trimmed.is_empty() {
+        return Err(usage(format!("{flag} {} is empty", path.display())));
+    }
+    Ok(SecretString::from(trimmed.to_string()))
+}
+
+fn parse_seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| usage(format!("{flag} must be a non-negative number of seconds, got {secs}")))
+}
+
+/// Parses `--rate`.
+pub(crate) fn parse_rate(text: &str) -> anyhow::Result<RateSpec> {
+    match text {
+        "auto" => Ok(RateSpec::Auto),
+        "unlimited" | "none" => Ok(RateSpec::Unlimited),
+        n => match n.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(RateSpec::PerSecond(r)),
+            _ => Err(usage(format!(
+                "--rate {n:?} is not valid: give requests per second (e.g. 50), auto or unlimited"
+            ))),
+        },
+    }
+}
+
+/// Builds the client configuration, or a usage error naming every missing setting.
+pub(crate) fn client_config(
+    connect: &ConnectArgs,
+    transport: &TransportArgs,
+) -> anyhow::Result<ClientConfig> {
+    build(connect, transport, None)
+}
+
+/// As [`client_config`], with the client secret given in-process (the demo's stand-in
+/// credentials), so the user's environment cannot leak into the demo.
+pub(crate) fn client_config_with_secret(
+    connect: &ConnectArgs,
+    transport: &TransportArgs,
+    secret: String,
+) -> anyhow::Result<ClientConfig> {
+    build(connect, transport, Some(SecretString::from(secret)))
+}
+
+fn build(
+    connect: &ConnectArgs,
+    transport: &TransportArgs,
+    given_secret: Option<SecretString>,
+) -> anyhow::Result<ClientConfig> {
+    let file = match &connect.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    let provider_name = connect
+        .provider
+        .clone()
+        .or(file.provider.clone())
+        .unwrap_or_else(|| "tutorial".to_string());
+    let provider: Provider = provider_name.parse().map_err(|_| {
+        usage(format!(
+            "--provider {provider_name:?} is not known: use tutorial, genesys or cxone"
+        ))
+    })?;
+    let genesys = matches!(provider, Provider::Genesys);
+
+    let mut missing: Vec<&str> = Vec::new();
+
+    let client_id = connect
+        .client_id
+        .clone()
+        .or_else(|| env_nonempty("CXONE_CLIENT_ID"))
+        .or_else(|| genesys.then(|| env_nonempty("GENESYS_CLIENT_ID")).flatten())
+        .or(file.client_id.clone());
+    if client_id.is_none() {
+        missing.push(if genesys {
+            "GENESYS_CLIENT_ID (or CXONE_CLIENT_ID, --client-id)"
+        } else {
+            "CXONE_CLIENT_ID (or --client-id)"
+        });
+    }
+
+    let client_secret = match &connect.client_secret_file {
+        _ if given_secret.is_some() => given_secret,
+        Some(path) => Some(read_secret_file("--client-secret-file", path)?),
+        None => env_nonempty("CXONE_CLIENT_SECRET")
+            .or_else(|| genesys.then(|| env_nonempty("GENESYS_CLIENT_SECRET")).flatten())
+            .or(file.client_secret.clone())
+            .map(SecretString::from),
+    };
+    if client_secret.is_none() {
+        missing.push(if genesys {
+            "GENESYS_CLIENT_SECRET (or CXONE_CLIENT_SECRET, --client-secret-file)"
+        } else {
+            "CXONE_CLIENT_SECRET (or --client-secret-file)"
+        });
+    }
+
+    let action_id = connect
+        .data_action_id
+        .clone()
+        .or(file.data_action_id.clone());
+    let cxone = matches!(provider, Provider::Cxone);
+    if action_id.is_none() && !cxone {
+        missing.push("CXONE_DATA_ACTION_ID (or --data-action-id)");
+    }
+
+    let (access_key_id, access_key_secret) = if cxone {
+        let id = connect
+            .access_key_id
+            .clone()
+            .or(file.access_key_id.clone());
+        if id.is_none() {
+            missing.push("CXONE_ACCESS_KEY_ID (or --access-key-id)");
+        }
+        let secret = match &connect.access_key_secret_file {
+            Some(path) => Some(read_secret_file("--access-key-secret-file", path)?),
+            None => env_nonempty("CXONE_ACCESS_KEY_SECRET")
+                .or(file.access_key_secret.clone())
+                .map(SecretString::from),
+        };
+        if secret.is_none() {
+            missing.push("CXONE_ACCESS_KEY_SECRET (or --access-key-secret-file)");
+        }
+        (id, secret)
+    } else {
+        (None, None)
+    };
+
+    if !missing.is_empty() {
+        return Err(usage(format!(
+            "missing required settings: {}. Export them, pass the flags, or put them in a --config file",
+            missing.join(", ")
+        )));
+    }
+
+    let mut inputs: Vec<(String, String)> = file
+        .inputs
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for kv in &connect.inputs {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(usage(format!(
+                "--input {kv:?} is not KEY=VALUE: write e.g. --input source=batch"
+            )));
+        };
+        if k.is_empty() {
+            return Err(usage(format!("--input {kv:?} has an empty key")));
+        }
+        inputs.retain(|(existing, _)| existing != k);
+        inputs.push((k.to_string(), v.to_string()));
+    }
+
+    let auth_method = match connect
+        .auth_method
+        .clone()
+        .or(file.auth_method.clone())
+        .as_deref()
+    {
+        None => None,
+        Some("post") => Some(AuthMethod::Post),
+        Some("basic") => Some(AuthMethod::Basic),
+        Some(other) => {
+            return Err(usage(format!(
+                "--auth-method {other:?} is not known: use post or basic"
+            )))
+        }
+    };
+
+    let mut builder = ClientConfig::builder(provider)
+        .with_client_id(client_id.unwrap_or_default())
+        .with_client_secret(client_secret.unwrap_or_else(|| SecretString::from(String::new())))
+        .with_action_id(action_id.unwrap_or_default())
+        .with_inputs(inputs)
+        .with_test_action(connect.test_action || file.test_action.unwrap_or(false))
+        .with_max_retries(transport.max_retries)
+        .with_timeout(parse_seconds("--timeout", transport.timeout)?)
+        .with_max_retry_after(parse_seconds("--max-retry-after", transport.max_retry_after)?)
+        .with_backoff(
+            parse_seconds("--backoff-base", transport.backoff_base)?,
+            parse_seconds("--backoff-cap", transport.backoff_cap)?,
+        )
+        .with_rate(parse_rate(&transport.rate)?)
+        .with_concurrency(transport.concurrency as usize);
+    if let Some(m) = auth_method {
+        builder = builder.with_auth_method(m);
+    }
+    macro_rules! opt {
+        ($field:ident, $file:ident, $method:ident) => {
+            if let Some(v) = connect.$field.clone().or(file.$file.clone()) {
+                builder = builder.$method(v);
+            }
+        };
+    }
+    opt!(cxone_env, env, with_env_host);
+    opt!(base_url, base_url, with_base_url);
+    opt!(token_url, token_url, with_token_url);
+    opt!(scope, scope, with_scope);
+    opt!(input_name, input_name, with_input_name);
+    opt!(path_template, path_template, with_path_template);
+    opt!(region, region, with_region);
+    opt!(echo_field, echo_field, with_echo_field);
+    opt!(issuer, issuer, with_issuer);
+    opt!(execute_path, execute_path, with_execute_path);
+    opt!(body_template, body_template, with_body_template);
+    if let Some(id) = access_key_id {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = access_key_secret {
+        builder = builder.with_access_key_secret(secret);
+    }
+    let config = builder.build().map_err(|e| usage(e.to_string()))?;
+    Ok(config)
+}

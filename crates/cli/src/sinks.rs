@@ -1,0 +1,1 @@
+//! Audit sink specs to sinks; written with the run command.
