@@ -3,3 +3,5 @@
 
 mod support;
 mod run;
+mod durability;
+mod providers;

@@ -1,0 +1,147 @@
+//! Crashes and interruptions: kill -9 loses nothing, `--resume` finishes what was pending,
+//! Ctrl-C drains and exits 130.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cxone_uuid_mock::MockConfig;
+
+use crate::support::*;
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+async fn wait_for_requests(server: &cxone_uuid_mock::MockServer, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.recorded().execute_requests.len() < n {
+        assert!(Instant::now() < deadline, "the run never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
+    let server = mock(MockConfig {
+        latency_ms: 300,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 500);
+    cmd.args(["--concurrency", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    wait_for_requests(&server, 20).await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+
+    let received: HashSet<String> = server
+        .recorded()
+        .execute_requests
+        .iter()
+        .filter_map(|r| r.uuid.clone())
+        .collect();
+    // Read the raw file: a partial last line is allowed, anything else must parse.
+    let text = std::fs::read_to_string(audit_path(dir.path())).unwrap();
+    let whole: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let submitted: HashSet<String> = whole
+        .iter()
+        .filter(|e| e["event"] == "action_submitted")
+        .map(|e| e["uuid"].as_str().unwrap().to_string())
+        .collect();
+    for uuid in &received {
+        assert!(
+            submitted.contains(uuid),
+            "{uuid} reached the server without a durable action_submitted"
+        );
+    }
+    let pending: HashSet<String> = submitted
+        .iter()
+        .filter(|u| {
+            !whole.iter().any(|e| {
+                e["uuid"] == u.as_str()
+                    && (e["event"] == "action_executed" || e["event"] == "action_failed")
+            })
+        })
+        .cloned()
+        .collect();
+    assert!(!pending.is_empty(), "the kill should leave requests in flight");
+
+    // Resume: reopens the trail (moving any partial line aside) and finishes the pending UUIDs.
+    let before = server.recorded().execute_requests.len();
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.arg("--resume");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(summary(&out)["succeeded"].as_u64().unwrap() as usize, pending.len());
+    let rec = server.recorded();
+    let resent: HashSet<String> = rec.execute_requests[before..]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.idempotency_key, r.uuid, "same Idempotency-Key on resume");
+            r.uuid.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(resent, pending, "exactly the pending UUIDs are submitted again");
+
+    let evs = events(&audit_path(dir.path()));
+    for uuid in &pending {
+        assert!(evs
+            .iter()
+            .any(|e| e["uuid"] == uuid.as_str() && e["event"] == "action_executed"));
+    }
+    let mut verify = bin();
+    verify
+        .current_dir(dir.path())
+        .args(["audit", "verify"])
+        .arg(format!("jsonl:{}", audit_path(dir.path()).display()));
+    let out = output(verify).await;
+    assert_eq!(out.status.code(), Some(0), "verify: {}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
+    let server = mock(MockConfig {
+        latency_ms: 200,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 1000);
+    cmd.args(["--concurrency", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_for_requests(&server, 8).await;
+    signal(child.id(), "-INT");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "stderr: {}", stderr(&out));
+    let s = summary(&out);
+    let done = s["succeeded"].as_u64().unwrap() + s["failed"].as_u64().unwrap();
+    assert!(done < 1000);
+    let rec = server.recorded();
+    assert_eq!(
+        rec.execute_requests.len() as u64,
+        done,
+        "every request sent was waited for and counted"
+    );
+    let evs = events(&audit_path(dir.path()));
+    assert_eq!(of_kind(&evs, "action_submitted").len() as u64, done);
+    assert_eq!(of_kind(&evs, "action_executed").len() as u64, s["succeeded"].as_u64().unwrap());
+    let fin = of_kind(&evs, "run_finished");
+    assert_eq!(fin.len(), 1);
+    assert!(fin[0]["error"].as_str().unwrap().contains("interrupted"));
+}
