@@ -1,5 +1,218 @@
-//! Project automation; see `cargo xtask help`.
-fn main() {
-    eprintln!("xtask: not yet written");
-    std::process::exit(2);
+//! Project automation: `cargo xtask test | ci | release | services`.
+//!
+//! Key design decision: xtask drives everything through child processes (cargo, the built
+//! binary, moto_server, redis-server) and links no project crate and no async runtime, so it
+//! compiles in seconds and a broken crate cannot break the tool that reports it broken.
+//! Services bind 127.0.0.1 on ephemeral ports and are stopped by guards' `Drop`, even when
+//! tests fail.
+
+mod release;
+mod services;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+const HELP: &str = "\
+cargo xtask <COMMAND>
+
+Commands:
+  test [ARGS...]       start moto_server (S3) and redis-server on loopback ephemeral ports,
+                       then `cargo nextest run --workspace --all-features ARGS...`
+                       (`cargo test` when nextest is missing); services stop afterwards
+  ci                   fmt check, clippy -D warnings, feature-matrix builds, then test
+  release [--dry-run]  release build, dist/cxone-uuid-VERSION-TARGET.tar.gz and dist/SHA256SUMS
+                       (--dry-run stages under target/ and writes nothing to dist/)
+  services             start the test services, print their env vars, wait for Enter
+  help                 this text
+
+Environment given to tests:
+  CXONE_UUID_TEST_S3_ENDPOINT   http://127.0.0.1:PORT of moto_server
+  CXONE_UUID_TEST_REDIS_URL     redis://127.0.0.1:PORT/
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let task = args.next().map(|a| a.to_string_lossy().into_owned());
+    let rest: Vec<OsString> = args.collect();
+    match task.as_deref() {
+        Some("test") => test(&rest),
+        Some("ci") => {
+            no_args("ci", &rest)?;
+            ci()
+        }
+        Some("release") => {
+            let mut dry_run = false;
+            for a in &rest {
+                match a.to_str() {
+                    Some("--dry-run") => dry_run = true,
+                    _ => bail!("release: unknown argument {a:?} (only --dry-run)"),
+                }
+            }
+            release::release(dry_run)
+        }
+        Some("services") => {
+            no_args("services", &rest)?;
+            let services = services::Services::start()?;
+            for (k, v) in services.env() {
+                println!("export {k}={v}");
+            }
+            eprintln!("services running; press Enter to stop them");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Ok(())
+        }
+        None | Some("help" | "-h" | "--help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown command {other:?}\n\n{HELP}"),
+    }
+}
+
+fn no_args(task: &str, rest: &[OsString]) -> Result<()> {
+    if let Some(a) = rest.first() {
+        bail!("{task} takes no arguments (got {a:?})");
+    }
+    Ok(())
+}
+
+/// `cargo xtask test [ARGS...]`.
+fn test(extra: &[OsString]) -> Result<()> {
+    let services = services::Services::start()?;
+    let nextest = has_nextest();
+    let mut cmd = cargo();
+    if nextest {
+        cmd.args(["nextest", "run"]);
+    } else {
+        eprintln!("xtask: cargo-nextest not found; using `cargo test` (cargo install cargo-nextest for a faster run)");
+        cmd.arg("test");
+    }
+    // `--workspace` would override a `-p` the caller passed through.
+    let picks_package = extra
+        .iter()
+        .any(|a| a == "-p" || a == "--package" || a.to_string_lossy().starts_with("--package="));
+    if !picks_package {
+        cmd.arg("--workspace");
+    }
+    cmd.arg("--all-features").args(extra);
+    for (k, v) in services.env() {
+        cmd.env(k, v);
+    }
+    let result = run_cmd(&mut cmd);
+    // Explicit for the reader: the guards stop the services whatever `result` holds.
+    drop(services);
+    result
+}
+
+/// `cargo xtask ci`.
+fn ci() -> Result<()> {
+    run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run_cmd(cargo().args([
+        "build",
+        "-p",
+        "cxone-uuid-cli",
+        "--no-default-features",
+        "--features",
+        "jsonl",
+    ]))?;
+    run_cmd(cargo().args(["build", "-p", "cxone-uuid-cli"]))?;
+    run_cmd(cargo().args(["build", "-p", "cxone-uuid-cli", "--all-features"]))?;
+    test(&[])
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `cargo`, as the one that started us, run from the workspace root.
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs `cmd`, echoing it first, and fails unless it exits 0.
+pub(crate) fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let shown = show(cmd);
+    eprintln!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and returns its stdout; fails unless it exits 0.
+pub(crate) fn capture(cmd: &mut Command) -> Result<Vec<u8>> {
+    let shown = show(cmd);
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start `{shown}`"))?;
+    if !out.status.success() {
+        bail!(
+            "`{shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+fn show(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The shared target directory (honours CARGO_TARGET_DIR like cargo does).
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                root().join(dir)
+            }
+        }
+        None => root().join("target"),
+    }
 }
