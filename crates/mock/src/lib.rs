@@ -1,1 +1,29 @@
-//! placeholder
+//! A NICE CXone / Genesys Cloud stand-in with fault injection, for tests, the demo and benchmarks.
+//!
+//! Key decision: faults are data, not code. A [`MockConfig`] names the dialect, the credentials
+//! it accepts and every fault (rate limit, latency, random failures, malformed bodies) plus two
+//! deterministic scripts: [`MockConfig::script`] answers the k-th attempt *for one UUID* (its
+//! Idempotency-Key) with step k, so a test can say "500, then 429 with Retry-After 2, then 200"
+//! for every UUID regardless of concurrency; [`MockConfig::token_script`] does the same for the
+//! token endpoint. Scripts have a text form ([`parse_script`]) shared by tests and the
+//! `cxone-uuid mock --script` flag. The server records every execute attempt ([`Recorded`]),
+//! readable in-process with [`MockServer::recorded`] or over HTTP at `GET /__mock/recorded`.
+//!
+//! Execute pipeline, in order: bearer token (401), rate limit (429), Content-Type (415), body
+//! and UUID (400), Idempotency-Key (tutorial only, 400), then the script step for this key, else
+//! a random failure, else the configured malformed body, else success. Only attempts that pass
+//! the checks advance the script; every attempt is recorded.
+#![deny(missing_docs)]
+
+mod config;
+mod execute;
+mod respond;
+mod server;
+mod state;
+mod token;
+
+pub use config::{
+    format_script, parse_script, DiscoveryFault, Malformed, MockConfig, ParseError, Provider, Step,
+};
+pub use server::MockServer;
+pub use state::{Recorded, RecordedRequest};

@@ -1,0 +1,434 @@
+//! What the mock serves and which faults it injects, and the text forms of scripts.
+//!
+//! Scripts have a text form (`"500,429:ra=2,200"`) so the same script can be given to the
+//! `cxone-uuid mock --script` flag, to `MockConfig::script` in a test, and printed back.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a provider, fault or script text was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The provider name is not one of the dialects the mock speaks.
+    #[error("unknown provider {0:?}: expected tutorial, genesys or cxone")]
+    Provider(String),
+    /// The malformed-body kind is unknown.
+    #[error(
+        "unknown malformed body {0:?}: expected not-array, html, oversized, truncated or echo-mismatch"
+    )]
+    Malformed(String),
+    /// The discovery fault is unknown.
+    #[error("unknown discovery fault {0:?}: expected not-found, no-tenant or malformed-json")]
+    DiscoveryFault(String),
+    /// A script step could not be read.
+    #[error(
+        "invalid script step {step:?}: {reason} (steps look like 200, 500, 429:ra=2, 429:date=2, delay=1500, close, html, 500*3)"
+    )]
+    Step {
+        /// The step text as given.
+        step: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Which platform's API the mock imitates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// The tutorial's API: client credentials at `/oauth2/token`, `[{name, value}]` responses.
+    #[default]
+    Tutorial,
+    /// Genesys Cloud Data Actions: `/oauth/token` with HTTP Basic, flat-object execute bodies.
+    Genesys,
+    /// NICE CXone: password grant over access keys, OpenID and tenant discovery documents.
+    Cxone,
+}
+
+impl Provider {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Tutorial => "tutorial",
+            Provider::Genesys => "genesys",
+            Provider::Cxone => "cxone",
+        }
+    }
+
+    /// The token endpoint path of this dialect.
+    pub fn token_path(self) -> &'static str {
+        match self {
+            Provider::Tutorial => "/oauth2/token",
+            Provider::Genesys => "/oauth/token",
+            Provider::Cxone => "/auth/token",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tutorial" => Ok(Provider::Tutorial),
+            "genesys" => Ok(Provider::Genesys),
+            "cxone" => Ok(Provider::Cxone),
+            _ => Err(ParseError::Provider(s.to_string())),
+        }
+    }
+}
+
+/// A response body a careful client must refuse, sent with status 200.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Malformed {
+    /// Valid JSON of the wrong shape for the dialect: an object where the tutorial expects an
+    /// array, an array where Genesys and CXone answer an object.
+    NotArray,
+    /// An HTML page with `Content-Type: text/html`, as a proxy's error page.
+    Html,
+    /// A valid body of the right shape padded beyond 1 MiB, so only a size limit catches it.
+    Oversized,
+    /// The normal body cut mid-way (with a matching Content-Length).
+    Truncated,
+    /// A normal body whose echoed UUID differs from the one sent.
+    EchoMismatch,
+}
+
+impl Malformed {
+    /// The name used in scripts and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::NotArray => "not-array",
+            Malformed::Html => "html",
+            Malformed::Oversized => "oversized",
+            Malformed::Truncated => "truncated",
+            Malformed::EchoMismatch => "echo-mismatch",
+        }
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Malformed {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "not-array" | "not_array" | "notarray" => Ok(Malformed::NotArray),
+            "html" => Ok(Malformed::Html),
+            "oversized" => Ok(Malformed::Oversized),
+            "truncated" => Ok(Malformed::Truncated),
+            "echo-mismatch" | "echo_mismatch" | "echomismatch" => Ok(Malformed::EchoMismatch),
+            _ => Err(ParseError::Malformed(s.to_string())),
+        }
+    }
+}
+
+/// A broken CXone discovery step, so clients can be tested for a clear error naming the URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiscoveryFault {
+    /// `/.well-known/openid-configuration` answers 404.
+    NotFound,
+    /// The `id_token` carries no `tenantId` claim.
+    NoTenant,
+    /// `/.well-known/cxone-configuration` answers a body that is not JSON.
+    MalformedJson,
+}
+
+impl DiscoveryFault {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscoveryFault::NotFound => "not-found",
+            DiscoveryFault::NoTenant => "no-tenant",
+            DiscoveryFault::MalformedJson => "malformed-json",
+        }
+    }
+}
+
+impl fmt::Display for DiscoveryFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DiscoveryFault {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "not-found" | "not_found" | "notfound" | "404" => Ok(DiscoveryFault::NotFound),
+            "no-tenant" | "no_tenant" | "notenant" => Ok(DiscoveryFault::NoTenant),
+            "malformed-json" | "malformed_json" | "malformedjson" => {
+                Ok(DiscoveryFault::MalformedJson)
+            }
+            _ => Err(ParseError::DiscoveryFault(s.to_string())),
+        }
+    }
+}
+
+/// One scripted answer. Parsed from text by `Step::from_str` and [`parse_script`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// `"200"`: normal success.
+    Ok,
+    /// `"500"`, `"401"`, …: that status with a JSON error body `{"error", "message"}`.
+    Status(u16),
+    /// `"429:ra=2"`: the status with `Retry-After: 2` (delta-seconds).
+    RetryAfterSecs(u16, u64),
+    /// `"429:date=2"`: the status with `Retry-After` as an HTTP-date about 2 s ahead (rounded
+    /// up to the next whole second, so the wait it asks for is never shorter than 2 s).
+    RetryAfterDate(u16, u64),
+    /// `"delay=1500"`: sleep 1500 ms, then answer normally (to drive client timeouts).
+    Delay(u64),
+    /// `"not-array"`, `"html"`, `"oversized"`, `"truncated"`, `"echo-mismatch"`.
+    Malformed(Malformed),
+    /// `"close"`: drop the connection without an answer.
+    Close,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Ok => f.write_str("200"),
+            Step::Status(s) => write!(f, "{s}"),
+            Step::RetryAfterSecs(s, secs) => write!(f, "{s}:ra={secs}"),
+            Step::RetryAfterDate(s, secs) => write!(f, "{s}:date={secs}"),
+            Step::Delay(ms) => write!(f, "delay={ms}"),
+            Step::Malformed(m) => write!(f, "{m}"),
+            Step::Close => f.write_str("close"),
+        }
+    }
+}
+
+fn step_err(step: &str, reason: &'static str) -> ParseError {
+    ParseError::Step {
+        step: step.to_string(),
+        reason,
+    }
+}
+
+fn parse_status(step: &str, text: &str) -> Result<u16, ParseError> {
+    let status: u16 = text
+        .trim()
+        .parse()
+        .map_err(|_| step_err(step, "the status is not a number"))?;
+    if !(100..=599).contains(&status) {
+        return Err(step_err(step, "the status must be within 100..=599"));
+    }
+    Ok(status)
+}
+
+impl FromStr for Step {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim().to_ascii_lowercase();
+        if text == "close" {
+            return Ok(Step::Close);
+        }
+        if let Ok(m) = text.parse::<Malformed>() {
+            return Ok(Step::Malformed(m));
+        }
+        if let Some(ms) = text.strip_prefix("delay=") {
+            let ms = ms
+                .trim()
+                .parse()
+                .map_err(|_| step_err(s, "delay= takes milliseconds"))?;
+            return Ok(Step::Delay(ms));
+        }
+        if let Some((status, param)) = text.split_once(':') {
+            let status = parse_status(s, status)?;
+            let (key, value) = param
+                .split_once('=')
+                .ok_or_else(|| step_err(s, "expected ra=SECONDS or date=SECONDS after ':'"))?;
+            let secs: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| step_err(s, "the Retry-After seconds are not a number"))?;
+            return match key.trim() {
+                "ra" => Ok(Step::RetryAfterSecs(status, secs)),
+                "date" => Ok(Step::RetryAfterDate(status, secs)),
+                _ => Err(step_err(s, "expected ra=SECONDS or date=SECONDS after ':'")),
+            };
+        }
+        match parse_status(s, &text)? {
+            200 => Ok(Step::Ok),
+            status => Ok(Step::Status(status)),
+        }
+    }
+}
+
+/// Reads a comma-separated script such as `"500,429:ra=2,200"`. `STEP*N` repeats a step N times
+/// (`"500*3,200"`). An empty text is an empty script.
+pub fn parse_script(text: &str) -> Result<Vec<Step>, ParseError> {
+    let mut steps = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (step, times) = match item.rsplit_once('*') {
+            Some((step, n)) => {
+                let n: usize = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| step_err(item, "the repeat count after '*' is not a number"))?;
+                if n > 100_000 {
+                    return Err(step_err(item, "the repeat count is above 100000"));
+                }
+                (step, n)
+            }
+            None => (item, 1),
+        };
+        let step: Step = step.parse()?;
+        steps.extend(std::iter::repeat_n(step, times));
+    }
+    Ok(steps)
+}
+
+/// Formats a script back to its text form, the inverse of [`parse_script`].
+pub fn format_script(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(Step::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Everything the mock does: which dialect, which credentials it accepts, which faults.
+///
+/// Build it with struct update syntax: `MockConfig { rate_limit: Some(50.0), ..Default::default() }`.
+#[derive(Clone)]
+pub struct MockConfig {
+    /// Which platform's API to imitate.
+    pub provider: Provider,
+    /// The accepted client id.
+    pub client_id: String,
+    /// The accepted client secret.
+    pub client_secret: String,
+    /// The accepted access key id (CXone password grant `username`).
+    pub access_key_id: String,
+    /// The accepted access key secret (CXone password grant `password`).
+    pub access_key_secret: String,
+    /// The `tenantId` claim of CXone id tokens, and the tenant the discovery document knows.
+    pub tenant_id: String,
+    /// `expires_in` of issued tokens; a token past it gets 401 so clients must refresh.
+    pub token_ttl_secs: u64,
+    /// Token bucket on execute requests, in requests/s (burst `max(1, rate/10)`): over it, 429
+    /// with `Retry-After` in whole seconds (at least 1).
+    pub rate_limit: Option<f64>,
+    /// Added to every execute response.
+    pub latency_ms: u64,
+    /// Probability (0..=1) that an execute answers `fail_status`.
+    pub fail_rate: f64,
+    /// The status of random failures.
+    pub fail_status: u16,
+    /// Every execute answers this malformed body (status 200).
+    pub malformed: Option<Malformed>,
+    /// Per-UUID script: the k-th attempt for one Idempotency-Key gets step k; after the end,
+    /// normal behaviour (including the random faults above).
+    pub script: Vec<Step>,
+    /// The k-th token request (counted over the whole server) gets step k; then normal.
+    pub token_script: Vec<Step>,
+    /// A broken discovery step (CXone dialect only).
+    pub discovery_fault: Option<DiscoveryFault>,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        MockConfig {
+            provider: Provider::Tutorial,
+            client_id: "demo-client".to_string(),
+            client_secret: "demo-secret".to_string(),
+            access_key_id: "demo-key".to_string(),
+            access_key_secret: "demo-key-secret".to_string(),
+            tenant_id: "11111111-2222-4333-8444-555555555555".to_string(),
+            token_ttl_secs: 3600,
+            rate_limit: None,
+            latency_ms: 0,
+            fail_rate: 0.0,
+            fail_status: 500,
+            malformed: None,
+            script: Vec::new(),
+            token_script: Vec::new(),
+            discovery_fault: None,
+        }
+    }
+}
+
+// Hand-written so the secrets never reach logs, even the mock's demo ones: a test that scans
+// output for a secret must not be defeated by the mock printing its own configuration.
+impl fmt::Debug for MockConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockConfig")
+            .field("provider", &self.provider)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"[redacted]")
+            .field("tenant_id", &self.tenant_id)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("rate_limit", &self.rate_limit)
+            .field("latency_ms", &self.latency_ms)
+            .field("fail_rate", &self.fail_rate)
+            .field("fail_status", &self.fail_status)
+            .field("malformed", &self.malformed)
+            .field("script", &format_script(&self.script))
+            .field("token_script", &format_script(&self.token_script))
+            .field("discovery_fault", &self.discovery_fault)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_step_form() {
+        let steps =
+            parse_script("500, 429:ra=2,429:date=3,200,delay=1500,close,html,503*2").unwrap();
+        assert_eq!(
+            steps,
+            vec![
+                Step::Status(500),
+                Step::RetryAfterSecs(429, 2),
+                Step::RetryAfterDate(429, 3),
+                Step::Ok,
+                Step::Delay(1500),
+                Step::Close,
+                Step::Malformed(Malformed::Html),
+                Step::Status(503),
+                Step::Status(503),
+            ]
+        );
+        assert_eq!(
+            format_script(&steps),
+            "500,429:ra=2,429:date=3,200,delay=1500,close,html,503,503"
+        );
+        assert!(parse_script("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn refuses_bad_steps_with_the_step_named() {
+        for bad in ["abc", "999", "429:xx=1", "429:ra=x", "delay=soon", "500*x"] {
+            let err = parse_script(bad).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let text = format!("{:?}", MockConfig::default());
+        assert!(!text.contains("demo-secret"));
+        assert!(!text.contains("demo-key-secret"));
+    }
+}

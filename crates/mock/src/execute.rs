@@ -1,0 +1,349 @@
+//! Execute endpoints of the three dialects, behind one pipeline: authenticate, rate-limit,
+//! check the body, pick the scripted or random outcome, record, then answer in the dialect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crate::config::{Provider, Step};
+use crate::respond;
+use crate::state::{RecordedRequest, Shared, TokenCheck};
+
+/// Which execute shape a request asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    /// `[{name, value}]` array, status 200.
+    Tutorial,
+    /// `{"uuid", "status"}` object, status 200.
+    GenesysExecute,
+    /// Step-by-step `{"operations", "success", "finalResult"}`, status 200 even when the
+    /// action fails (the failure is in the body).
+    GenesysTest,
+    /// `{"contactId", "uuid"}`, status 202.
+    Cxone,
+}
+
+pub(crate) async fn tutorial(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    execute(&state, Dialect::Tutorial, &headers, uri.path(), &body).await
+}
+
+pub(crate) async fn genesys_execute(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    execute(&state, Dialect::GenesysExecute, &headers, uri.path(), &body).await
+}
+
+pub(crate) async fn genesys_test(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    execute(&state, Dialect::GenesysTest, &headers, uri.path(), &body).await
+}
+
+/// CXone has no generic execute endpoint: any `POST` the router does not know is one.
+pub(crate) async fn cxone_fallback(
+    State(state): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        return not_found(&uri);
+    }
+    execute(&state, Dialect::Cxone, &headers, uri.path(), &body).await
+}
+
+pub(crate) async fn fallback(uri: Uri) -> Response {
+    not_found(&uri)
+}
+
+fn not_found(uri: &Uri) -> Response {
+    respond::json_error(
+        404,
+        "not_found",
+        &format!("no such endpoint: {}", uri.path()),
+    )
+}
+
+fn parse_uuid(s: &str) -> Option<String> {
+    uuid::Uuid::try_parse(s.trim())
+        .ok()
+        .map(|u| u.hyphenated().to_string())
+}
+
+/// The first string anywhere in the value that parses as a UUID, depth first.
+fn first_uuid(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => parse_uuid(s),
+        Value::Array(items) => items.iter().find_map(first_uuid),
+        Value::Object(map) => map.values().find_map(first_uuid),
+        _ => None,
+    }
+}
+
+/// Finds the UUID the dialect carries, or says what is wrong with the body.
+fn find_uuid(dialect: Dialect, body: &Value) -> Result<String, &'static str> {
+    match dialect {
+        Dialect::Tutorial => {
+            let inputs = body
+                .get("inputs")
+                .and_then(Value::as_object)
+                .ok_or("the body must be a JSON object with an \"inputs\" object")?;
+            // The input may be renamed (--input-name): take the first whose value is a UUID.
+            inputs
+                .values()
+                .find_map(|v| v.as_str().and_then(parse_uuid))
+                .ok_or("no input value is a UUID")
+        }
+        Dialect::GenesysExecute | Dialect::GenesysTest => {
+            let obj = body
+                .as_object()
+                .ok_or("the body must be a flat JSON object of the action's inputs")?;
+            obj.get("uuid")
+                .and_then(Value::as_str)
+                .and_then(parse_uuid)
+                .or_else(|| obj.values().find_map(|v| v.as_str().and_then(parse_uuid)))
+                .ok_or("no input value is a UUID")
+        }
+        Dialect::Cxone => first_uuid(body).ok_or("no string in the body is a UUID"),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// What one attempt gets: a status and a response, decided before any sleep so the record
+/// keeps arrival order even for delayed answers.
+struct Outcome {
+    status: u16,
+    response: Response,
+    delay_ms: u64,
+}
+
+impl Outcome {
+    fn now(status: u16, response: Response) -> Self {
+        Outcome {
+            status,
+            response,
+            delay_ms: 0,
+        }
+    }
+}
+
+async fn execute(
+    state: &Shared,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    path: &str,
+    raw: &[u8],
+) -> Response {
+    let at_ms = state.elapsed_ms();
+    let key = idempotency_key(headers);
+    let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let uuid = find_uuid(dialect, &body).ok();
+
+    let outcome = decide(
+        state,
+        dialect,
+        headers,
+        &body,
+        key.as_deref(),
+        uuid.as_deref(),
+    );
+    state.record_execute(RecordedRequest {
+        path: path.to_string(),
+        idempotency_key: key,
+        uuid,
+        body,
+        status: outcome.status,
+        at_ms,
+    });
+    let wait = state.config.latency_ms + outcome.delay_ms;
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    outcome.response
+}
+
+fn decide(
+    state: &Shared,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    body: &Value,
+    key: Option<&str>,
+    uuid: Option<&str>,
+) -> Outcome {
+    let message = match state.check_token(respond::bearer(headers)) {
+        TokenCheck::Valid => None,
+        TokenCheck::Missing => Some("the Authorization: Bearer token is missing"),
+        TokenCheck::Unknown => Some("the bearer token is unknown: fetch a new one"),
+        TokenCheck::Expired => Some("the bearer token has expired: fetch a new one"),
+    };
+    if let Some(message) = message {
+        return Outcome::now(401, respond::json_error(401, "invalid_token", message));
+    }
+    if let Err(secs) = state.rate_limit() {
+        return Outcome::now(429, respond::retry_after(429, secs, false));
+    }
+    if !respond::has_content_type(headers, "application/json") {
+        return Outcome::now(
+            415,
+            respond::json_error(
+                415,
+                "unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ),
+        );
+    }
+    if body.is_null() {
+        return Outcome::now(
+            400,
+            respond::json_error(400, "bad_request", "the body is not JSON"),
+        );
+    }
+    let uuid = match find_uuid(dialect, body) {
+        Ok(_) => uuid.unwrap_or_default().to_string(),
+        Err(why) => return Outcome::now(400, respond::json_error(400, "bad_request", why)),
+    };
+    if dialect == Dialect::Tutorial && key.is_none() {
+        return Outcome::now(
+            400,
+            respond::json_error(
+                400,
+                "bad_request",
+                "the Idempotency-Key header is missing: send the UUID as the key",
+            ),
+        );
+    }
+    // The tutorial requires the header; the vendor dialects do not, so key by UUID there.
+    let script_key = key.unwrap_or(&uuid);
+    let step = state.next_execute_step(Some(script_key)).or_else(|| {
+        if state.random_failure() {
+            Some(Step::Status(state.config.fail_status))
+        } else {
+            state.config.malformed.map(Step::Malformed)
+        }
+    });
+    answer(state, dialect, step.unwrap_or(Step::Ok), &uuid)
+}
+
+fn answer(state: &Shared, dialect: Dialect, step: Step, uuid: &str) -> Outcome {
+    match step {
+        Step::Ok => success(state, dialect, uuid),
+        Step::Delay(ms) => Outcome {
+            delay_ms: ms,
+            ..success(state, dialect, uuid)
+        },
+        Step::Close => Outcome::now(0, respond::close()),
+        Step::Status(s) if dialect == Dialect::GenesysTest && !matches!(s, 401 | 403 | 429) => {
+            // The /test variant reports an action failure inside a 200, step by step.
+            Outcome::now(200, respond::json_body(200, &genesys_test_failure(s)))
+        }
+        Step::Status(s) => Outcome::now(
+            s,
+            respond::json_error(s, &respond::error_code(s), &status_message(state, s)),
+        ),
+        Step::RetryAfterSecs(s, secs) => Outcome::now(s, respond::retry_after(s, secs, false)),
+        Step::RetryAfterDate(s, secs) => Outcome::now(s, respond::retry_after(s, secs, true)),
+        Step::Malformed(kind) => {
+            let contact = state.next_contact_id();
+            let normal = success_body(dialect, uuid, contact);
+            let other = uuid::Uuid::new_v4().hyphenated().to_string();
+            let mismatch = success_body(dialect, &other, contact);
+            let wrong_shape = match dialect {
+                Dialect::Tutorial => json!({ "output_uuid": uuid, "status": "ok" }),
+                _ => json!([{ "name": "uuid", "value": uuid }]),
+            };
+            Outcome::now(
+                200,
+                respond::malformed(kind, &normal, &wrong_shape, &mismatch),
+            )
+        }
+    }
+}
+
+fn status_message(state: &Shared, status: u16) -> String {
+    match status {
+        401 => "the bearer token was rejected: fetch a new one".into(),
+        403 => match state.config.provider {
+            Provider::Tutorial => "missing scope: data-actions:execute".into(),
+            Provider::Genesys => "missing permission: integrations:action:execute".into(),
+            Provider::Cxone => {
+                "missing permission: the API user's role may not start scripts".into()
+            }
+        },
+        400 => "the request was refused by the action".into(),
+        429 => "too many requests".into(),
+        s if s >= 500 => format!("scripted server error {s}"),
+        s => format!("scripted error {s}"),
+    }
+}
+
+fn success(state: &Shared, dialect: Dialect, uuid: &str) -> Outcome {
+    let contact = state.next_contact_id();
+    let status = if dialect == Dialect::Cxone { 202 } else { 200 };
+    Outcome::now(
+        status,
+        respond::json_body(status, &success_body(dialect, uuid, contact)),
+    )
+}
+
+fn success_body(dialect: Dialect, uuid: &str, contact: u64) -> Value {
+    match dialect {
+        Dialect::Tutorial => json!([
+            { "name": "output_uuid", "value": uuid },
+            { "name": "status", "value": "ok" },
+        ]),
+        Dialect::GenesysExecute => json!({ "uuid": uuid, "status": "ok" }),
+        Dialect::GenesysTest => json!({
+            "operations": [
+                { "step": 1, "name": "Resolve request body template", "success": true },
+                { "step": 2, "name": "Execute request", "success": true },
+                { "step": 3, "name": "Resolve response translation map", "success": true },
+            ],
+            "success": true,
+            "finalResult": { "uuid": uuid, "status": "ok" },
+        }),
+        Dialect::Cxone => json!({ "contactId": contact, "uuid": uuid }),
+    }
+}
+
+fn genesys_test_failure(status: u16) -> Value {
+    json!({
+        "operations": [
+            { "step": 1, "name": "Resolve request body template", "success": true },
+            {
+                "step": 2,
+                "name": "Execute request",
+                "success": false,
+                "error": {
+                    "message": format!("the remote endpoint answered {status}"),
+                    "code": "BAD_REQUEST",
+                    "status": status,
+                },
+            },
+        ],
+        "success": false,
+    })
+}

@@ -1,0 +1,166 @@
+//! Binding, routing and stopping.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{MockConfig, Provider};
+use crate::execute;
+use crate::state::{Recorded, Shared};
+use crate::token;
+
+/// A running mock server; dropping it stops the server task.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    state: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn router(state: Arc<Shared>) -> Router {
+    let provider = state.config.provider;
+    let common = Router::new()
+        .route("/__mock/recorded", get(recorded))
+        .route("/healthz", get(|| async { "ok" }));
+    let routes = match provider {
+        Provider::Tutorial => common
+            .route(provider.token_path(), post(token::token))
+            .route("/api/v2/data-actions/{id}/execute", post(execute::tutorial))
+            .fallback(execute::fallback),
+        Provider::Genesys => common
+            .route(provider.token_path(), post(token::token))
+            .route(
+                "/api/v2/integrations/actions/{id}/execute",
+                post(execute::genesys_execute),
+            )
+            .route(
+                "/api/v2/integrations/actions/{id}/test",
+                post(execute::genesys_test),
+            )
+            .fallback(execute::fallback),
+        Provider::Cxone => common
+            .route(provider.token_path(), post(token::token))
+            .route(
+                "/.well-known/openid-configuration",
+                get(token::openid_configuration),
+            )
+            .route(
+                "/.well-known/cxone-configuration",
+                get(token::cxone_configuration),
+            )
+            .fallback(execute::cxone_fallback),
+    };
+    routes.with_state(state)
+}
+
+async fn recorded(
+    axum::extract::State(state): axum::extract::State<Arc<Shared>>,
+) -> axum::Json<Recorded> {
+    axum::Json(state.snapshot())
+}
+
+impl MockServer {
+    /// Binds (use "127.0.0.1:0" for an ephemeral port) and serves in a tokio task.
+    pub async fn start(config: MockConfig, bind: SocketAddr) -> std::io::Result<MockServer> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Shared::new(config, base_url_of(addr)));
+        let app = router(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::debug!(%addr, provider = %state.config.provider, "mock server listening");
+        Ok(MockServer {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`; an unspecified bind address (0.0.0.0, ::) is shown as loopback,
+    /// the address a local client can reach.
+    pub fn base_url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    /// The token endpoint of the configured provider.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}{}",
+            self.state.base_url,
+            self.state.config.provider.token_path()
+        )
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &MockConfig {
+        &self.state.config
+    }
+
+    /// A snapshot of what was received so far.
+    pub fn recorded(&self) -> Recorded {
+        self.state.snapshot()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 5 s), then stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn base_url_of(addr: SocketAddr) -> String {
+    let ip = addr.ip();
+    let shown = if ip.is_unspecified() {
+        match ip {
+            std::net::IpAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            std::net::IpAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        ip
+    };
+    format!("http://{}", SocketAddr::new(shown, addr.port()))
+}

@@ -1,0 +1,261 @@
+//! The server's shared state: issued tokens, attempt counters, the rate limiter and the record.
+//!
+//! Every lock is a `std::sync::Mutex` held for a few instructions and never across an await,
+//! which is simpler and faster than an async lock for this.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{MockConfig, Step};
+
+/// A snapshot of what the mock received, for tests to assert on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Recorded {
+    /// Requests to the token endpoint, whatever their outcome.
+    pub token_requests: u64,
+    /// Every execute attempt, in arrival order.
+    pub execute_requests: Vec<RecordedRequest>,
+    /// Execute responses by status (token-endpoint answers are counted in
+    /// `token_responses_by_status`; a closed connection counts nowhere).
+    pub responses_by_status: BTreeMap<u16, u64>,
+    /// Token-endpoint responses by status.
+    #[serde(default)]
+    pub token_responses_by_status: BTreeMap<u16, u64>,
+}
+
+impl Recorded {
+    /// How many execute attempts carried this Idempotency-Key (or, without one, this UUID).
+    pub fn attempts_for(&self, key: &str) -> usize {
+        self.execute_requests
+            .iter()
+            .filter(|r| {
+                r.idempotency_key.as_deref() == Some(key)
+                    || (r.idempotency_key.is_none() && r.uuid.as_deref() == Some(key))
+            })
+            .count()
+    }
+
+    /// Execute responses with this status.
+    pub fn count_status(&self, status: u16) -> u64 {
+        self.responses_by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+/// One execute attempt as the mock saw it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// The request path.
+    pub path: String,
+    /// The `Idempotency-Key` header, if sent.
+    pub idempotency_key: Option<String>,
+    /// The UUID found in the body, if any.
+    pub uuid: Option<String>,
+    /// The body as JSON (`null` when it was not JSON).
+    pub body: serde_json::Value,
+    /// The status answered; 0 when the connection was closed without an answer.
+    pub status: u16,
+    /// Milliseconds since the server started.
+    pub at_ms: u64,
+}
+
+/// Token bucket: refills `rate` tokens a second up to `burst`; an empty bucket tells how long
+/// until the next token, which becomes the Retry-After.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Self {
+        let burst = (rate / 10.0).max(1.0);
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// `Ok` to admit, or `Err(seconds)` to wait, in whole seconds (ceil, at least 1).
+    fn take(&mut self, now: Instant) -> Result<(), u64> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - self.tokens) / self.rate;
+            // Saturating float-to-int cast: a tiny rate gives a huge but finite wait.
+            Err((wait.ceil() as u64).max(1))
+        }
+    }
+}
+
+/// Why a bearer token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    Valid,
+    Missing,
+    Unknown,
+    Expired,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: MockConfig,
+    pub(crate) started: Instant,
+    pub(crate) base_url: String,
+    tokens: Mutex<HashMap<String, Instant>>,
+    attempts: Mutex<HashMap<String, usize>>,
+    token_counter: AtomicU64,
+    contact_counter: AtomicU64,
+    bucket: Option<Mutex<Bucket>>,
+    recorded: Mutex<Recorded>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data half-updated in a way
+    // that matters to a test double, so recover instead of propagating the poison.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(config: MockConfig, base_url: String) -> Self {
+        let bucket = config
+            .rate_limit
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map(|r| Mutex::new(Bucket::new(r)));
+        Shared {
+            config,
+            started: Instant::now(),
+            base_url,
+            tokens: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
+            token_counter: AtomicU64::new(0),
+            contact_counter: AtomicU64::new(12345),
+            bucket,
+            recorded: Mutex::new(Recorded::default()),
+        }
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Issues a fresh random token valid for `token_ttl_secs`.
+    pub(crate) fn issue_token(&self) -> String {
+        let bytes: [u8; 32] = rand::rng().random();
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let expiry = Instant::now() + Duration::from_secs(self.config.token_ttl_secs);
+        let mut tokens = lock(&self.tokens);
+        if tokens.len() > 10_000 {
+            let now = Instant::now();
+            tokens.retain(|_, exp| *exp > now);
+        }
+        tokens.insert(token.clone(), expiry);
+        token
+    }
+
+    pub(crate) fn check_token(&self, token: Option<&str>) -> TokenCheck {
+        let Some(token) = token else {
+            return TokenCheck::Missing;
+        };
+        match lock(&self.tokens).get(token) {
+            None => TokenCheck::Unknown,
+            Some(exp) if Instant::now() >= *exp => TokenCheck::Expired,
+            Some(_) => TokenCheck::Valid,
+        }
+    }
+
+    /// Counts a token request and returns its scripted step, if the script reaches that far.
+    pub(crate) fn next_token_step(&self) -> Option<Step> {
+        let k = self.token_counter.fetch_add(1, Ordering::SeqCst);
+        lock(&self.recorded).token_requests += 1;
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| self.config.token_script.get(k).copied())
+    }
+
+    pub(crate) fn record_token_response(&self, status: u16) {
+        *lock(&self.recorded)
+            .token_responses_by_status
+            .entry(status)
+            .or_insert(0) += 1;
+    }
+
+    /// Counts an attempt for this key and returns its scripted step.
+    pub(crate) fn next_execute_step(&self, key: Option<&str>) -> Option<Step> {
+        let key = key?;
+        let k = {
+            let mut attempts = lock(&self.attempts);
+            let n = attempts.entry(key.to_string()).or_insert(0);
+            let k = *n;
+            *n += 1;
+            k
+        };
+        self.config.script.get(k).copied()
+    }
+
+    pub(crate) fn rate_limit(&self) -> Result<(), u64> {
+        match &self.bucket {
+            None => Ok(()),
+            Some(b) => lock(b).take(Instant::now()),
+        }
+    }
+
+    /// Decides whether this attempt fails at random.
+    pub(crate) fn random_failure(&self) -> bool {
+        let p = self.config.fail_rate;
+        p > 0.0 && rand::rng().random::<f64>() < p
+    }
+
+    pub(crate) fn next_contact_id(&self) -> u64 {
+        self.contact_counter.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub(crate) fn record_execute(&self, request: RecordedRequest) {
+        let mut rec = lock(&self.recorded);
+        if request.status != 0 {
+            *rec.responses_by_status.entry(request.status).or_insert(0) += 1;
+        }
+        rec.execute_requests.push(request);
+    }
+
+    pub(crate) fn snapshot(&self) -> Recorded {
+        lock(&self.recorded).clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_admits_burst_then_tells_the_wait() {
+        let start = Instant::now();
+        let mut b = Bucket::new(20.0); // burst 2
+        assert!(b.take(start).is_ok());
+        assert!(b.take(start).is_ok());
+        assert_eq!(b.take(start), Err(1));
+        // 100 ms later two tokens' worth of time passed at 20/s: one more is admitted.
+        assert!(b.take(start + Duration::from_millis(100)).is_ok());
+    }
+
+    #[test]
+    fn slow_bucket_asks_for_whole_seconds() {
+        let start = Instant::now();
+        let mut b = Bucket::new(0.25); // one token every 4 s
+        assert!(b.take(start).is_ok());
+        assert_eq!(b.take(start), Err(4));
+    }
+}
