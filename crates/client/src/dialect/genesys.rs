@@ -1,0 +1,271 @@
+//! Genesys Cloud Data Actions: client credentials at `https://login.{region}/oauth/token` with
+//! HTTP Basic, `POST https://api.{region}/api/v2/integrations/actions/{id}/execute` (or
+//! `/test`) with the inputs as a flat object, a JSON object answer.
+//!
+//! Genesys's own SDKs retry 429/502/503/504 and read Retry-After as seconds; its documented
+//! token-endpoint limit is 300 requests per minute, one more reason for the shared token cache.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
+    PreparedRequest, TokenGrant,
+};
+use crate::config::{AuthMethod, ClientConfig, Provider};
+use crate::error::{excerpt, Error, ErrorKind};
+use crate::oauth::{grant_from_json, request_token, ClientAuth};
+
+/// The Genesys Cloud dialect.
+#[derive(Debug)]
+pub struct Genesys {
+    token_url: String,
+    api_base: String,
+    client_id: String,
+    client_secret: SecretString,
+    scope: Option<String>,
+    auth: AuthMethod,
+    execute_url: Option<String>,
+    input_name: String,
+    extra_inputs: Vec<(String, String)>,
+    echo_field: Option<String>,
+    test_action: bool,
+}
+
+impl Genesys {
+    /// Builds from a validated configuration: explicit URLs win over the region's.
+    pub fn new(c: &ClientConfig) -> Result<Self, Error> {
+        let region = c.region.as_deref().map(str::trim);
+        let api_base =
+            match (&c.base_url, region) {
+                (Some(u), _) => u.clone(),
+                (None, Some(r)) => format!("https://api.{r}"),
+                (None, None) => return Err(Error::config(
+                    "GENESYS_REGION is not set: export it or pass --region (e.g. mypurecloud.com)",
+                )),
+            };
+        let token_url =
+            match (&c.token_url, region) {
+                (Some(u), _) => u.clone(),
+                (None, Some(r)) => format!("https://login.{r}/oauth/token"),
+                (None, None) => return Err(Error::config(
+                    "GENESYS_REGION is not set: export it or pass --region (e.g. mypurecloud.com)",
+                )),
+            };
+        let verb = if c.test_action { "test" } else { "execute" };
+        Ok(Genesys {
+            execute_url: c.action_id.as_deref().map(|id| {
+                join(
+                    &api_base,
+                    &format!("/api/v2/integrations/actions/{}/{verb}", encode_segment(id)),
+                )
+            }),
+            token_url,
+            api_base,
+            client_id: c.client_id.clone().unwrap_or_default(),
+            client_secret: c
+                .client_secret
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
+            scope: c.scope.clone(),
+            auth: c.effective_auth_method(),
+            input_name: c.input_name.clone(),
+            extra_inputs: c.extra_inputs.clone(),
+            echo_field: c.echo_field.clone(),
+            test_action: c.test_action,
+        })
+    }
+}
+
+/// Renders `/test` step results as one line: "step 1 name: ok; step 2 name: failed: error".
+fn steps(v: &Value) -> Option<String> {
+    let ops = v.get("operations")?.as_array()?;
+    let parts: Vec<String> = ops
+        .iter()
+        .map(|op| {
+            let step = op.get("step").map(|s| s.to_string()).unwrap_or_default();
+            let name = op.get("name").and_then(|n| n.as_str()).unwrap_or("");
+            let ok = op.get("success").and_then(|s| s.as_bool()).unwrap_or(false);
+            let err = op
+                .get("error")
+                .map(|e| match e {
+                    Value::String(s) => s.clone(),
+                    other => other
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                        .unwrap_or_else(|| other.to_string()),
+                })
+                .map(|e| format!(": {}", excerpt(e.as_bytes(), 200)))
+                .unwrap_or_default();
+            format!(
+                "step {step} {name}: {}{err}",
+                if ok { "ok" } else { "failed" }
+            )
+        })
+        .collect();
+    Some(format!("test steps: {}", parts.join("; ")))
+}
+
+#[async_trait]
+impl Dialect for Genesys {
+    fn provider(&self) -> Provider {
+        Provider::Genesys
+    }
+
+    async fn fetch_token(&self, http: &reqwest::Client) -> Result<TokenGrant, Error> {
+        let secret = self.client_secret.expose_secret();
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(s) = &self.scope {
+            form.push(("scope", s.as_str()));
+        }
+        let auth = match self.auth {
+            AuthMethod::Basic => ClientAuth::Basic(&self.client_id, secret),
+            AuthMethod::Post => {
+                form.push(("client_id", self.client_id.as_str()));
+                form.push(("client_secret", secret));
+                ClientAuth::InForm
+            }
+        };
+        let hint = "check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (an OAuth client with the \
+                    Client Credentials grant) and GENESYS_REGION (the client belongs to one region)";
+        let v = request_token(http, &self.token_url, &form, auth, hint).await?;
+        grant_from_json(&v, &self.token_url)
+    }
+
+    fn prepare(&self, uuid: &Uuid) -> Result<PreparedRequest, Error> {
+        let url = self.execute_url.clone().ok_or_else(|| {
+            Error::config("CXONE_DATA_ACTION_ID is not set: export it or pass --action-id")
+        })?;
+        let body = inputs(&self.input_name, &self.extra_inputs, uuid);
+        Ok(PreparedRequest {
+            method: Method::POST,
+            url,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        })
+    }
+
+    fn parse(&self, uuid: &Uuid, body: &[u8]) -> Result<Outputs, Error> {
+        let v = parse_json(body)?;
+        let result = if self.test_action {
+            let ok = v.get("success").and_then(|s| s.as_bool());
+            if ok != Some(true) {
+                let detail = steps(&v).unwrap_or_else(|| excerpt(body, 200));
+                return Err(Error::new(
+                    ErrorKind::ActionFailed,
+                    format!("the data action test failed: {detail}"),
+                ));
+            }
+            v.get("finalResult").cloned().unwrap_or(Value::Null)
+        } else {
+            v
+        };
+        let Value::Object(map) = &result else {
+            return Err(unexpected("expected a JSON object", body));
+        };
+        if let Some(field) = &self.echo_field {
+            let mut cur = Some(&result);
+            for part in field.split('.') {
+                cur = cur.and_then(|c| c.get(part));
+            }
+            echo_check(uuid, field, cur)?;
+        }
+        Ok(Outputs::from_object(map))
+    }
+
+    fn required_permission(&self) -> String {
+        "the permission integrations:action:execute (a role granting Integrations > Action > \
+         Execute) for this OAuth client"
+            .to_string()
+    }
+
+    fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            token_endpoint: Some(self.token_url.clone()),
+            api_base: Some(self.api_base.clone()),
+            tenant_id: None,
+            area: None,
+        }
+    }
+
+    fn failure_detail(&self, _status: u16, body: &[u8]) -> Option<String> {
+        if !self.test_action {
+            return None;
+        }
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| steps(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cfg(test: bool) -> ClientConfig {
+        ClientConfig::builder()
+            .provider(Provider::Genesys)
+            .with_client_id("id")
+            .with_client_secret("s")
+            .with_region("mypurecloud.ie")
+            .with_action_id("custom_-_abc")
+            .with_echo_field("uuid")
+            .with_test_action(test)
+            .build()
+    }
+
+    #[test]
+    fn region_urls_and_body() {
+        let d = Genesys::new(&cfg(false)).unwrap();
+        let ep = d.endpoints();
+        assert_eq!(
+            ep.token_endpoint.unwrap(),
+            "https://login.mypurecloud.ie/oauth/token"
+        );
+        assert_eq!(ep.api_base.unwrap(), "https://api.mypurecloud.ie");
+        let u = Uuid::new_v4();
+        let r = d.prepare(&u).unwrap();
+        assert_eq!(
+            r.url,
+            "https://api.mypurecloud.ie/api/v2/integrations/actions/custom_-_abc/execute"
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v, serde_json::json!({"uuid": u.to_string()}));
+        let t = Genesys::new(&cfg(true)).unwrap();
+        assert!(t.prepare(&u).unwrap().url.ends_with("/test"));
+    }
+
+    #[test]
+    fn parse_object_and_echo() {
+        let d = Genesys::new(&cfg(false)).unwrap();
+        let u = Uuid::new_v4();
+        let ok = format!(r#"{{"uuid":"{u}","status":"ok"}}"#);
+        assert_eq!(
+            d.parse(&u, ok.as_bytes()).unwrap().get("status").unwrap(),
+            "ok"
+        );
+        let e = d.parse(&u, br#"[{"name":"a","value":1}]"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnexpectedResponse);
+        let e = d.parse(&u, br#"{"status":"ok"}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::EchoMismatch);
+    }
+
+    #[test]
+    fn test_variant_reports_steps() {
+        let d = Genesys::new(&cfg(true)).unwrap();
+        let u = Uuid::new_v4();
+        let ok = format!(
+            r#"{{"operations":[{{"step":1,"name":"resolve","success":true}}],"success":true,"finalResult":{{"uuid":"{u}"}}}}"#
+        );
+        assert!(d.parse(&u, ok.as_bytes()).is_ok());
+        let bad = br#"{"operations":[{"step":1,"name":"resolve","success":true},{"step":2,"name":"execute","success":false,"error":"remote 500"}],"success":false}"#;
+        let e = d.parse(&u, bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ActionFailed);
+        let m = e.to_string();
+        assert!(m.contains("step 2 execute: failed: remote 500"), "{m}");
+    }
+}

@@ -1,0 +1,244 @@
+//! What differs between platforms, behind one small object-safe trait: how a token is obtained
+//! (one attempt; the caller retries and caches), how an execute request is built, and how a
+//! 2xx body is read. Everything else (retries, rate, token cache, timeouts) is shared.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::config::{ClientConfig, Provider};
+use crate::error::{excerpt, Error, ErrorKind};
+
+pub mod cxone;
+pub mod genesys;
+pub mod tutorial;
+
+/// A token endpoint's answer, reduced to what the client keeps.
+pub struct TokenGrant {
+    /// The bearer token.
+    pub access_token: SecretString,
+    /// Lifetime in seconds, when the endpoint said.
+    pub expires_in: Option<u64>,
+    /// Granted scope, when the endpoint said.
+    pub scope: Option<String>,
+}
+
+impl fmt::Debug for TokenGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenGrant")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// One execute request, ready to send (the client adds the bearer token, `Content-Type` and
+/// `Idempotency-Key`).
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// Full URL.
+    pub url: String,
+    /// JSON body.
+    pub body: Vec<u8>,
+}
+
+/// Where the dialect authenticates and sends requests, for `cxone-uuid token`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Token endpoint (configured, derived or discovered).
+    pub token_endpoint: Option<String>,
+    /// API base (configured, derived or discovered).
+    pub api_base: Option<String>,
+    /// CXone tenant id from the id_token.
+    pub tenant_id: Option<String>,
+    /// CXone area from discovery.
+    pub area: Option<String>,
+}
+
+/// The outputs of one successful execution, in the order the server gave them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outputs {
+    /// Name/value pairs (tutorial `[{name, value}]`, or the fields of a JSON object).
+    pub fields: Vec<(String, Value)>,
+}
+
+impl Outputs {
+    /// The value of the output `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn from_object(v: &serde_json::Map<String, Value>) -> Self {
+        Outputs {
+            fields: v.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// A platform's API. Object-safe so the client holds a `Box<dyn Dialect>`.
+#[async_trait]
+pub trait Dialect: Send + Sync + fmt::Debug {
+    /// Which provider this is.
+    fn provider(&self) -> Provider;
+
+    /// Requests one token (a single attempt, discovery included): 400/401 must come back as
+    /// [`ErrorKind::Credentials`], 5xx/429/transport as transient errors.
+    async fn fetch_token(&self, http: &reqwest::Client) -> Result<TokenGrant, Error>;
+
+    /// Builds the execute request for `uuid`. Called after a token was obtained, so dialects
+    /// with discovery can rely on it having run.
+    fn prepare(&self, uuid: &Uuid) -> Result<PreparedRequest, Error>;
+
+    /// Reads a 2xx body into outputs, checking shape and echo.
+    fn parse(&self, uuid: &Uuid, body: &[u8]) -> Result<Outputs, Error>;
+
+    /// The permission or scope a 403 most likely means is missing.
+    fn required_permission(&self) -> String;
+
+    /// Token endpoint and API base as known now (after discovery, if any).
+    fn endpoints(&self) -> Endpoints;
+
+    /// Extra detail for a failed non-2xx answer (e.g. Genesys `/test` step results).
+    fn failure_detail(&self, _status: u16, _body: &[u8]) -> Option<String> {
+        None
+    }
+}
+
+/// Builds the dialect for a validated configuration.
+pub fn for_config(config: &ClientConfig) -> Result<Box<dyn Dialect>, Error> {
+    Ok(match config.provider {
+        Provider::Tutorial => Box::new(tutorial::Tutorial::new(config)?),
+        Provider::Genesys => Box::new(genesys::Genesys::new(config)?),
+        Provider::Cxone => Box::new(cxone::Cxone::new(config)?),
+    })
+}
+
+/// `"unexpected response format"` with a short, safe excerpt.
+pub(crate) fn unexpected(what: &str, body: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::UnexpectedResponse,
+        format!(
+            "unexpected response format: {what}; body starts with: {}",
+            excerpt(body, 120)
+        ),
+    )
+}
+
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = if e.is_eof() {
+            "truncated JSON".to_string()
+        } else {
+            format!("not JSON ({e})")
+        };
+        unexpected(&what, body)
+    })
+}
+
+pub(crate) fn echo_check(uuid: &Uuid, field: &str, value: Option<&Value>) -> Result<(), Error> {
+    let got = match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => {
+            return Err(Error::new(
+                ErrorKind::EchoMismatch,
+                format!("echo mismatch: sent {uuid}, the response has no {field:?} output"),
+            ))
+        }
+    };
+    match Uuid::parse_str(got.trim()) {
+        Ok(u) if u == *uuid => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::EchoMismatch,
+            format!(
+                "echo mismatch: sent {uuid}, action returned {field} = {}",
+                excerpt(got.as_bytes(), 60)
+            ),
+        )),
+    }
+}
+
+/// Percent-encodes one path segment (action ids are opaque strings).
+pub(crate) fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Joins a base URL and a path with exactly one slash.
+pub(crate) fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// The inputs object shared by tutorial and genesys: the UUID under its name, then extras.
+pub(crate) fn inputs(config_input: &str, extra: &[(String, String)], uuid: &Uuid) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        config_input.to_string(),
+        Value::String(uuid.hyphenated().to_string()),
+    );
+    for (k, v) in extra {
+        m.insert(k.clone(), Value::String(v.clone()));
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn segments_and_join() {
+        assert_eq!(encode_segment("abc-1_2.x~"), "abc-1_2.x~");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(join("http://h/", "/x"), "http://h/x");
+        assert_eq!(join("http://h", "x"), "http://h/x");
+    }
+
+    #[test]
+    fn echo() {
+        let u = Uuid::new_v4();
+        assert!(echo_check(&u, "output_uuid", Some(&Value::String(u.to_string()))).is_ok());
+        assert!(echo_check(
+            &u,
+            "output_uuid",
+            Some(&Value::String(u.to_string().to_uppercase()))
+        )
+        .is_ok());
+        let e = echo_check(
+            &u,
+            "output_uuid",
+            Some(&Value::String(Uuid::nil().to_string())),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::EchoMismatch);
+        assert!(e.to_string().contains("echo mismatch"));
+    }
+
+    #[test]
+    fn json_errors_are_unexpected_format() {
+        let e = parse_json(b"[{\"name\":").unwrap_err();
+        assert!(e.to_string().contains("unexpected response format"));
+        assert!(e.to_string().contains("truncated"));
+        let e = parse_json(b"<html><body>oops</body></html>").unwrap_err();
+        assert!(e.to_string().contains("<html>"));
+    }
+}

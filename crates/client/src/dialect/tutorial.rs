@@ -1,0 +1,226 @@
+//! The tutorial's API: client credentials at `$CXONE_BASE_URL/oauth2/token`, `POST
+//! /api/v2/data-actions/{id}/execute` with `{"inputs": {...}}`, a `[{name, value}]` answer.
+
+use async_trait::async_trait;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
+    PreparedRequest, TokenGrant,
+};
+use crate::config::{AuthMethod, ClientConfig, Provider, DEFAULT_BASE_URL, DEFAULT_SCOPE};
+use crate::error::Error;
+use crate::oauth::{grant_from_json, request_token, ClientAuth};
+
+/// The output a tutorial action uses to echo the UUID.
+pub const ECHO_OUTPUT: &str = "output_uuid";
+
+/// The tutorial dialect.
+#[derive(Debug)]
+pub struct Tutorial {
+    token_url: String,
+    api_base: String,
+    client_id: String,
+    client_secret: SecretString,
+    scope: String,
+    auth: AuthMethod,
+    execute_url: Option<String>,
+    input_name: String,
+    extra_inputs: Vec<(String, String)>,
+}
+
+impl Tutorial {
+    /// Builds from a configuration validated for at least token use.
+    pub fn new(c: &ClientConfig) -> Result<Self, Error> {
+        let api_base = c
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let token_url = c
+            .token_url
+            .clone()
+            .unwrap_or_else(|| join(&api_base, "/oauth2/token"));
+        Ok(Tutorial {
+            execute_url: c.action_id.as_deref().map(|id| {
+                join(
+                    &api_base,
+                    &c.path_template.replace("{id}", &encode_segment(id)),
+                )
+            }),
+            token_url,
+            api_base,
+            client_id: c.client_id.clone().unwrap_or_default(),
+            client_secret: c
+                .client_secret
+                .clone()
+                .unwrap_or_else(|| SecretString::from(String::new())),
+            scope: c.scope.clone().unwrap_or_else(|| DEFAULT_SCOPE.to_string()),
+            auth: c.effective_auth_method(),
+            input_name: c.input_name.clone(),
+            extra_inputs: c.extra_inputs.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Dialect for Tutorial {
+    fn provider(&self) -> Provider {
+        Provider::Tutorial
+    }
+
+    async fn fetch_token(&self, http: &reqwest::Client) -> Result<TokenGrant, Error> {
+        let secret = self.client_secret.expose_secret();
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("scope", self.scope.as_str()),
+        ];
+        let auth = match self.auth {
+            AuthMethod::Post => {
+                form.push(("client_id", self.client_id.as_str()));
+                form.push(("client_secret", secret));
+                ClientAuth::InForm
+            }
+            AuthMethod::Basic => ClientAuth::Basic(&self.client_id, secret),
+        };
+        let hint = format!(
+            "check CXONE_CLIENT_ID and CXONE_CLIENT_SECRET, and that the client may request the \
+             scope {:?} (--scope); try --auth-method {} if the server expects the other method",
+            self.scope,
+            match self.auth {
+                AuthMethod::Post => "basic",
+                AuthMethod::Basic => "post",
+            }
+        );
+        let v = request_token(http, &self.token_url, &form, auth, &hint).await?;
+        grant_from_json(&v, &self.token_url)
+    }
+
+    fn prepare(&self, uuid: &Uuid) -> Result<PreparedRequest, Error> {
+        let url = self.execute_url.clone().ok_or_else(|| {
+            Error::config("CXONE_DATA_ACTION_ID is not set: export it or pass --action-id")
+        })?;
+        let body = serde_json::json!({
+            "inputs": inputs(&self.input_name, &self.extra_inputs, uuid)
+        });
+        Ok(PreparedRequest {
+            method: Method::POST,
+            url,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        })
+    }
+
+    fn parse(&self, uuid: &Uuid, body: &[u8]) -> Result<Outputs, Error> {
+        let v = parse_json(body)?;
+        let Value::Array(items) = v else {
+            return Err(unexpected(
+                "expected a JSON array of {name, value} objects",
+                body,
+            ));
+        };
+        let mut fields = Vec::with_capacity(items.len());
+        for item in &items {
+            let name = item.get("name").and_then(|n| n.as_str());
+            match (name, item.get("value")) {
+                (Some(n), Some(val)) if item.is_object() => {
+                    fields.push((n.to_string(), val.clone()));
+                }
+                _ => {
+                    return Err(unexpected(
+                        "an array element is not a {name, value} object",
+                        body,
+                    ))
+                }
+            }
+        }
+        let out = Outputs { fields };
+        if let Some(echo) = out.get(ECHO_OUTPUT) {
+            echo_check(uuid, ECHO_OUTPUT, Some(echo))?;
+        }
+        Ok(out)
+    }
+
+    fn required_permission(&self) -> String {
+        format!(
+            "the scope {:?} (and permission to execute this data action)",
+            self.scope
+        )
+    }
+
+    fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            token_endpoint: Some(self.token_url.clone()),
+            api_base: Some(self.api_base.clone()),
+            tenant_id: None,
+            area: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn dialect() -> Tutorial {
+        Tutorial::new(
+            &ClientConfig::builder()
+                .with_client_id("id")
+                .with_client_secret("s")
+                .with_action_id("act 1")
+                .with_base_url("http://127.0.0.1:9")
+                .with_input("team", "a\"b")
+                .build(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn request_shape() {
+        let d = dialect();
+        let u = Uuid::new_v4();
+        let r = d.prepare(&u).unwrap();
+        assert_eq!(
+            r.url,
+            "http://127.0.0.1:9/api/v2/data-actions/act%201/execute"
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["inputs"]["uuid"], u.hyphenated().to_string());
+        assert_eq!(v["inputs"]["team"], "a\"b");
+        assert_eq!(
+            d.endpoints().token_endpoint.unwrap(),
+            "http://127.0.0.1:9/oauth2/token"
+        );
+    }
+
+    #[test]
+    fn response_shapes() {
+        let d = dialect();
+        let u = Uuid::new_v4();
+        let ok =
+            format!(r#"[{{"name":"output_uuid","value":"{u}"}},{{"name":"status","value":"ok"}}]"#);
+        let out = d.parse(&u, ok.as_bytes()).unwrap();
+        assert_eq!(out.get("status").unwrap(), "ok");
+        for bad in [
+            &br#"{"name":"x","value":1}"#[..],
+            b"<html>500</html>",
+            b"[{\"name\":\"output_uuid\",\"val",
+            b"[1,2]",
+            b"",
+        ] {
+            let e = d.parse(&u, bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::UnexpectedResponse);
+            assert!(
+                e.to_string().starts_with("unexpected response format"),
+                "{e}"
+            );
+        }
+        let other = Uuid::new_v4();
+        let mismatch = format!(r#"[{{"name":"output_uuid","value":"{other}"}}]"#);
+        let e = d.parse(&u, mismatch.as_bytes()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::EchoMismatch);
+    }
+}
