@@ -43,6 +43,8 @@ pub enum RegistryError {
 /// Implementations must be atomic per UUID across every process sharing the store: of two
 /// callers offering the same UUID, exactly one is told [`Novelty::New`]. Within one batch a UUID
 /// that appears twice is `New` at its first position and `Duplicate` after.
+// `len` is async and may be unknown (`None`), so an `is_empty` would add nothing.
+#[allow(clippy::len_without_is_empty)]
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Offers `ids` in order and answers, for each, whether it was new (and is now recorded).

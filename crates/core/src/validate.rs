@@ -1,0 +1,457 @@
+//! Parsing and validating UUID text with an exact reason for every rejection.
+//!
+//! The parser is written by hand rather than delegated to `uuid::Uuid::parse_str` because users
+//! script against the reasons: `uuid` reports "invalid length" or "invalid group length" without
+//! saying which group, how many digits it has, or which version or variant is wrong, and it
+//! accepts the nil and max UUIDs. The `uuid` crate still owns the type and the formatting.
+//!
+//! Checks run in this order, so the first, most structural problem is the one reported:
+//! empty input, braces, non-hex characters, group layout or length, strict form and case,
+//! nil, max, version nibble, variant bits. Positions are 1-based and count characters.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::generate::UuidVersion;
+
+/// The four text forms a UUID is accepted and written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UuidFormat {
+    /// `0f8fad5b-d9cb-469f-a165-70867728950e` (8-4-4-4-12), the canonical form.
+    #[default]
+    Hyphenated,
+    /// `0f8fad5bd9cb469fa16570867728950e` (32 hex digits).
+    Simple,
+    /// `urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e`.
+    Urn,
+    /// `{0f8fad5b-d9cb-469f-a165-70867728950e}`.
+    Braced,
+}
+
+impl UuidFormat {
+    /// Every form, for tests and help texts.
+    pub const ALL: [UuidFormat; 4] = [
+        UuidFormat::Hyphenated,
+        UuidFormat::Simple,
+        UuidFormat::Urn,
+        UuidFormat::Braced,
+    ];
+
+    /// Writes `uuid` in this form, lowercase, into `buf` without allocating.
+    #[inline]
+    pub fn encode<'b>(self, uuid: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
+        match self {
+            UuidFormat::Hyphenated => uuid.hyphenated().encode_lower(buf),
+            UuidFormat::Simple => uuid.simple().encode_lower(buf),
+            UuidFormat::Urn => uuid.urn().encode_lower(buf),
+            UuidFormat::Braced => uuid.braced().encode_lower(buf),
+        }
+    }
+
+    /// `uuid` in this form, lowercase.
+    pub fn format(self, uuid: &Uuid) -> String {
+        self.encode(uuid, &mut Uuid::encode_buffer()).to_string()
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            UuidFormat::Hyphenated => "hyphenated",
+            UuidFormat::Simple => "simple",
+            UuidFormat::Urn => "urn",
+            UuidFormat::Braced => "braced",
+        }
+    }
+}
+
+impl std::str::FromStr for UuidFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        UuidFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format {s:?}: use hyphenated, simple, urn or braced"))
+    }
+}
+
+/// What to accept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Accept only the canonical form: lowercase hyphenated 8-4-4-4-12.
+    pub strict: bool,
+    /// Require this version; `None` accepts the RFC 9562 versions 1 to 8.
+    pub version: Option<UuidVersion>,
+}
+
+/// Why a text is not an acceptable UUID. The `Display` text is the user-facing reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// Nothing to parse.
+    Empty,
+    /// No hyphens, only hex digits, but not 32 of them.
+    Length {
+        /// Characters in the input.
+        length: usize,
+    },
+    /// A character that is neither a hex digit nor a hyphen where one may stand.
+    NonHex {
+        /// The character.
+        character: char,
+        /// Its 1-based position in the input, in characters.
+        position: usize,
+    },
+    /// Not five hyphen-separated groups.
+    GroupCount {
+        /// How many groups there are.
+        found: usize,
+    },
+    /// A group with the wrong number of digits.
+    GroupLength {
+        /// 1-based group number.
+        group: usize,
+        /// Digits it has.
+        digits: usize,
+        /// Digits it should have.
+        expected: usize,
+    },
+    /// `{` at the start without `}` at the end.
+    UnclosedBrace,
+    /// `}` at the end without `{` at the start.
+    UnopenedBrace,
+    /// Strict mode and not lowercase hyphenated.
+    NotCanonical {
+        /// What is not canonical.
+        reason: String,
+    },
+    /// All zeros.
+    Nil,
+    /// All ones.
+    Max,
+    /// The version nibble is not the one required (or not 1..=8).
+    Version {
+        /// The nibble found.
+        found: u8,
+        /// The version required, if any.
+        expected: Option<UuidVersion>,
+        /// 1-based position of the nibble.
+        position: usize,
+    },
+    /// The variant digit is not 8, 9, a or b (RFC 9562 variant bits 10).
+    Variant {
+        /// The digit found.
+        digit: char,
+        /// 1-based position of the digit.
+        position: usize,
+    },
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValidationError::Empty => f.write_str("empty input: expected a UUID"),
+            ValidationError::Length { length } => write!(
+                f,
+                "wrong length: {length} characters, expected 32 hex digits or the 36-character \
+                 hyphenated form 8-4-4-4-12"
+            ),
+            ValidationError::NonHex {
+                character,
+                position,
+            } => write!(f, "non-hex character {character:?} at position {position}"),
+            ValidationError::GroupCount { found } => write!(
+                f,
+                "{found} hyphen-separated group{}, expected 5 (8-4-4-4-12)",
+                if *found == 1 { "" } else { "s" }
+            ),
+            ValidationError::GroupLength {
+                group,
+                digits,
+                expected,
+            } => write!(
+                f,
+                "group {group} has {digits} hex digit{}, expected {expected}",
+                if *digits == 1 { "" } else { "s" }
+            ),
+            ValidationError::UnclosedBrace => {
+                f.write_str("opening brace '{' without a closing brace '}' at the end")
+            }
+            ValidationError::UnopenedBrace => {
+                f.write_str("closing brace '}' without an opening brace '{' at the start")
+            }
+            ValidationError::NotCanonical { reason } => write!(
+                f,
+                "not canonical: {reason}; strict mode accepts only lowercase hyphenated 8-4-4-4-12"
+            ),
+            ValidationError::Nil => f.write_str("nil UUID (all zeros) is not a usable identifier"),
+            ValidationError::Max => f.write_str("max UUID (all ones) is not a usable identifier"),
+            ValidationError::Version {
+                found,
+                expected: Some(v),
+                position,
+            } => write!(
+                f,
+                "wrong version nibble {found:x} at position {position}, expected {v}"
+            ),
+            ValidationError::Version {
+                found,
+                expected: None,
+                position,
+            } => write!(
+                f,
+                "wrong version nibble {found:x} at position {position}, expected 1 to 8 (RFC 9562)"
+            ),
+            ValidationError::Variant { digit, position } => write!(
+                f,
+                "wrong variant: digit {digit:?} at position {position}, expected 8, 9, a or b \
+                 (RFC 9562 variant bits 10)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Parses `input` in any accepted form and checks it against `opts`.
+pub fn parse(input: &str, opts: &ParseOptions) -> Result<Uuid, ValidationError> {
+    parse_with_format(input, opts).map(|(u, _)| u)
+}
+
+/// Like [`parse`], also saying which form the input was in.
+pub fn parse_with_format(
+    input: &str,
+    opts: &ParseOptions,
+) -> Result<(Uuid, UuidFormat), ValidationError> {
+    if input.is_empty() {
+        return Err(ValidationError::Empty);
+    }
+    let bytes = input.as_bytes();
+    let (form, start, end) = if bytes.len() >= 9 && bytes[..9].eq_ignore_ascii_case(b"urn:uuid:") {
+        (UuidFormat::Urn, 9, bytes.len())
+    } else if bytes[0] == b'{' {
+        if bytes.len() < 2 || bytes[bytes.len() - 1] != b'}' {
+            return Err(ValidationError::UnclosedBrace);
+        }
+        (UuidFormat::Braced, 1, bytes.len() - 1)
+    } else if bytes[bytes.len() - 1] == b'}' {
+        return Err(ValidationError::UnopenedBrace);
+    } else if bytes.contains(&b'-') {
+        (UuidFormat::Hyphenated, 0, bytes.len())
+    } else {
+        (UuidFormat::Simple, 0, bytes.len())
+    };
+    let body = &bytes[start..end];
+
+    // Non-hex characters first: the most specific reason, with its position.
+    if let Some(i) = body
+        .iter()
+        .position(|&b| b != b'-' && !b.is_ascii_hexdigit())
+    {
+        let at = start + i;
+        // `at` is a char boundary: everything before it in the body is ASCII, and so is the
+        // prefix; the input is a str, so the char there decodes.
+        let character = input[at..].chars().next().unwrap_or('\u{fffd}');
+        return Err(ValidationError::NonHex {
+            character,
+            position: input[..at].chars().count() + 1,
+        });
+    }
+
+    let mut value: u128 = 0;
+    let hyphenated = form != UuidFormat::Simple;
+    if hyphenated {
+        const LENGTHS: [usize; 5] = [8, 4, 4, 4, 12];
+        let found = body.split(|&b| b == b'-').count();
+        if found != 5 {
+            return Err(ValidationError::GroupCount { found });
+        }
+        for (g, (group, expected)) in body.split(|&b| b == b'-').zip(LENGTHS).enumerate() {
+            if group.len() != expected {
+                return Err(ValidationError::GroupLength {
+                    group: g + 1,
+                    digits: group.len(),
+                    expected,
+                });
+            }
+        }
+    } else if body.len() != 32 {
+        return Err(ValidationError::Length { length: body.len() });
+    }
+    for &b in body {
+        if b != b'-' {
+            value = (value << 4) | u128::from(hex_value(b));
+        }
+    }
+
+    if opts.strict {
+        if form != UuidFormat::Hyphenated {
+            return Err(ValidationError::NotCanonical {
+                reason: format!("{} form", form.name()),
+            });
+        }
+        if let Some(i) = body.iter().position(|b| b.is_ascii_uppercase()) {
+            return Err(ValidationError::NotCanonical {
+                reason: format!(
+                    "uppercase hex digit {:?} at position {}",
+                    char::from(body[i]),
+                    start + i + 1
+                ),
+            });
+        }
+    }
+
+    if value == 0 {
+        return Err(ValidationError::Nil);
+    }
+    if value == u128::MAX {
+        return Err(ValidationError::Max);
+    }
+    // Version: hex digit 13 (index 12); variant: hex digit 17 (index 16).
+    let (version_at, variant_at) = if hyphenated { (14, 19) } else { (12, 16) };
+    let found = ((value >> 76) & 0xf) as u8;
+    let version_ok = match opts.version {
+        Some(v) => found == v.number(),
+        None => (1..=8).contains(&found),
+    };
+    if !version_ok {
+        return Err(ValidationError::Version {
+            found,
+            expected: opts.version,
+            position: start + version_at + 1,
+        });
+    }
+    if (value >> 62) & 0b11 != 0b10 {
+        return Err(ValidationError::Variant {
+            digit: char::from(body[variant_at]),
+            position: start + variant_at + 1,
+        });
+    }
+    Ok((Uuid::from_u128(value), form))
+}
+
+#[inline]
+fn hex_value(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => b.wrapping_sub(b'A').wrapping_add(10) & 0xf,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const GOOD: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+    fn err(input: &str) -> String {
+        parse(input, &ParseOptions::default())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn tutorial_sample_is_rejected_for_its_14_digit_group_5() {
+        assert_eq!(
+            err("a1b2c3d4-e5f6-4789-a012-3456789abcdef0"),
+            "group 5 has 14 hex digits, expected 12"
+        );
+        assert_eq!(
+            err("a1b2c3d4-e5f6-4789-a012-3456789abcdef"),
+            "group 5 has 13 hex digits, expected 12"
+        );
+    }
+
+    #[test]
+    fn exact_reasons() {
+        assert_eq!(
+            err("0f8fad5bd9cb469fa16570867728950"),
+            "wrong length: 31 characters, expected 32 hex digits or the 36-character hyphenated form 8-4-4-4-12"
+        );
+        assert_eq!(
+            err("0f8fad5b-d9cb-469f-a165-70867728950g"),
+            "non-hex character 'g' at position 36"
+        );
+        assert_eq!(
+            err("urn:uuid:0f8fad5b-d9cb-469f-a165-7086772895é"),
+            "non-hex character 'é' at position 44"
+        );
+        assert_eq!(
+            err("0f8fad5b-d9cb-969f-a165-70867728950e"),
+            "wrong version nibble 9 at position 15, expected 1 to 8 (RFC 9562)"
+        );
+        assert_eq!(
+            parse(
+                "0f8fad5b-d9cb-769f-a165-70867728950e",
+                &ParseOptions {
+                    strict: false,
+                    version: Some(UuidVersion::V4)
+                }
+            )
+            .unwrap_err()
+            .to_string(),
+            "wrong version nibble 7 at position 15, expected 4"
+        );
+        assert_eq!(
+            err("0f8fad5b-d9cb-469f-c165-70867728950e"),
+            "wrong variant: digit 'c' at position 20, expected 8, 9, a or b (RFC 9562 variant bits 10)"
+        );
+        assert_eq!(
+            err("00000000-0000-0000-0000-000000000000"),
+            "nil UUID (all zeros) is not a usable identifier"
+        );
+        assert_eq!(
+            err("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"),
+            "max UUID (all ones) is not a usable identifier"
+        );
+        assert_eq!(
+            err("0f8fad5b-d9cb-469f-a165"),
+            "4 hyphen-separated groups, expected 5 (8-4-4-4-12)"
+        );
+        assert_eq!(
+            err("{0f8fad5b-d9cb-469f-a165-70867728950e"),
+            "opening brace '{' without a closing brace '}' at the end"
+        );
+        assert_eq!(err(""), "empty input: expected a UUID");
+    }
+
+    #[test]
+    fn all_forms_any_case() {
+        let u = parse(GOOD, &ParseOptions::default()).unwrap();
+        for input in [
+            GOOD.to_string(),
+            GOOD.to_uppercase(),
+            GOOD.replace('-', ""),
+            format!("{{{GOOD}}}"),
+            format!("URN:UUID:{}", GOOD.to_uppercase()),
+        ] {
+            assert_eq!(
+                parse(&input, &ParseOptions::default()).unwrap(),
+                u,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn strict_accepts_only_lowercase_hyphenated() {
+        let strict = ParseOptions {
+            strict: true,
+            version: None,
+        };
+        assert!(parse(GOOD, &strict).is_ok());
+        assert_eq!(
+            parse(&GOOD.replace('-', ""), &strict)
+                .unwrap_err()
+                .to_string(),
+            "not canonical: simple form; strict mode accepts only lowercase hyphenated 8-4-4-4-12"
+        );
+        assert_eq!(
+            parse(&GOOD.replace('f', "F"), &strict).unwrap_err().to_string(),
+            "not canonical: uppercase hex digit 'F' at position 2; strict mode accepts only lowercase hyphenated 8-4-4-4-12"
+        );
+    }
+}
