@@ -7,8 +7,16 @@
 //! never depends on a backend; backends depend on it.
 #![deny(missing_docs)]
 
+pub mod chain;
 mod event;
+pub mod signing;
 mod sink;
+mod writer;
 
-pub use event::{AuditEvent, EventKind, SCHEMA_VERSION};
+pub use chain::{
+    hash_event, BreakReason, Chain, ChainBreak, Verifier, VerifySummary, GENESIS_HASH,
+};
+pub use event::{now_rfc3339_micros, AuditEvent, EventKind, SCHEMA_VERSION};
+pub use signing::{Checkpointer, Sealer, SignedSummary};
 pub use sink::{AuditError, AuditSink, Fanout, SyncMode};
+pub use writer::AuditWriter;

@@ -138,7 +138,11 @@ impl AuditSink for Fanout {
         if self.0.is_empty() {
             "none".to_string()
         } else {
-            self.0.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", ")
+            self.0
+                .iter()
+                .map(|s| s.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 }

@@ -1,0 +1,574 @@
+//! Signed checkpoints: what a bare hash chain cannot prove.
+//!
+//! Anyone able to rewrite a whole trail can recompute its chain, and a chain cannot show that its
+//! tail was cut off. As AWS CloudTrail's digest files do, a sink given an Ed25519 signing key adds
+//! a `checkpoint` event every N events and at the end of every run. Its `metadata` holds
+//!
+//! ```text
+//! head_seq, head_hash   the event just before the checkpoint (its seq and hash)
+//! time                  the checkpoint's own timestamp
+//! prev_signature        the previous checkpoint's signature ("" for the first)
+//! public_key            hex of the Ed25519 public key
+//! signature             hex Ed25519 signature over signed_message(...) below
+//! ```
+//!
+//! and the checkpoint is itself sealed into the chain. The signed message is the UTF-8 text
+//! `"cxone-uuid checkpoint v1\nhead_seq={}\nhead_hash={}\ntime={}\nprev_signature={}\n"`.
+//! Chaining signatures means checkpoints can neither be dropped from the middle nor reordered.
+//!
+//! Sinks also keep the latest checkpoint beside the trail (JSONL: `PATH.checkpoint`; SQLite: the
+//! `audit_checkpoint_head` table). A tail cut before the last checkpoint leaves that anchor
+//! pointing past the end of the trail, which [`CheckpointVerifier::finish`] reports. (Whoever also
+//! deletes the anchor can only be caught by comparing with a copy kept elsewhere: `audit verify`
+//! prints the last signed head for that purpose.)
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::{AuditEvent, EventKind};
+
+/// Why a key could not be made, read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningError {
+    /// Reading or writing a key file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not hold a key of the expected kind (the key itself is never shown).
+    #[error("{}: {message}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The operating system's random source failed.
+    #[error("cannot read random bytes from the operating system: {0}")]
+    Random(String),
+}
+
+/// A new signing key from the operating system's random source.
+pub fn generate_signing_key() -> Result<SigningKey, SigningError> {
+    use rand::TryRngCore as _;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut seed)
+        .map_err(|e| SigningError::Random(e.to_string()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Writes `key` to `path` (PKCS#8 PEM, mode 0600, never overwriting) and its public half to
+/// `path.pub` (SPKI PEM). Returns the public key's path.
+pub fn write_key_pair(key: &SigningKey, path: &Path) -> Result<PathBuf, SigningError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SigningError::Io { path, source }
+    };
+    let pem = key
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| SigningError::Key {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .map_err(|e| SigningError::Key {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let pub_path = public_key_path(path);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(pem.as_bytes()).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
+    std::fs::write(&pub_path, public_pem).map_err(io(&pub_path))?;
+    Ok(pub_path)
+}
+
+/// `PATH.pub`, where [`write_key_pair`] puts the public key.
+pub fn public_key_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+/// Reads a private key: PKCS#8 PEM (`cxone-uuid audit keygen`) or 64 hex digits (the seed).
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, SigningError> {
+    let text = read_text(path)?;
+    let text = text.trim();
+    if text.starts_with("-----BEGIN") {
+        return SigningKey::from_pkcs8_pem(text).map_err(|_| SigningError::Key {
+            path: path.to_path_buf(),
+            message: "not an Ed25519 private key in PKCS#8 PEM (is this the .pub file?)".into(),
+        });
+    }
+    let bytes = parse_hex32(text).ok_or_else(|| SigningError::Key {
+        path: path.to_path_buf(),
+        message: "expected a PKCS#8 PEM private key or 64 hex digits".into(),
+    })?;
+    Ok(SigningKey::from_bytes(&bytes))
+}
+
+/// Reads a public key: SPKI PEM (`PATH.pub` from keygen) or 64 hex digits.
+pub fn read_public_key(path: &Path) -> Result<VerifyingKey, SigningError> {
+    let text = read_text(path)?;
+    let text = text.trim();
+    let bad = |message: &str| SigningError::Key {
+        path: path.to_path_buf(),
+        message: message.into(),
+    };
+    if text.contains("PRIVATE KEY") {
+        return Err(bad(
+            "this is a private key: pass the public key (PATH.pub) to verify",
+        ));
+    }
+    if text.starts_with("-----BEGIN") {
+        return VerifyingKey::from_public_key_pem(text)
+            .map_err(|_| bad("not an Ed25519 public key in SPKI PEM"));
+    }
+    let bytes =
+        parse_hex32(text).ok_or_else(|| bad("expected an SPKI PEM public key or 64 hex digits"))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not a valid Ed25519 public key"))
+}
+
+fn read_text(path: &Path) -> Result<String, SigningError> {
+    std::fs::read_to_string(path).map_err(|source| SigningError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// The bytes a checkpoint signs (see the module docs).
+pub fn signed_message(head_seq: u64, head_hash: &str, time: &str, prev_signature: &str) -> Vec<u8> {
+    format!(
+        "cxone-uuid checkpoint v1\nhead_seq={head_seq}\nhead_hash={head_hash}\ntime={time}\nprev_signature={prev_signature}\n"
+    )
+    .into_bytes()
+}
+
+/// Makes checkpoint events, chaining each signature to the previous one.
+#[derive(Clone)]
+pub struct Checkpointer {
+    key: Arc<SigningKey>,
+    prev_signature: String,
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private key.
+        f.debug_struct("Checkpointer")
+            .field(
+                "public_key",
+                &hex::encode(self.key.verifying_key().as_bytes()),
+            )
+            .finish()
+    }
+}
+
+impl Checkpointer {
+    /// A checkpointer continuing after the stored checkpoint `last` (if the trail has one).
+    pub fn new(key: Arc<SigningKey>, last: Option<&AuditEvent>) -> Self {
+        let prev_signature = last
+            .and_then(|ev| Fields::of(ev).ok())
+            .map(|f| f.signature)
+            .unwrap_or_default();
+        Self {
+            key,
+            prev_signature,
+        }
+    }
+
+    /// An unsealed checkpoint over the head `(head_seq, head_hash)`; seal it right after that head.
+    pub fn make(&mut self, run_id: Uuid, head_seq: u64, head_hash: &str) -> AuditEvent {
+        let mut ev = AuditEvent::new(EventKind::Checkpoint, run_id);
+        let msg = signed_message(head_seq, head_hash, &ev.timestamp, &self.prev_signature);
+        let signature = hex::encode(self.key.sign(&msg).to_bytes());
+        let mut md = Map::new();
+        md.insert("head_seq".into(), json!(head_seq));
+        md.insert("head_hash".into(), json!(head_hash));
+        md.insert("time".into(), json!(ev.timestamp));
+        md.insert("prev_signature".into(), json!(self.prev_signature));
+        md.insert(
+            "public_key".into(),
+            json!(hex::encode(self.key.verifying_key().as_bytes())),
+        );
+        md.insert("signature".into(), json!(signature));
+        ev.metadata = Some(md);
+        self.prev_signature = signature;
+        ev
+    }
+}
+
+struct Fields {
+    head_seq: u64,
+    head_hash: String,
+    time: String,
+    prev_signature: String,
+    public_key: String,
+    signature: String,
+}
+
+impl Fields {
+    fn of(ev: &AuditEvent) -> Result<Self, String> {
+        let md = ev.metadata.as_ref().ok_or("checkpoint without metadata")?;
+        let s = |k: &str| -> Result<String, String> {
+            md.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("checkpoint without {k}"))
+        };
+        Ok(Self {
+            head_seq: md
+                .get("head_seq")
+                .and_then(Value::as_u64)
+                .ok_or("checkpoint without head_seq")?,
+            head_hash: s("head_hash")?,
+            time: s("time")?,
+            prev_signature: s("prev_signature")?,
+            public_key: s("public_key")?,
+            signature: s("signature")?,
+        })
+    }
+
+    fn verify(&self, key: &VerifyingKey) -> Result<(), String> {
+        if self.public_key != hex::encode(key.as_bytes()) {
+            return Err(format!(
+                "signed by another key (public key {}), not the one given",
+                self.public_key
+            ));
+        }
+        let mut sig = [0u8; 64];
+        hex::decode_to_slice(&self.signature, &mut sig)
+            .map_err(|_| "signature is not 128 hex digits".to_string())?;
+        let msg = signed_message(
+            self.head_seq,
+            &self.head_hash,
+            &self.time,
+            &self.prev_signature,
+        );
+        key.verify(&msg, &Signature::from_bytes(&sig))
+            .map_err(|_| "signature does not verify with this public key".to_string())
+    }
+}
+
+/// What a public-key check proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedSummary {
+    /// Valid checkpoints seen.
+    pub checkpoints: u64,
+    /// Every event up to this seq is covered by a valid signature.
+    pub signed_through: u64,
+    /// The time the last checkpoint was signed.
+    pub last_time: String,
+    /// Events after the last checkpoint (not covered by any signature).
+    pub unsigned_after: u64,
+}
+
+/// Checks checkpoint signatures and their chaining, fed by [`crate::chain::Verifier`] after the
+/// hash chain has accepted each checkpoint event.
+#[derive(Debug)]
+pub struct CheckpointVerifier {
+    key: VerifyingKey,
+    prev_signature: String,
+    checkpoints: u64,
+    signed_through: u64,
+    last_checkpoint_seq: u64,
+    last_time: String,
+}
+
+impl CheckpointVerifier {
+    /// Checks signatures against `key`.
+    pub fn new(key: VerifyingKey) -> Self {
+        Self {
+            key,
+            prev_signature: String::new(),
+            checkpoints: 0,
+            signed_through: 0,
+            last_checkpoint_seq: 0,
+            last_time: String::new(),
+        }
+    }
+
+    /// Checks one checkpoint event, already linked into the chain.
+    pub fn observe(&mut self, ev: &AuditEvent) -> Result<(), String> {
+        let f = Fields::of(ev)?;
+        f.verify(&self.key)?;
+        if f.head_seq + 1 != ev.seq || f.head_hash != ev.prev_hash {
+            return Err(format!(
+                "signs head seq {} but sits after seq {}",
+                f.head_seq,
+                ev.seq.saturating_sub(1)
+            ));
+        }
+        if f.time != ev.timestamp {
+            return Err("signed time differs from the event's timestamp".into());
+        }
+        if f.prev_signature != self.prev_signature {
+            return Err(
+                "prev_signature is not the previous checkpoint's signature: checkpoints were removed or reordered"
+                    .into(),
+            );
+        }
+        self.prev_signature = f.signature;
+        self.checkpoints += 1;
+        self.signed_through = f.head_seq;
+        self.last_checkpoint_seq = ev.seq;
+        self.last_time = f.time;
+        Ok(())
+    }
+
+    /// Ends the check at `last_seq`. `anchor` is the latest checkpoint kept beside the trail.
+    pub fn finish(
+        self,
+        last_seq: u64,
+        anchor: Option<&AuditEvent>,
+    ) -> Result<SignedSummary, String> {
+        if let Some(anchor) = anchor {
+            let f = Fields::of(anchor)?;
+            f.verify(&self.key)
+                .map_err(|e| format!("the checkpoint kept beside the trail: {e}"))?;
+            if f.head_seq > self.signed_through
+                || (f.head_seq == self.signed_through && f.signature != self.prev_signature)
+            {
+                return Err(format!(
+                    "the latest signed checkpoint (kept beside the trail, signed {}) covers seq {}, \
+                     but the trail's last valid checkpoint covers seq {}: the tail was cut",
+                    f.time, f.head_seq, self.signed_through
+                ));
+            }
+        }
+        if self.checkpoints == 0 {
+            return Err(
+                "no checkpoint signed by this key: nothing in the trail is proven (was it written with --audit-signing-key?)"
+                    .into(),
+            );
+        }
+        Ok(SignedSummary {
+            checkpoints: self.checkpoints,
+            signed_through: self.signed_through,
+            last_time: self.last_time,
+            unsigned_after: last_seq.saturating_sub(self.last_checkpoint_seq),
+        })
+    }
+}
+
+/// Seals events for a sink: the chain plus, with a signing key, checkpoints every N events
+/// and at close. Sinks store what [`Sealer::seal`] and [`Sealer::finish`] return, in order.
+#[derive(Debug)]
+pub struct Sealer {
+    chain: crate::chain::Chain,
+    checkpointer: Option<Checkpointer>,
+    every: Option<u64>,
+    since_checkpoint: u64,
+    last_run_id: Uuid,
+}
+
+impl Sealer {
+    /// A sealer continuing after `head`; with `checkpointer`, a checkpoint every `every` events.
+    pub fn new(
+        head: Option<(u64, String)>,
+        checkpointer: Option<Checkpointer>,
+        every: Option<u64>,
+    ) -> Self {
+        Self {
+            chain: crate::chain::Chain::resume(head),
+            checkpointer,
+            every,
+            since_checkpoint: 0,
+            last_run_id: Uuid::nil(),
+        }
+    }
+
+    /// Seals `event` (and a checkpoint after it when one is due) onto `out`.
+    pub fn seal(&mut self, event: &AuditEvent, out: &mut Vec<AuditEvent>) {
+        let mut ev = event.clone();
+        self.chain.seal(&mut ev);
+        self.last_run_id = ev.run_id;
+        out.push(ev);
+        self.since_checkpoint += 1;
+        if self
+            .every
+            .is_some_and(|n| n > 0 && self.since_checkpoint >= n)
+        {
+            if let Some(cp) = self.checkpoint() {
+                out.push(cp);
+            }
+        }
+    }
+
+    /// The closing checkpoint, if signing and anything was sealed since the last one.
+    pub fn finish(&mut self) -> Option<AuditEvent> {
+        if self.since_checkpoint == 0 {
+            return None;
+        }
+        self.checkpoint()
+    }
+
+    fn checkpoint(&mut self) -> Option<AuditEvent> {
+        let cp = self.checkpointer.as_mut()?;
+        let mut ev = cp.make(
+            self.last_run_id,
+            self.chain.last_seq(),
+            self.chain.head_hash(),
+        );
+        self.chain.seal(&mut ev);
+        self.since_checkpoint = 0;
+        Some(ev)
+    }
+
+    /// The chain's state.
+    pub fn chain(&self) -> &crate::chain::Chain {
+        &self.chain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::chain::{encode_line, hash_event, Verifier};
+
+    fn trail(key: &Arc<SigningKey>, n: usize, every: u64) -> Vec<AuditEvent> {
+        let mut s = Sealer::new(
+            None,
+            Some(Checkpointer::new(key.clone(), None)),
+            Some(every),
+        );
+        let mut out = Vec::new();
+        let run = Uuid::now_v7();
+        for _ in 0..n {
+            s.seal(&AuditEvent::new(EventKind::UuidGenerated, run), &mut out);
+        }
+        out.extend(s.finish());
+        out
+    }
+
+    fn check(
+        evs: &[AuditEvent],
+        key: &SigningKey,
+        anchor: Option<&AuditEvent>,
+    ) -> Result<SignedSummary, String> {
+        let mut v = Verifier::new().with_public_key(key.verifying_key());
+        for e in evs {
+            let mut line = Vec::new();
+            encode_line(e, &mut line);
+            v.feed_line(&line).map_err(|e| e.to_string())?;
+        }
+        v.finish(anchor)
+            .map(|s| s.signed.unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn signed_trail_verifies_and_reports_unsigned_tail() {
+        let key = Arc::new(generate_signing_key().unwrap());
+        let mut evs = trail(&key, 10, 4);
+        // 4 + cp + 4 + cp + 2 + cp
+        assert_eq!(evs.len(), 13);
+        let s = check(&evs, &key, evs.last()).unwrap();
+        assert_eq!(
+            (s.checkpoints, s.signed_through, s.unsigned_after),
+            (3, 12, 0)
+        );
+        // Events appended without the key after the last checkpoint are reported as unsigned.
+        let mut chain = crate::chain::Chain::resume(Some((13, evs[12].hash.clone())));
+        let mut ev = AuditEvent::new(EventKind::RunStarted, Uuid::nil());
+        chain.seal(&mut ev);
+        evs.push(ev);
+        let s = check(&evs, &key, None).unwrap();
+        assert_eq!(s.unsigned_after, 1);
+    }
+
+    #[test]
+    fn a_rewritten_trail_with_a_recomputed_chain_fails() {
+        let key = Arc::new(generate_signing_key().unwrap());
+        let evs = trail(&key, 6, 3);
+        // The forger edits an event and recomputes every hash after it, keeping the checkpoints.
+        let mut forged = evs.clone();
+        forged[1].error = Some("forged".into());
+        let mut prev = crate::chain::GENESIS_HASH.to_string();
+        for e in &mut forged {
+            e.prev_hash = prev.clone();
+            e.hash = hash_event(e);
+            prev = e.hash.clone();
+        }
+        let err = check(&forged, &key, None).unwrap_err();
+        assert!(err.contains("bad checkpoint"), "{err}");
+        // Dropping the checkpoints leaves nothing signed.
+        let mut stripped: Vec<AuditEvent> = evs
+            .iter()
+            .filter(|e| e.event != EventKind::Checkpoint)
+            .cloned()
+            .collect();
+        let mut chain = crate::chain::Chain::default();
+        for e in &mut stripped {
+            chain.seal(e);
+        }
+        let err = check(&stripped, &key, None).unwrap_err();
+        assert!(err.contains("no checkpoint signed"), "{err}");
+        // A different key does not verify.
+        let other = generate_signing_key().unwrap();
+        assert!(check(&evs, &other, None).is_err());
+    }
+
+    #[test]
+    fn a_tail_cut_before_the_last_checkpoint_fails_against_the_anchor() {
+        let key = Arc::new(generate_signing_key().unwrap());
+        let evs = trail(&key, 6, 3);
+        let anchor = evs.last().unwrap().clone();
+        let cut = &evs[..4]; // up to and including the first checkpoint
+        let err = check(cut, &key, Some(&anchor)).unwrap_err();
+        assert!(err.contains("the tail was cut"), "{err}");
+    }
+
+    #[test]
+    fn key_files_round_trip_and_private_is_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let key = generate_signing_key().unwrap();
+        let pubp = write_key_pair(&key, &path).unwrap();
+        assert_eq!(read_signing_key(&path).unwrap().to_bytes(), key.to_bytes());
+        assert_eq!(read_public_key(&pubp).unwrap(), key.verifying_key());
+        assert!(read_public_key(&path).is_err());
+        assert!(write_key_pair(&key, &path).is_err(), "never overwrites");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(dir.path().join("hex"), hex::encode(key.to_bytes())).unwrap();
+        assert_eq!(
+            read_signing_key(&dir.path().join("hex"))
+                .unwrap()
+                .to_bytes(),
+            key.to_bytes()
+        );
+    }
+}

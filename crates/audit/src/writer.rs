@@ -1,0 +1,354 @@
+//! Group commit: many producers, one background task, one sync per batch.
+//!
+//! Producers queue events; the task drains everything queued at that moment into one batch,
+//! appends it, and syncs once for every `record_durable` caller waiting in it. Under load a
+//! single fsync therefore covers many tasks' write-ahead records, which is what keeps the
+//! write-ahead rule (a UUID's `action_submitted` is durable before its POST) cheap.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{AuditError, AuditEvent, AuditSink, SyncMode};
+
+/// Most events appended in one batch.
+const MAX_BATCH: usize = 8192;
+/// Queue depth before `record` waits (backpressure instead of unbounded memory).
+const QUEUE: usize = 16 * 1024;
+/// Plain records are synced at least this often in `batch` mode, even with no one waiting.
+const IDLE_SYNC: Duration = Duration::from_millis(200);
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+enum Cmd {
+    Record(AuditEvent),
+    Durable(AuditEvent, Reply),
+    Close(Reply),
+}
+
+/// A cloneable handle to the background writer of one sink (usually a [`crate::Fanout`]).
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Cmd>,
+    failed: Arc<Mutex<Option<String>>>,
+    name: Arc<str>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter")
+            .field("sink", &self.name)
+            .finish()
+    }
+}
+
+impl AuditWriter {
+    /// Starts the background task on the current tokio runtime.
+    pub fn spawn(sink: Box<dyn AuditSink>, mode: SyncMode) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let failed = Arc::new(Mutex::new(None));
+        let name: Arc<str> = sink.describe().into();
+        tokio::spawn(run(sink, mode, rx, failed.clone()));
+        Self { tx, failed, name }
+    }
+
+    fn err(&self, message: String) -> AuditError {
+        AuditError::Backend {
+            sink: self.name.to_string(),
+            message,
+        }
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        match self.failed.lock().ok().and_then(|g| g.clone()) {
+            Some(why) => Err(self.err(format!("an earlier write failed: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn closed(&self) -> AuditError {
+        self.err("the audit writer is closed".to_string())
+    }
+
+    /// Queues `event`; it becomes durable with the next synced batch. Errors once the sink
+    /// has failed, so producers stop early.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.check()?;
+        self.tx
+            .send(Cmd::Record(event))
+            .await
+            .map_err(|_| self.closed())
+    }
+
+    /// Queues `event` and returns once it (and everything queued before it) is durable
+    /// according to the sync mode. This is the write-ahead step.
+    pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditError> {
+        self.check()?;
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Cmd::Durable(event, reply))
+            .await
+            .map_err(|_| self.closed())?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(self.err(why)),
+            Err(_) => Err(self.closed()),
+        }
+    }
+
+    /// Writes what is queued, lets the sink close (final checkpoint, sync) and stops the task.
+    pub async fn close(&self) -> Result<(), AuditError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Cmd::Close(reply))
+            .await
+            .map_err(|_| self.closed())?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(self.err(why)),
+            Err(_) => Err(self.closed()),
+        }
+    }
+}
+
+async fn run(
+    sink: Box<dyn AuditSink>,
+    mode: SyncMode,
+    mut rx: mpsc::Receiver<Cmd>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    let mut batch: Vec<AuditEvent> = Vec::with_capacity(1024);
+    let mut waiters: Vec<Reply> = Vec::new();
+    let mut dirty = false;
+    let mut last_sync = Instant::now();
+    let fail = |why: &str| {
+        if let Ok(mut g) = failed.lock() {
+            g.get_or_insert_with(|| why.to_string());
+        }
+    };
+    let sticky = || failed.lock().ok().and_then(|g| g.clone());
+    loop {
+        let first = if dirty && mode == SyncMode::Batch {
+            match tokio::time::timeout(IDLE_SYNC, rx.recv()).await {
+                Ok(cmd) => cmd,
+                Err(_) => {
+                    // Idle: make the plain records durable too.
+                    if sticky().is_none() {
+                        if let Err(e) = sink.sync().await {
+                            fail(&e.to_string());
+                        }
+                    }
+                    dirty = false;
+                    last_sync = Instant::now();
+                    continue;
+                }
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else {
+            // Every handle dropped without close: still close the sink cleanly.
+            let _ = sink.close().await;
+            return;
+        };
+        let mut closing = None;
+        let take = |cmd: Cmd,
+                    batch: &mut Vec<AuditEvent>,
+                    waiters: &mut Vec<Reply>,
+                    closing: &mut Option<Reply>| match cmd {
+            Cmd::Record(ev) => batch.push(ev),
+            Cmd::Durable(ev, r) => {
+                batch.push(ev);
+                waiters.push(r);
+            }
+            Cmd::Close(r) => *closing = Some(r),
+        };
+        take(first, &mut batch, &mut waiters, &mut closing);
+        while closing.is_none() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => take(cmd, &mut batch, &mut waiters, &mut closing),
+                Err(_) => break,
+            }
+        }
+
+        let result: Result<(), String> = match sticky() {
+            Some(why) => Err(format!("an earlier write failed: {why}")),
+            None => write(
+                &*sink,
+                mode,
+                &batch,
+                !waiters.is_empty(),
+                &mut dirty,
+                &mut last_sync,
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        };
+        if let Err(why) = &result {
+            fail(why);
+        }
+        batch.clear();
+        for w in waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+        if let Some(reply) = closing {
+            let closed = match sticky() {
+                Some(why) => {
+                    // Still release the store, but report the earlier failure.
+                    let _ = sink.close().await;
+                    Err(why)
+                }
+                None => sink.close().await.map_err(|e| e.to_string()),
+            };
+            let _ = reply.send(closed);
+            // Later calls see a closed channel.
+            rx.close();
+            while let Ok(cmd) = rx.try_recv() {
+                if let Cmd::Durable(_, r) | Cmd::Close(r) = cmd {
+                    let _ = r.send(Err("the audit writer is closed".to_string()));
+                }
+            }
+            return;
+        }
+    }
+}
+
+async fn write(
+    sink: &dyn AuditSink,
+    mode: SyncMode,
+    batch: &[AuditEvent],
+    waiting: bool,
+    dirty: &mut bool,
+    last_sync: &mut Instant,
+) -> Result<(), AuditError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    match mode {
+        SyncMode::Always => {
+            for ev in batch {
+                sink.append(std::slice::from_ref(ev)).await?;
+                sink.sync().await?;
+            }
+            *last_sync = Instant::now();
+        }
+        SyncMode::Batch => {
+            sink.append(batch).await?;
+            *dirty = true;
+            if waiting || last_sync.elapsed() >= IDLE_SYNC {
+                sink.sync().await?;
+                *dirty = false;
+                *last_sync = Instant::now();
+            }
+        }
+        SyncMode::None => sink.append(batch).await?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::EventKind;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting {
+        appended: AtomicUsize,
+        syncs: AtomicUsize,
+        synced: AtomicUsize,
+        closed: AtomicUsize,
+        fail_sync: bool,
+    }
+
+    #[async_trait]
+    impl AuditSink for Counting {
+        async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+            self.appended.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+        async fn sync(&self) -> Result<(), AuditError> {
+            if self.fail_sync {
+                return Err(AuditError::Backend {
+                    sink: "t".into(),
+                    message: "disk full".into(),
+                });
+            }
+            // A slow fsync lets many waiters pile up behind it.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            self.synced
+                .store(self.appended.load(Ordering::SeqCst), Ordering::SeqCst);
+            Ok(())
+        }
+        async fn close(&self) -> Result<(), AuditError> {
+            self.closed.fetch_add(1, Ordering::SeqCst);
+            self.sync().await
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    fn ev() -> AuditEvent {
+        AuditEvent::new(EventKind::ActionSubmitted, uuid::Uuid::nil())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn durable_records_share_syncs_and_return_after_them() {
+        let sink = Arc::new(Counting::default());
+        let w = AuditWriter::spawn(Box::new(sink.clone()), SyncMode::Batch);
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let w = w.clone();
+            let sink = sink.clone();
+            tasks.push(tokio::spawn(async move {
+                w.record(ev()).await.unwrap();
+                w.record_durable(ev()).await.unwrap();
+                // Our record is covered by a completed sync.
+                assert!(sink.synced.load(Ordering::SeqCst) >= 1);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        w.close().await.unwrap();
+        assert_eq!(sink.appended.load(Ordering::SeqCst), 400);
+        assert_eq!(sink.closed.load(Ordering::SeqCst), 1);
+        let syncs = sink.syncs.load(Ordering::SeqCst);
+        assert!(
+            syncs < 200,
+            "group commit: {syncs} syncs for 200 durable records"
+        );
+        assert!(w.record(ev()).await.is_err(), "closed");
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_fails_the_waiter_and_every_later_record() {
+        let sink = Arc::new(Counting {
+            fail_sync: true,
+            ..Default::default()
+        });
+        let w = AuditWriter::spawn(Box::new(sink), SyncMode::Batch);
+        let err = w.record_durable(ev()).await.unwrap_err();
+        assert!(err.to_string().contains("disk full"));
+        assert!(w.record(ev()).await.is_err());
+        assert!(w.record_durable(ev()).await.is_err());
+        assert!(w.close().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn always_syncs_every_event() {
+        let sink = Arc::new(Counting::default());
+        let w = AuditWriter::spawn(Box::new(sink.clone()), SyncMode::Always);
+        for _ in 0..3 {
+            w.record(ev()).await.unwrap();
+        }
+        w.record_durable(ev()).await.unwrap();
+        assert_eq!(sink.syncs.load(Ordering::SeqCst), 4);
+        w.close().await.unwrap();
+    }
+}
