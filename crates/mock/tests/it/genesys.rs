@@ -1,0 +1,98 @@
+use cxone_uuid_mock::{parse_script, MockConfig, MockServer, Provider};
+use serde_json::{json, Value};
+
+use crate::{http, start, start_provider, UUID};
+
+async fn genesys_token(server: &MockServer) -> String {
+    let resp = http()
+        .post(server.token_url())
+        .basic_auth("demo-client", Some("demo-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn call(server: &MockServer, token: &str, variant: &str) -> reqwest::Response {
+    http()
+        .post(format!(
+            "{}/api/v2/integrations/actions/act-1/{variant}",
+            server.base_url()
+        ))
+        .bearer_auth(token)
+        .json(&json!({ "uuid": UUID, "source": "test" }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_needs_http_basic() {
+    let server = start_provider(Provider::Genesys).await;
+    assert!(server.token_url().ends_with("/oauth/token"));
+    let resp = http()
+        .post(server.token_url())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-client"),
+            ("client_secret", "demo-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    genesys_token(&server).await;
+}
+
+#[tokio::test]
+async fn execute_answers_a_flat_object_keyed_by_uuid_without_idempotency_key() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        script: parse_script("503").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    assert_eq!(call(&server, &token, "execute").await.status(), 503);
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"uuid": UUID, "status": "ok"})
+    );
+    let rec = server.recorded();
+    assert_eq!(rec.attempts_for(UUID), 2);
+    assert_eq!(rec.execute_requests[0].idempotency_key, None);
+}
+
+#[tokio::test]
+async fn test_variant_reports_steps_and_failures_in_the_body() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        script: parse_script("500").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let fail: Value = call(&server, &token, "test").await.json().await.unwrap();
+    assert_eq!(fail["success"], false);
+    let ops = fail["operations"].as_array().unwrap();
+    assert!(ops.iter().any(|op| op["error"].is_object()));
+    let ok: Value = call(&server, &token, "test").await.json().await.unwrap();
+    assert_eq!(ok["success"], true);
+    assert_eq!(ok["finalResult"]["uuid"], UUID);
+    assert!(ok["operations"][0]["step"] == 1);
+}
+
+#[tokio::test]
+async fn tutorial_paths_are_not_served() {
+    let server = start_provider(Provider::Genesys).await;
+    let token = genesys_token(&server).await;
+    let resp = crate::execute(&server, &token, UUID).await;
+    assert_eq!(resp.status(), 404);
+}
