@@ -1,11 +1,170 @@
-//! Placeholder until this command lands; replaced by its owner.
+//! `cxone-uuid generate`: UUIDs offline, one a line, streamed to stdout.
+//!
+//! UUIDs are produced in batches (one registry round trip each) and written through one
+//! buffered writer, so memory stays flat in the count apart from the registry itself: 10 million
+//! UUIDs never exist as 10 million strings.
 
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-/// Arguments.
-#[derive(clap::Args, Debug)]
-pub(crate) struct Args {}
+use anyhow::Context;
+use cxone_uuid_core::{
+    collision_probability, test_source, Generator, UniqueGenerator, Uuid,
+    UuidFormat, UuidVersion, DEFAULT_DUPLICATE_LIMIT,
+};
 
-pub(crate) async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::exit::usage("this command is not built yet"))
+/// UUIDs per registry round trip: large enough to hide a remote registry's latency and to let
+/// the memory registry overlap its cache misses, small enough to stream promptly.
+const BATCH: u64 = 4096;
+
+/// Output form of each UUID (always lowercase).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum FormatArg {
+    /// 8-4-4-4-12, e.g. 0f8fad5b-d9cb-469f-a165-70867728950e.
+    #[default]
+    Hyphenated,
+    /// 32 hex digits.
+    Simple,
+    /// urn:uuid:8-4-4-4-12.
+    Urn,
+    /// {8-4-4-4-12}.
+    Braced,
+}
+
+impl From<FormatArg> for UuidFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Hyphenated => UuidFormat::Hyphenated,
+            FormatArg::Simple => UuidFormat::Simple,
+            FormatArg::Urn => UuidFormat::Urn,
+            FormatArg::Braced => UuidFormat::Braced,
+        }
+    }
+}
+
+/// UUID version on the command line: 4 or 7.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum VersionArg {
+    /// Random (122 random bits).
+    #[default]
+    #[value(name = "4")]
+    V4,
+    /// Time-ordered (Unix milliseconds, then random), for databases that index by UUID.
+    #[value(name = "7")]
+    V7,
+}
+
+impl From<VersionArg> for UuidVersion {
+    fn from(v: VersionArg) -> Self {
+        match v {
+            VersionArg::V4 => UuidVersion::V4,
+            VersionArg::V7 => UuidVersion::V7,
+        }
+    }
+}
+
+/// Arguments of `generate`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  cxone-uuid generate                          one v4 UUID
+  cxone-uuid generate -n 1000000 > ids.txt     a million, each checked unique
+  cxone-uuid generate -n 3 --uuid-version 7 --format urn
+  cxone-uuid generate -n 100 --registry sqlite:used.db   unique across runs
+
+Every UUID's random bytes pass the NIST SP 800-90B health tests; a failure stops generation
+with exit code 1, as does reaching the duplicate limit or an unreachable registry.")]
+pub(crate) struct Args {
+    /// How many UUIDs to print.
+    #[arg(short = 'n', long, default_value_t = 1)]
+    count: u64,
+
+    /// Output form.
+    #[arg(long, value_enum, default_value_t)]
+    format: FormatArg,
+
+    /// UUID version.
+    #[arg(long, value_enum, default_value_t)]
+    uuid_version: VersionArg,
+
+    /// Uniqueness registry: memory, sqlite:PATH or redis://HOST:PORT/DB.
+    #[arg(long, default_value = "memory")]
+    registry: String,
+
+    /// Consecutive duplicates allowed while producing one UUID before stopping.
+    #[arg(long, default_value_t = DEFAULT_DUPLICATE_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    duplicate_limit: u32,
+
+    /// TESTS ONLY: replace the OS random source with a predictable pattern
+    /// (repeat:SEED:PERIOD, dup:SEED:EVERY, constant:BYTE, cycle:N, stuck:BYTE).
+    #[arg(long, hide = true, value_name = "SPEC")]
+    test_entropy: Option<String>,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let version = UuidVersion::from(args.uuid_version);
+    let generator = match &args.test_entropy {
+        Some(spec) => {
+            let source = test_source(spec).map_err(|e| crate::exit::usage(e.to_string()))?;
+            eprintln!(
+                "WARNING: --test-entropy {spec}: the random source is a PREDICTABLE TEST PATTERN. \
+                 These UUIDs are not random; never use them outside tests."
+            );
+            Generator::from_source(version, source)
+        }
+        None => Generator::new(version),
+    };
+    let registry = crate::registries::open(&args.registry, args.count).await?;
+    let mut unique = UniqueGenerator::new(generator, registry, args.duplicate_limit);
+
+    let format = UuidFormat::from(args.format);
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let mut written = 0u64;
+    let mut buf = Uuid::encode_buffer();
+    while written < args.count {
+        let n = (args.count - written).min(BATCH);
+        let batch_size = usize::try_from(n).unwrap_or(usize::MAX);
+        let ids = unique.next_batch(batch_size).await.with_context(|| {
+            format!(
+                "generation stopped after {written} of {} UUIDs",
+                args.count
+            )
+        })?;
+        for id in &ids {
+            let line = format.encode(id, &mut buf);
+            if let Err(e) = write_line(&mut out, line) {
+                return broken_pipe_or(e);
+            }
+        }
+        written += n;
+    }
+    if let Err(e) = out.flush() {
+        return broken_pipe_or(e);
+    }
+    let stats = unique.stats();
+    tracing::info!(
+        unique = stats.unique,
+        candidates = stats.candidates,
+        duplicates = stats.duplicates,
+        uniqueness_rate = stats.uniqueness_rate(),
+        collision_probability = collision_probability(stats.unique as f64),
+        "generation finished"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[inline]
+fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// A closed pipe (`generate | head`) is the reader's choice, not a failure.
+fn broken_pipe_or(e: std::io::Error) -> anyhow::Result<ExitCode> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(anyhow::Error::new(e).context("cannot write to stdout"))
+    }
 }

@@ -91,9 +91,18 @@ const V7_COUNTER_MAX: u128 = (1u128 << V7_COUNTER_BITS) - 1;
 
 impl Generator {
     /// A generator over ChaCha12 (`StdRng`) seeded from the operating system.
-    pub fn new(version: UuidVersion) -> Result<Self, HealthError> {
-        let rng = StdRng::try_from_os_rng().map_err(|e| HealthError::Unavailable(e.to_string()))?;
-        Ok(Self::from_source(version, Box::new(rng)))
+    ///
+    /// Infallible so callers treat every source alike: if the OS cannot seed it, the first
+    /// [`Generator::next_uuid`] returns [`HealthError::Unavailable`] and no UUID is produced.
+    pub fn new(version: UuidVersion) -> Self {
+        match StdRng::try_from_os_rng() {
+            Ok(rng) => Self::from_source(version, Box::new(rng)),
+            Err(e) => {
+                let mut g = Self::from_source(version, crate::source::unusable());
+                g.health = HealthMonitor::failed_with(HealthError::Unavailable(e.to_string()));
+                g
+            }
+        }
     }
 
     /// A generator over any source, e.g. a [`crate::test_source`] in tests. The health tests
@@ -219,7 +228,7 @@ mod tests {
 
     #[test]
     fn v4_has_version_and_variant() {
-        let mut g = Generator::new(UuidVersion::V4).unwrap();
+        let mut g = Generator::new(UuidVersion::V4);
         for _ in 0..10_000 {
             let u = g.next_uuid().unwrap();
             assert_eq!(u.get_version_num(), 4);
@@ -229,7 +238,7 @@ mod tests {
 
     #[test]
     fn v7_is_strictly_increasing_and_carries_the_time() {
-        let mut g = Generator::new(UuidVersion::V7).unwrap();
+        let mut g = Generator::new(UuidVersion::V7);
         let mut out = Vec::new();
         g.fill(&mut out, 100_000).unwrap();
         assert!(out.windows(2).all(|w| w[0] < w[1]));
@@ -244,7 +253,7 @@ mod tests {
 
     #[test]
     fn v7_counter_overflow_moves_to_the_next_millisecond() {
-        let mut g = Generator::new(UuidVersion::V7).unwrap();
+        let mut g = Generator::new(UuidVersion::V7);
         let a = g.next_uuid().unwrap();
         g.last_counter = V7_COUNTER_MAX - 1;
         g.last_ms += 10_000; // far in the future: the clock is "behind"

@@ -105,6 +105,14 @@ impl HealthMonitor {
         }
     }
 
+    /// A monitor that has already failed with `err`: every check returns it.
+    pub(crate) fn failed_with(err: HealthError) -> Self {
+        Self {
+            failed: Some(err),
+            ..Self::new()
+        }
+    }
+
     /// How many bytes the monitor has checked.
     pub fn samples(&self) -> u64 {
         self.samples

@@ -25,6 +25,6 @@ pub use health::HealthError;
 pub use memory::MemoryRegistry;
 pub use registry::{Novelty, Registry, RegistryError};
 pub use source::{test_source, TestSourceError};
-pub use unique::{GenerateError, GenerationStats, UniqueGenerator, DEFAULT_DUPLICATE_LIMIT};
+pub use unique::{GenerateError, UniqueGenerator, UniquenessStats, DEFAULT_DUPLICATE_LIMIT};
 pub use uuid::Uuid;
 pub use validate::{parse, parse_with_format, ParseOptions, UuidFormat, ValidationError};

@@ -321,7 +321,6 @@ mod tests {
         let before = reg.heap_bytes();
         let mut ids = Vec::new();
         crate::Generator::new(crate::UuidVersion::V4)
-            .unwrap()
             .fill(&mut ids, n)
             .unwrap();
         assert!(reg.insert_batch(&ids).iter().all(|a| *a == Novelty::New));

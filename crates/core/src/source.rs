@@ -80,6 +80,12 @@ pub fn test_source(spec: &str) -> Result<Box<dyn RngCore + Send>, TestSourceErro
     Ok(source)
 }
 
+/// A stand-in for a source that could not be created; its bytes are never used because the
+/// generator holding it has already failed.
+pub(crate) fn unusable() -> Box<dyn RngCore + Send> {
+    Box::new(Pattern::new(Kind::Constant(0)))
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Repeat { seed: u64, period_bytes: u64 },

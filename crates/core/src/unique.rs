@@ -44,16 +44,16 @@ pub enum GenerateError {
 
 /// Counters over the life of a [`UniqueGenerator`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GenerationStats {
+pub struct UniquenessStats {
     /// UUIDs generated and offered to the registry, duplicates included.
     pub candidates: u64,
     /// Candidates the registry had seen before.
     pub duplicates: u64,
     /// UUIDs handed out (new in the registry).
-    pub issued: u64,
+    pub unique: u64,
 }
 
-impl GenerationStats {
+impl UniquenessStats {
     /// Share of candidates that were new: 1.0 when nothing has been generated yet.
     pub fn uniqueness_rate(&self) -> f64 {
         if self.candidates == 0 {
@@ -69,7 +69,7 @@ pub struct UniqueGenerator {
     generator: Generator,
     registry: Arc<dyn Registry>,
     duplicate_limit: u32,
-    stats: GenerationStats,
+    stats: UniquenessStats,
     recent_duplicates: Vec<Uuid>,
 }
 
@@ -85,26 +85,27 @@ impl std::fmt::Debug for UniqueGenerator {
 }
 
 impl UniqueGenerator {
-    /// Wraps `generator` and `registry` with the default duplicate limit (100).
-    pub fn new(generator: Generator, registry: Arc<dyn Registry>) -> Self {
+    /// Wraps `generator` and `registry`. `duplicate_limit` is how many duplicates in a row one
+    /// UUID may meet before generation stops ([`DEFAULT_DUPLICATE_LIMIT`] = 100, as the
+    /// tutorial; 0 is taken as 1).
+    pub fn new(generator: Generator, registry: Arc<dyn Registry>, duplicate_limit: u32) -> Self {
         Self {
             generator,
             registry,
-            duplicate_limit: DEFAULT_DUPLICATE_LIMIT,
-            stats: GenerationStats::default(),
+            duplicate_limit: duplicate_limit.max(1),
+            stats: UniquenessStats::default(),
             recent_duplicates: Vec::new(),
         }
     }
 
-    /// Sets how many duplicates in a row one UUID may meet before generation stops (at least 1).
-    pub fn with_duplicate_limit(mut self, limit: u32) -> Self {
-        self.duplicate_limit = limit.max(1);
-        self
+    /// The counters so far.
+    pub fn stats(&self) -> UniquenessStats {
+        self.stats
     }
 
-    /// The counters so far.
-    pub fn stats(&self) -> GenerationStats {
-        self.stats
+    /// Share of candidates that were new so far (see [`UniquenessStats::uniqueness_rate`]).
+    pub fn uniqueness_rate(&self) -> f64 {
+        self.stats.uniqueness_rate()
     }
 
     /// The registry this generator checks against.
@@ -135,7 +136,7 @@ impl UniqueGenerator {
             // Every pending slot has now met one more duplicate in a row.
             in_a_row += 1;
             if in_a_row >= self.duplicate_limit {
-                self.stats.issued += (n - pending.len()) as u64;
+                self.stats.unique += (n - pending.len()) as u64;
                 return Err(GenerateError::DuplicateLimit {
                     limit: self.duplicate_limit,
                     registry: self.registry.describe(),
@@ -156,7 +157,7 @@ impl UniqueGenerator {
             }
             pending = still;
         }
-        self.stats.issued += n as u64;
+        self.stats.unique += n as u64;
         Ok(out)
     }
 
@@ -194,13 +195,13 @@ mod tests {
 
     fn unique(spec: &str, limit: u32) -> UniqueGenerator {
         let g = Generator::from_source(UuidVersion::V4, test_source(spec).unwrap());
-        UniqueGenerator::new(g, Arc::new(MemoryRegistry::new())).with_duplicate_limit(limit)
+        UniqueGenerator::new(g, Arc::new(MemoryRegistry::new()), limit)
     }
 
     #[test]
     fn healthy_batches_are_unique_and_counted() {
-        let g = Generator::new(UuidVersion::V4).unwrap();
-        let mut u = UniqueGenerator::new(g, Arc::new(MemoryRegistry::new()));
+        let g = Generator::new(UuidVersion::V4);
+        let mut u = UniqueGenerator::new(g, Arc::new(MemoryRegistry::new()), 100);
         let mut all = HashSet::new();
         for _ in 0..10 {
             for id in block_on(u.next_batch(1000)).unwrap() {
@@ -208,7 +209,7 @@ mod tests {
             }
         }
         let s = u.stats();
-        assert_eq!((s.candidates, s.duplicates, s.issued), (10_000, 0, 10_000));
+        assert_eq!((s.candidates, s.duplicates, s.unique), (10_000, 0, 10_000));
         assert_eq!(s.uniqueness_rate(), 1.0);
     }
 
