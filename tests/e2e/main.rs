@@ -5,3 +5,4 @@ mod support;
 mod run;
 mod durability;
 mod providers;
+mod mock;

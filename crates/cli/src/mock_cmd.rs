@@ -1,11 +1,233 @@
-//! Placeholder until this command lands; replaced by its owner.
+//! `cxone-uuid mock`: serve the CXone / Genesys stand-in from the command line.
+//!
+//! The first stdout line is the contract with scripts and test harnesses that start this as a
+//! child process: `listening on http://HOST:PORT`, flushed at once, nothing before it. Details
+//! for a human go to stderr. The mock accepts well-known demo credentials, so it binds to
+//! loopback unless `--allow-remote` says otherwise.
 
+use std::fmt;
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::str::FromStr;
 
-/// Arguments.
+use anyhow::Context as _;
+use cxone_uuid_mock::{
+    format_script, parse_script, DiscoveryFault, Malformed, MockConfig, MockServer, Provider,
+};
+
+/// A command-line value that must not appear in `Debug` output.
+#[derive(Clone)]
+pub(crate) struct Hidden(String);
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Hidden {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Hidden(s.to_string()))
+    }
+}
+
+/// Arguments of `cxone-uuid mock`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    bind: String,
+    /// Allow a non-loopback --bind (the mock accepts demo credentials: keep it off networks).
+    #[arg(long)]
+    allow_remote: bool,
+    /// API dialect to imitate: tutorial, genesys or cxone.
+    #[arg(long, default_value = "tutorial")]
+    provider: Provider,
+    /// Token bucket on execute requests, in requests/s; over it: 429 with Retry-After.
+    #[arg(long, value_name = "R")]
+    rate_limit: Option<f64>,
+    /// Milliseconds added to every execute response.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Probability (0..=1) that an execute answers --fail-status.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    fail_rate: f64,
+    /// Status of random failures.
+    #[arg(long, value_name = "S", default_value_t = 500)]
+    fail_status: u16,
+    /// Lifetime of issued tokens, in seconds (expired tokens get 401).
+    #[arg(long, value_name = "S", default_value_t = 3600)]
+    token_ttl: u64,
+    /// Every execute answers this malformed body: not-array, html, oversized, truncated,
+    /// echo-mismatch.
+    #[arg(long, value_name = "KIND")]
+    malformed: Option<Malformed>,
+    /// Per-UUID script, e.g. "500,429:ra=2,200": the k-th attempt for a UUID gets step k.
+    #[arg(long, value_name = "STEPS")]
+    script: Option<String>,
+    /// Token-endpoint script, e.g. "500,200": the k-th token request gets step k.
+    #[arg(long, value_name = "STEPS")]
+    token_script: Option<String>,
+    /// Break CXone discovery: not-found, no-tenant, malformed-json.
+    #[arg(long, value_name = "KIND")]
+    discovery_fault: Option<DiscoveryFault>,
+    /// Accepted client id.
+    #[arg(long, default_value = "demo-client")]
+    client_id: String,
+    /// Accepted client secret.
+    #[arg(long, default_value = "demo-secret", hide_default_value = true)]
+    client_secret: Hidden,
+    /// Accepted access key id (cxone password grant).
+    #[arg(long, default_value = "demo-key")]
+    access_key_id: String,
+    /// Accepted access key secret (cxone password grant).
+    #[arg(long, default_value = "demo-key-secret", hide_default_value = true)]
+    access_key_secret: Hidden,
+    /// Tenant id put in cxone id tokens and known to the discovery document.
+    #[arg(long, default_value = "11111111-2222-4333-8444-555555555555")]
+    tenant_id: String,
+}
 
-pub(crate) async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Err(crate::exit::usage("this command is not built yet"))
+impl Args {
+    fn config(&self) -> anyhow::Result<MockConfig> {
+        use crate::exit::usage;
+        if !(0.0..=1.0).contains(&self.fail_rate) {
+            return Err(usage(format!(
+                "--fail-rate {} is outside 0..=1: give a probability such as 0.1",
+                self.fail_rate
+            )));
+        }
+        if !(100..=599).contains(&self.fail_status) {
+            return Err(usage(format!(
+                "--fail-status {} is not an HTTP status (100..=599)",
+                self.fail_status
+            )));
+        }
+        if let Some(r) = self.rate_limit {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(usage(format!(
+                    "--rate-limit {r} must be a positive number of requests per second"
+                )));
+            }
+        }
+        let script = |flag: &str, text: &Option<String>| match text {
+            None => Ok(Vec::new()),
+            Some(t) => parse_script(t).map_err(|e| usage(format!("{flag}: {e}"))),
+        };
+        Ok(MockConfig {
+            provider: self.provider,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.0.clone(),
+            access_key_id: self.access_key_id.clone(),
+            access_key_secret: self.access_key_secret.0.clone(),
+            tenant_id: self.tenant_id.clone(),
+            token_ttl_secs: self.token_ttl,
+            rate_limit: self.rate_limit,
+            latency_ms: self.latency_ms,
+            fail_rate: self.fail_rate,
+            fail_status: self.fail_status,
+            malformed: self.malformed,
+            script: script("--script", &self.script)?,
+            token_script: script("--token-script", &self.token_script)?,
+            discovery_fault: self.discovery_fault,
+        })
+    }
+}
+
+/// Resolves --bind and refuses a non-loopback address unless --allow-remote.
+async fn bind_addr(bind: &str, allow_remote: bool) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(bind)
+        .await
+        .map_err(|e| {
+            crate::exit::usage(format!(
+                "--bind {bind:?} is not an address: {e} (expected HOST:PORT, e.g. 127.0.0.1:0)"
+            ))
+        })?
+        .collect();
+    let Some(addr) = addrs
+        .iter()
+        .find(|a| a.ip().is_loopback())
+        .or_else(|| addrs.first())
+        .copied()
+    else {
+        return Err(crate::exit::usage(format!(
+            "--bind {bind:?} resolves to no address"
+        )));
+    };
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(crate::exit::usage(format!(
+            "--bind {addr} is not a loopback address: the mock accepts demo credentials, so \
+             pass --allow-remote if you really mean to serve it beyond this machine"
+        )));
+    }
+    Ok(addr)
+}
+
+/// Waits for Ctrl-C or (on Unix) SIGTERM, the signal test harnesses and service managers send.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let addr = bind_addr(&args.bind, args.allow_remote).await?;
+    let server = MockServer::start(config, addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", server.base_url())
+            .and_then(|()| out.flush())
+            .context("cannot write to stdout")?;
+    }
+    let cfg = server.config();
+    eprintln!(
+        "mock {} provider: token endpoint {}, client id {:?}{}",
+        cfg.provider,
+        server.token_url(),
+        cfg.client_id,
+        match cfg.provider {
+            Provider::Cxone => format!(
+                ", access key id {:?}, tenant {}",
+                cfg.access_key_id, cfg.tenant_id
+            ),
+            _ => String::new(),
+        }
+    );
+    if !cfg.script.is_empty() {
+        eprintln!("script per UUID: {}", format_script(&cfg.script));
+    }
+    if !cfg.token_script.is_empty() {
+        eprintln!("token script: {}", format_script(&cfg.token_script));
+    }
+    eprintln!(
+        "recorded requests at {}/__mock/recorded; Ctrl-C to stop",
+        server.base_url()
+    );
+
+    stop_signal().await;
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }

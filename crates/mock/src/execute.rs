@@ -339,7 +339,7 @@ fn genesys_test_failure(status: u16) -> Value {
                 "success": false,
                 "error": {
                     "message": format!("the remote endpoint answered {status}"),
-                    "code": "BAD_REQUEST",
+                    "code": if status >= 500 { "INTERNAL_SERVER_ERROR" } else { "BAD_REQUEST" },
                     "status": status,
                 },
             },

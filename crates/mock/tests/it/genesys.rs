@@ -96,3 +96,19 @@ async fn tutorial_paths_are_not_served() {
     let resp = crate::execute(&server, &token, UUID).await;
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn malformed_genesys_bodies() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        script: parse_script("not-array,echo-mismatch").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let body: Value = call(&server, &token, "execute").await.json().await.unwrap();
+    assert!(body.is_array());
+    let body: Value = call(&server, &token, "execute").await.json().await.unwrap();
+    assert_ne!(body["uuid"], UUID);
+    assert!(body["uuid"].is_string());
+}

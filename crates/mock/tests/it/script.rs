@@ -148,3 +148,32 @@ async fn scripted_malformed_bodies_are_200() {
     assert_eq!(body[0]["name"], "output_uuid");
     assert_ne!(body[0]["value"], UUID);
 }
+
+#[tokio::test]
+async fn token_script_can_close_rate_limit_and_send_html() {
+    let server = start(MockConfig {
+        token_script: parse_script("close,429:ra=3,html,delay=200").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let ask = || {
+        http()
+            .post(server.token_url())
+            .basic_auth("demo-client", Some("demo-secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert!(ask().await.is_err());
+    let r = ask().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "3");
+    let r = ask().await.unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let t = Instant::now();
+    assert_eq!(ask().await.unwrap().status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    assert_eq!(server.recorded().token_requests, 4);
+}
