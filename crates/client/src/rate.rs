@@ -1,11 +1,12 @@
 //! Request pacing: a fixed token bucket (`governor`) or an adaptive AIMD limiter.
 //!
-//! The adaptive limiter starts unthrottled. The first 429 sets a target rate from the rate
-//! actually observed (times [`Aimd::DECREASE`]); each further 429 from a request sent *after*
-//! the last decrease cuts it again (one cut per round, as TCP does per window, so a burst of
-//! 429s from requests already in flight counts once). Every success adds a little, so the
-//! target creeps back up towards the server's limit. A Retry-After pauses every sender, not
-//! just the one that got it.
+//! The adaptive limiter starts unthrottled. The first 429 sets a target from the rate of
+//! *accepted* requests over the last second (the send rate of an initial burst says nothing
+//! about the server's limit), then grows it as TCP slow start does (+1 per success, doubling
+//! per second) until the next 429. From then on it is plain AIMD: each 429 from a request sent
+//! *after* the last cut multiplies the target by [`Aimd::DECREASE`] (one cut per round, so a
+//! burst of 429s from requests already in flight counts once), each success adds a little.
+//! A Retry-After pauses every sender, not just the one that got it.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -103,8 +104,12 @@ struct AimdState {
     epoch: u64,
     next_slot: Instant,
     paused_until: Option<Instant>,
-    /// Recent send instants, to estimate the rate in use when the first 429 arrives.
-    recent: VecDeque<Instant>,
+    /// Successes of the last second, to estimate the rate the server accepts.
+    successes: VecDeque<Instant>,
+    /// When sending last (re)started: the start, or the end of the last pause.
+    resumed_at: Instant,
+    /// Between the first and the second cut: exponential growth.
+    slow_start: bool,
 }
 
 impl Default for Aimd {
@@ -118,7 +123,8 @@ impl Aimd {
     pub const DECREASE: f64 = 0.7;
     /// Lowest target, requests/s.
     pub const MIN_RATE: f64 = 0.5;
-    const RECENT: usize = 64;
+    /// Shortest sending window whose success count is trusted as a rate.
+    const MIN_WINDOW: Duration = Duration::from_millis(500);
 
     /// An unthrottled limiter.
     pub fn new() -> Self {
@@ -128,7 +134,9 @@ impl Aimd {
                 epoch: 0,
                 next_slot: Instant::now(),
                 paused_until: None,
-                recent: VecDeque::with_capacity(Self::RECENT),
+                successes: VecDeque::new(),
+                resumed_at: Instant::now(),
+                slow_start: false,
             }),
         }
     }
@@ -155,27 +163,54 @@ impl Aimd {
                 slot = p;
             } else {
                 s.paused_until = None;
+                s.resumed_at = p;
             }
         }
         if let Some(rate) = s.target {
             slot = slot.max(s.next_slot);
             s.next_slot = slot + Duration::from_secs_f64(1.0 / rate);
         }
-        if s.recent.len() == Self::RECENT {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(slot);
         (slot, Ticket { epoch: s.epoch })
     }
 
-    /// A success: additive increase of about `max(1, target/20)` requests/s per second.
-    pub fn on_success(&self, _now: Instant) {
+    /// A success: +1 per success in slow start, else about `max(1, target/20)` requests/s
+    /// per second.
+    pub fn on_success(&self, now: Instant) {
         let mut s = self.lock();
-        if let Some(rate) = s.target {
-            let step_per_second = (rate / 20.0).max(1.0);
-            // `rate` successes arrive per second, so each adds step/rate.
-            s.target = Some(rate + step_per_second / rate);
+        s.successes.push_back(now);
+        while s
+            .successes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1))
+        {
+            s.successes.pop_front();
         }
+        if let Some(rate) = s.target {
+            let next = if s.slow_start {
+                rate + 1.0
+            } else {
+                // `rate` successes arrive per second, so each adds step/rate.
+                rate + (rate / 20.0).max(1.0) / rate
+            };
+            s.target = Some(next);
+        }
+    }
+
+    /// Accepted requests per second over the last second of sending, when that window is
+    /// long enough to mean something.
+    fn accepted_rate(s: &AimdState, now: Instant) -> Option<f64> {
+        let since = now
+            .saturating_duration_since(s.resumed_at)
+            .min(Duration::from_secs(1));
+        if since < Self::MIN_WINDOW {
+            return None;
+        }
+        let n = s
+            .successes
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) <= since)
+            .count();
+        Some(n as f64 / since.as_secs_f64())
     }
 
     /// A 429: one multiplicative decrease per round, and a global pause for Retry-After.
@@ -190,30 +225,30 @@ impl Aimd {
         if ticket.epoch != s.epoch {
             return;
         }
-        let current = match s.target {
-            Some(r) => r,
-            None => observed_rate(&s.recent).unwrap_or(10.0),
+        let measured = Self::accepted_rate(&s, now);
+        let next = match s.target {
+            None => {
+                // First 429: start from what the server accepted and probe upwards fast.
+                s.slow_start = true;
+                measured.unwrap_or(s.successes.len() as f64)
+            }
+            Some(rate) => {
+                s.slow_start = false;
+                measured.map_or(rate, |m| rate.min(m)) * Self::DECREASE
+            }
         };
-        s.target = Some((current * Self::DECREASE).max(Self::MIN_RATE));
+        s.target = Some(next.max(Self::MIN_RATE));
         s.epoch += 1;
         // Restart pacing from now (or after the pause) at the new rate.
-        s.next_slot = s.paused_until.unwrap_or(now).max(now);
+        let restart = s.paused_until.unwrap_or(now).max(now);
+        s.next_slot = restart;
+        s.resumed_at = restart;
     }
 
     /// The current target rate, `None` while unthrottled.
     pub fn target(&self) -> Option<f64> {
         self.lock().target
     }
-}
-
-fn observed_rate(recent: &VecDeque<Instant>) -> Option<f64> {
-    let first = *recent.front()?;
-    let last = *recent.back()?;
-    let span = last.saturating_duration_since(first).as_secs_f64();
-    if recent.len() < 2 || span <= 0.0 {
-        return None;
-    }
-    Some((recent.len() - 1) as f64 / span)
 }
 
 #[cfg(test)]
@@ -233,39 +268,66 @@ mod tests {
     }
 
     #[test]
-    fn decreases_once_per_round_and_increases_additively() {
+    fn first_cut_uses_accepted_rate_then_slow_start_then_aimd() {
         let a = Aimd::new();
         let t0 = Instant::now();
-        // 20 requests 50 ms apart: 20 req/s observed
+        // one second at 20 accepted/s (sent much faster: the send rate must not matter)
         let mut tickets = Vec::new();
-        for i in 0..20 {
-            tickets.push(a.reserve(t0 + Duration::from_millis(i * 50)).1);
+        for i in 0..20u64 {
+            tickets.push(a.reserve(t0).1);
+            a.on_success(t0 + Duration::from_millis(i * 50 + 50));
         }
         let now = t0 + Duration::from_secs(1);
         a.on_throttled(tickets[18], None, now);
         let r1 = a.target().unwrap();
-        assert!((r1 - 20.0 * Aimd::DECREASE).abs() < 0.5, "{r1}");
+        assert!((r1 - 20.0).abs() < 1.5, "{r1}");
         // more 429s from requests sent before the cut do not cut again
         a.on_throttled(tickets[19], None, now);
         assert_eq!(a.target().unwrap(), r1);
-        // a 429 from a request sent after the cut does
-        let (_, t) = a.reserve(now);
-        a.on_throttled(t, None, now);
+        // slow start: +1 per success
+        for _ in 0..10 {
+            a.on_success(now);
+        }
+        assert!((a.target().unwrap() - (r1 + 10.0)).abs() < 1e-9);
+        // a 429 from a request sent after the cut cuts multiplicatively and ends slow start
+        let later = now + Duration::from_millis(100);
+        let (_, t) = a.reserve(later);
+        a.on_throttled(t, None, later);
         let r2 = a.target().unwrap();
-        assert!((r2 - r1 * Aimd::DECREASE).abs() < 1e-9);
-        // additive increase: about +1 req/s after r2 successes (one second's worth)
+        assert!((r2 - (r1 + 10.0) * Aimd::DECREASE).abs() < 1e-9, "{r2}");
+        // additive increase: about +1 req/s after one second's worth of successes
         let n = r2.round() as usize;
         for _ in 0..n {
-            a.on_success(now);
+            a.on_success(later);
         }
         let r3 = a.target().unwrap();
         assert!(r3 > r2 + 0.8 && r3 < r2 + 1.3, "{r2} -> {r3}");
         // floor
         for _ in 0..100 {
-            let (_, t) = a.reserve(now);
-            a.on_throttled(t, None, now);
+            let (_, t) = a.reserve(later);
+            a.on_throttled(t, None, later);
         }
         assert!(a.target().unwrap() >= Aimd::MIN_RATE);
+    }
+
+    #[test]
+    fn a_cut_never_goes_above_the_accepted_rate() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        let (_, t) = a.reserve(t0);
+        a.on_throttled(t, None, t0); // target from nothing: MIN_RATE, slow start
+        for _ in 0..100 {
+            a.on_success(t0);
+        }
+        assert!(a.target().unwrap() > 100.0);
+        // the server accepted 10/s over the last second
+        let t1 = t0 + Duration::from_secs(2);
+        for i in 0..10u64 {
+            a.on_success(t1 - Duration::from_millis(i * 100));
+        }
+        let (_, t) = a.reserve(t1);
+        a.on_throttled(t, None, t1);
+        assert!((a.target().unwrap() - 10.0 * Aimd::DECREASE).abs() < 1.0);
     }
 
     #[test]
