@@ -6,3 +6,5 @@ mod run;
 mod durability;
 mod providers;
 mod mock;
+mod generate;
+mod validate;
