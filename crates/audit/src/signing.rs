@@ -442,6 +442,18 @@ impl Sealer {
         Some(ev)
     }
 
+    /// Takes an already sealed `event` (an import that keeps the source's seq and hashes) as the
+    /// new head. The caller has verified that it continues the chain.
+    pub fn adopt(&mut self, event: &AuditEvent) {
+        self.chain = crate::chain::Chain::resume(Some((event.seq, event.hash.clone())));
+        self.last_run_id = event.run_id;
+        if event.event == EventKind::Checkpoint {
+            self.since_checkpoint = 0;
+        } else {
+            self.since_checkpoint += 1;
+        }
+    }
+
     /// The chain's state.
     pub fn chain(&self) -> &crate::chain::Chain {
         &self.chain
