@@ -460,6 +460,12 @@ impl ClientConfig {
 pub fn check_url(raw: &str, what: &str) -> Result<url::Url, Error> {
     let parsed = url::Url::parse(raw.trim())
         .map_err(|e| Error::config(format!("{what} {raw:?} is not a valid URL: {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Do not echo the URL: its user-info may be a secret.
+        return Err(Error::config(format!(
+            "{what} must not contain a user name or password; pass credentials with their own settings"
+        )));
+    }
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" => {
@@ -520,10 +526,12 @@ mod tests {
             "http://[::2]/",
             "ftp://127.0.0.1",
             "not a url",
+            "https://user:hunter2@example.com/",
         ] {
             let e = check_url(bad, "API base URL").unwrap_err();
             assert!(e.is_config(), "{bad}");
             assert!(e.to_string().contains("API base URL"), "{e}");
+            assert!(!e.to_string().contains("hunter2"));
         }
     }
 

@@ -29,7 +29,10 @@ pub(crate) async fn read_capped(
     cap: usize,
 ) -> Result<(Vec<u8>, bool), reqwest::Error> {
     if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Ok((Vec::new(), true));
+        // Keep only the start, for the error's excerpt.
+        let mut head = resp.chunk().await?.map(|c| c.to_vec()).unwrap_or_default();
+        head.truncate(1024);
+        return Ok((head, true));
     }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
@@ -176,7 +179,15 @@ impl Client {
             token_endpoint: ep.token_endpoint.unwrap_or_default(),
             api_base: ep.api_base,
             expires_at: token.expires_at,
-            scope: token.scope.clone(),
+            scope: token.scope.clone().or_else(|| match i.config.provider {
+                Provider::Tutorial => Some(
+                    i.config
+                        .scope
+                        .clone()
+                        .unwrap_or_else(|| crate::config::DEFAULT_SCOPE.to_string()),
+                ),
+                _ => i.config.scope.clone(),
+            }),
             tenant_id: ep.tenant_id,
             area: ep.area,
             auth_method: i.config.effective_auth_method(),

@@ -331,7 +331,8 @@ impl Dialect for Cxone {
         };
         let hint = "check CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET (an API user's access \
                     key) and the registered application's CXONE_CLIENT_ID and CXONE_CLIENT_SECRET; \
-                    try --auth-method post if the application expects its credentials in the form";
+                    check the --scope if set; try --auth-method post if the application expects its \
+                    credentials in the form";
         let v = request_token(http, &url, &form, auth, hint).await?;
         let grant = grant_from_json(&v, &url)?;
         let id_token = v.get("id_token").and_then(|t| t.as_str());

@@ -131,7 +131,8 @@ impl Dialect for Genesys {
             }
         };
         let hint = "check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (an OAuth client with the \
-                    Client Credentials grant) and GENESYS_REGION (the client belongs to one region)";
+                    Client Credentials grant), GENESYS_REGION (the client belongs to one region), \
+                    and that the client's roles and scope (if --scope is set) allow it";
         let v = request_token(http, &self.token_url, &form, auth, hint).await?;
         grant_from_json(&v, &self.token_url)
     }

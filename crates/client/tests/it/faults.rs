@@ -170,3 +170,36 @@ async fn connection_refused_is_a_transport_error() {
     assert_eq!(err.kind(), ErrorKind::TokenUnavailable);
     assert!(err.to_string().contains("connection"), "{err}");
 }
+
+#[tokio::test]
+async fn no_error_or_debug_output_contains_a_secret() {
+    let mut shown = Vec::new();
+    for script in [
+        "400",
+        "403",
+        "401,401",
+        "500*5",
+        "html",
+        "oversized",
+        "echo-mismatch",
+    ] {
+        let server = scripted(script).await;
+        let c = client(tutorial(&server).with_max_retries(1));
+        let report = c.execute(Uuid::new_v4()).await;
+        shown.push(format!("{report:?}"));
+        shown.push(report.outcome.unwrap_err().to_string());
+        shown.push(format!("{c:?} {:?}", c.config()));
+    }
+    let server = mock(MockConfig::default()).await;
+    let c = client(tutorial(&server).with_client_secret("not-the-demo-secret"));
+    let err = c.token_info().await.unwrap_err();
+    shown.push(format!("{err} {err:?} {c:?}"));
+    for text in shown {
+        assert!(!text.contains("demo-secret"), "{text}");
+        assert!(!text.contains("not-the-demo-secret"), "{text}");
+        assert!(
+            !text.contains("Bearer "),
+            "no Authorization header value: {text}"
+        );
+    }
+}
