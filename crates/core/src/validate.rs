@@ -244,45 +244,30 @@ pub fn parse_with_format(
     };
     let body = &bytes[start..end];
 
-    // Non-hex characters first: the most specific reason, with its position.
-    if let Some(i) = body
-        .iter()
-        .position(|&b| b != b'-' && !b.is_ascii_hexdigit())
-    {
-        let at = start + i;
-        // `at` is a char boundary: everything before it in the body is ASCII, and so is the
-        // prefix; the input is a str, so the char there decodes.
-        let character = input[at..].chars().next().unwrap_or('\u{fffd}');
-        return Err(ValidationError::NonHex {
-            character,
-            position: input[..at].chars().count() + 1,
-        });
+    // One pass decodes the digits and finds the first character that is neither hex nor '-'
+    // (the most specific reason, reported with its position).
+    let mut value: u128 = 0;
+    for (i, &b) in body.iter().enumerate() {
+        match HEX[usize::from(b)] {
+            HYPHEN => {}
+            INVALID => return Err(non_hex(input, start + i)),
+            v => value = (value << 4) | u128::from(v),
+        }
     }
 
-    let mut value: u128 = 0;
     let hyphenated = form != UuidFormat::Simple;
     if hyphenated {
-        const LENGTHS: [usize; 5] = [8, 4, 4, 4, 12];
-        let found = body.split(|&b| b == b'-').count();
-        if found != 5 {
-            return Err(ValidationError::GroupCount { found });
-        }
-        for (g, (group, expected)) in body.split(|&b| b == b'-').zip(LENGTHS).enumerate() {
-            if group.len() != expected {
-                return Err(ValidationError::GroupLength {
-                    group: g + 1,
-                    digits: group.len(),
-                    expected,
-                });
-            }
+        let canonical_layout = body.len() == 36
+            && body[8] == b'-'
+            && body[13] == b'-'
+            && body[18] == b'-'
+            && body[23] == b'-'
+            && body.iter().filter(|&&b| b == b'-').count() == 4;
+        if !canonical_layout {
+            return Err(group_error(body));
         }
     } else if body.len() != 32 {
         return Err(ValidationError::Length { length: body.len() });
-    }
-    for &b in body {
-        if b != b'-' {
-            value = (value << 4) | u128::from(hex_value(b));
-        }
     }
 
     if opts.strict {
@@ -331,13 +316,57 @@ pub fn parse_with_format(
     Ok((Uuid::from_u128(value), form))
 }
 
-#[inline]
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b.wrapping_sub(b'A').wrapping_add(10) & 0xf,
+const INVALID: u8 = 0xff;
+const HYPHEN: u8 = 0xfe;
+
+/// Digit values by byte: 0..=15 for hex digits in either case, [`HYPHEN`], else [`INVALID`].
+const HEX: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t[b'-' as usize] = HYPHEN;
+    t
+};
+
+/// The non-hex character at byte offset `at` of `input`, with its 1-based character position.
+#[cold]
+fn non_hex(input: &str, at: usize) -> ValidationError {
+    // `at` is a char boundary: the prefix and everything before `at` in the body are ASCII.
+    let character = input.get(at..).and_then(|s| s.chars().next());
+    ValidationError::NonHex {
+        character: character.unwrap_or('\u{fffd}'),
+        position: input.get(..at).map_or(at, |s| s.chars().count()) + 1,
+    }
+}
+
+/// Why a hex-and-hyphens body is not 8-4-4-4-12.
+#[cold]
+fn group_error(body: &[u8]) -> ValidationError {
+    const LENGTHS: [usize; 5] = [8, 4, 4, 4, 12];
+    let found = body.split(|&b| b == b'-').count();
+    if found != 5 {
+        return ValidationError::GroupCount { found };
+    }
+    body.split(|&b| b == b'-')
+        .zip(LENGTHS)
+        .enumerate()
+        .find(|(_, (group, expected))| group.len() != *expected)
+        .map(|(g, (group, expected))| ValidationError::GroupLength {
+            group: g + 1,
+            digits: group.len(),
+            expected,
+        })
+        // Five groups of the right lengths is the canonical layout, checked before calling.
+        .unwrap_or(ValidationError::GroupCount { found })
 }
 
 #[cfg(test)]
