@@ -97,8 +97,13 @@ fn first_uuid(value: &Value) -> Option<String> {
     }
 }
 
+const NOT_JSON: &str = "the body is not JSON";
+
 /// Finds the UUID the dialect carries, or says what is wrong with the body.
 fn find_uuid(dialect: Dialect, body: &Value) -> Result<String, &'static str> {
+    if body.is_null() {
+        return Err(NOT_JSON);
+    }
     match dialect {
         Dialect::Tutorial => {
             let inputs = body
@@ -161,16 +166,15 @@ async fn execute(
     let at_ms = state.elapsed_ms();
     let key = idempotency_key(headers);
     let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
-    let uuid = find_uuid(dialect, &body).ok();
-
+    let found = find_uuid(dialect, &body);
     let outcome = decide(
         state,
         dialect,
         headers,
-        &body,
         key.as_deref(),
-        uuid.as_deref(),
+        found.as_deref().map_err(|e| *e),
     );
+    let uuid = found.ok();
     state.record_execute(RecordedRequest {
         path: path.to_string(),
         idempotency_key: key,
@@ -190,9 +194,8 @@ fn decide(
     state: &Shared,
     dialect: Dialect,
     headers: &HeaderMap,
-    body: &Value,
     key: Option<&str>,
-    uuid: Option<&str>,
+    found: Result<&str, &str>,
 ) -> Outcome {
     let message = match state.check_token(respond::bearer(headers)) {
         TokenCheck::Valid => None,
@@ -216,14 +219,8 @@ fn decide(
             ),
         );
     }
-    if body.is_null() {
-        return Outcome::now(
-            400,
-            respond::json_error(400, "bad_request", "the body is not JSON"),
-        );
-    }
-    let uuid = match find_uuid(dialect, body) {
-        Ok(_) => uuid.unwrap_or_default().to_string(),
+    let uuid = match found {
+        Ok(uuid) => uuid,
         Err(why) => return Outcome::now(400, respond::json_error(400, "bad_request", why)),
     };
     if dialect == Dialect::Tutorial && key.is_none() {
@@ -237,7 +234,7 @@ fn decide(
         );
     }
     // The tutorial requires the header; the vendor dialects do not, so key by UUID there.
-    let script_key = key.unwrap_or(&uuid);
+    let script_key = key.unwrap_or(uuid);
     let step = state.next_execute_step(Some(script_key)).or_else(|| {
         if state.random_failure() {
             Some(Step::Status(state.config.fail_status))
@@ -245,7 +242,7 @@ fn decide(
             state.config.malformed.map(Step::Malformed)
         }
     });
-    answer(state, dialect, step.unwrap_or(Step::Ok), &uuid)
+    answer(state, dialect, step.unwrap_or(Step::Ok), uuid)
 }
 
 fn answer(state: &Shared, dialect: Dialect, step: Step, uuid: &str) -> Outcome {
