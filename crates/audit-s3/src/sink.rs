@@ -404,7 +404,18 @@ pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
             report.duplicates.push(obj.key);
             continue;
         }
-        let bytes = store.get(&obj.key).await?;
+        let bytes = match store.get(&obj.key).await {
+            Ok(b) => b,
+            Err(S3Error::Corrupt { message, .. }) => {
+                report.broken = Some(Broken {
+                    key: obj.key,
+                    seq: expected,
+                    reason: message,
+                });
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         if obj.first > expected {
             report.gaps.push(Gap {
                 first_missing: expected,

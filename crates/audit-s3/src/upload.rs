@@ -300,11 +300,13 @@ impl Store {
             .send()
             .await
             .map_err(|e| classify("GetObject", key, e))?;
-        let body = resp.body.collect().await.map_err(|e| S3Error::S3 {
-            op: "GetObject",
-            target: key.to_string(),
-            message: e.to_string(),
-            transient: true,
+        // The SDK checks the stored SHA-256 while reading the body; a mismatch fails here.
+        let body = resp.body.collect().await.map_err(|e| S3Error::Corrupt {
+            key: key.to_string(),
+            message: format!(
+                "download failed or its bytes do not match the stored checksum: {}",
+                DisplayErrorContext(&e)
+            ),
         })?;
         gunzip(&body.into_bytes()).map_err(|e| S3Error::Corrupt {
             key: key.to_string(),
