@@ -128,6 +128,12 @@ impl MockServer {
         self.state.snapshot()
     }
 
+    /// The access tokens issued so far, for tests that scan output and audit files for a
+    /// leaked token. (Tokens are secrets everywhere else: nothing here logs them.)
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.issued_tokens()
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to 5 s), then stops.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

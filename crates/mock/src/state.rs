@@ -165,6 +165,11 @@ impl Shared {
         token
     }
 
+    /// Every token issued and still remembered (expired ones too, until pruned past 10 000).
+    pub(crate) fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.tokens).keys().cloned().collect()
+    }
+
     pub(crate) fn check_token(&self, token: Option<&str>) -> TokenCheck {
         let Some(token) = token else {
             return TokenCheck::Missing;

@@ -199,3 +199,14 @@ async fn unknown_paths_are_404() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn issued_tokens_lists_what_clients_received() {
+    let server = start(MockConfig::default()).await;
+    assert!(server.issued_tokens().is_empty());
+    let a = token(&server).await;
+    let b = token(&server).await;
+    let issued = server.issued_tokens();
+    assert_eq!(issued.len(), 2);
+    assert!(issued.contains(&a) && issued.contains(&b));
+}
