@@ -8,3 +8,5 @@ mod providers;
 mod mock;
 mod generate;
 mod validate;
+mod registry;
+mod audit;

@@ -140,7 +140,7 @@ impl RedisRegistryBuilder {
         let unavailable = |e: redis::RedisError| {
             OpenError::Registry(RegistryError::Unavailable {
                 registry: describe.clone(),
-                message: format!("cannot connect: {e}"),
+                message: format!("cannot connect: {}", crate::registry::explain(&e)),
             })
         };
         let mut conn = ConnectionManager::new_with_config(client, config)

@@ -94,18 +94,23 @@ impl RedisRegistry {
     }
 
     fn unavailable(&self, e: &redis::RedisError) -> RegistryError {
-        let hint = if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
-            ": check that Redis is running and reachable from here"
-        } else if e.is_timeout() {
-            ": Redis did not answer in time (overloaded, or a network problem)"
-        } else {
-            ""
-        };
         RegistryError::Unavailable {
             registry: self.describe.clone(),
-            message: format!("{e}{hint}"),
+            message: explain(e),
         }
     }
+}
+
+/// The error and what the user can do about it.
+pub(crate) fn explain(e: &redis::RedisError) -> String {
+    let hint = if e.is_timeout() {
+        ": Redis did not answer in time (overloaded, or a network problem)"
+    } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+        ": check that Redis is running and reachable from here"
+    } else {
+        ""
+    };
+    format!("{e}{hint}")
 }
 
 /// `SCAN MATCH` takes a glob: escape the prefix so `*`, `?`, `[` or `\` in it match literally.

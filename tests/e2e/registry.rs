@@ -1,0 +1,305 @@
+//! `--registry`: memory, SQLite and Redis behind `generate`. Several processes on one Redis
+//! never hand out the same UUID, a SQLite file remembers across runs, a repeating source is
+//! caught by every registry, and an unreachable registry is exit 1, never a silent pass.
+//!
+//! Redis tests need a real `redis-server`: `CXONE_UUID_TEST_REDIS_URL` (set by `cargo xtask
+//! test`) or the `redis-server` binary on PATH; with neither they fail saying how to get one.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
+
+use crate::support::{bin, stderr};
+
+#[cfg(feature = "redis")]
+#[path = "../../crates/registry-redis/tests/support/mod.rs"]
+mod redis_server;
+
+fn generate(registry: &str, args: &[&str]) -> Output {
+    bin()
+        .args(["generate", "--registry", registry])
+        .args(args)
+        .output()
+        .expect("run cxone-uuid generate")
+}
+
+fn lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `duplicates=N` field of the `generation finished` log line (`--log info`).
+fn duplicates_logged(out: &Output) -> u64 {
+    let err = stderr(out);
+    let field = err
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("duplicates="))
+        .unwrap_or_else(|| panic!("no duplicates= in the log:\n{err}"));
+    field.trim_end_matches(',').parse().expect("a count")
+}
+
+/// The registries every build has, plus Redis when built with it (the server lives in `_keep`).
+fn registries(
+    dir: &std::path::Path,
+    name: &str,
+) -> (Vec<(String, Vec<String>)>, Vec<Box<dyn std::any::Any>>) {
+    let mut specs = vec![
+        ("memory".to_string(), Vec::new()),
+        (
+            format!("sqlite:{}", dir.join(format!("{name}.db")).display()),
+            Vec::new(),
+        ),
+    ];
+    #[allow(unused_mut)]
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    #[cfg(feature = "redis")]
+    {
+        let server = redis_server::TestRedis::shared();
+        specs.push((
+            server.url().to_string(),
+            vec![
+                "--registry-prefix".to_string(),
+                redis_server::unique_prefix(name),
+            ],
+        ));
+        keep.push(Box::new(server));
+    }
+    (specs, keep)
+}
+
+#[test]
+fn occasional_duplicates_are_caught_counted_and_regenerated_in_every_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (specs, _keep) = registries(dir.path(), "dup");
+    for (spec, extra) in &specs {
+        let mut args = vec!["-n", "2000", "--test-entropy", "dup:5:10", "--log", "info"];
+        args.extend(extra.iter().map(String::as_str));
+        let out = generate(spec, &args);
+        assert!(out.status.success(), "{spec}: {}", stderr(&out));
+        let ids = lines(&out);
+        assert_eq!(ids.len(), 2000, "{spec}");
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            2000,
+            "{spec}: all distinct"
+        );
+        assert!(duplicates_logged(&out) >= 100, "{spec}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_repeating_source_hits_the_limit_of_100_with_the_entropy_error_in_every_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (specs, _keep) = registries(dir.path(), "repeat");
+    for (spec, extra) in &specs {
+        // The stream starts over after 1000 UUIDs: every later candidate is a duplicate.
+        let mut args = vec!["-n", "5000", "--test-entropy", "repeat:9:1000"];
+        args.extend(extra.iter().map(String::as_str));
+        let out = generate(spec, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{spec}: {err}");
+        assert!(err.contains("100 consecutive duplicate"), "{spec}: {err}");
+        assert!(err.contains("entropy source is suspect"), "{spec}: {err}");
+        // No UUID of the failed batch is handed out.
+        assert!(lines(&out).is_empty(), "{spec}");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_sqlite_registry_finds_the_first_runs_uuids_in_a_second_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!("sqlite:{}", dir.path().join("used.db").display());
+    let seeded = [
+        "-n",
+        "1000",
+        "--test-entropy",
+        "repeat:42:100000",
+        "--log",
+        "info",
+    ];
+
+    let first = generate(&file, &seeded);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let first_ids: HashSet<String> = lines(&first).into_iter().collect();
+    assert_eq!(first_ids.len(), 1000);
+    assert_eq!(duplicates_logged(&first), 0);
+
+    // The same seed from a fresh memory registry gives the same UUIDs again: only the file
+    // knows they were used.
+    let memory = generate("memory", &seeded);
+    assert_eq!(
+        lines(&memory).into_iter().collect::<HashSet<_>>(),
+        first_ids
+    );
+
+    let second = generate(&file, &seeded);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let second_ids: HashSet<String> = lines(&second).into_iter().collect();
+    assert_eq!(second_ids.len(), 1000);
+    assert!(
+        first_ids.is_disjoint(&second_ids),
+        "the second run reused a UUID"
+    );
+    assert_eq!(
+        duplicates_logged(&second),
+        1000,
+        "every first-run UUID was met"
+    );
+
+    // A source that only ever repeats the first run's UUIDs is stopped by the limit.
+    let third = generate(&file, &["-n", "10", "--test-entropy", "repeat:42:1000"]);
+    assert_eq!(third.status.code(), Some(1), "{}", stderr(&third));
+    assert!(stderr(&third).contains("entropy source is suspect"));
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_sqlite_file_that_cannot_be_opened_is_exit_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("missing-dir").join("used.db");
+    let out = generate(&format!("sqlite:{}", file.display()), &["-n", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("missing-dir"), "{}", stderr(&out));
+    assert!(lines(&out).is_empty());
+}
+
+#[test]
+fn registry_usage_errors_exit_2() {
+    let out = generate("carrier-pigeon", &["-n", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("memory, sqlite:PATH or redis://"));
+
+    let out = generate("memory", &["-n", "1", "--registry-ttl", "60"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--registry-ttl applies only to a redis://"));
+
+    let out = generate("sqlite:", &["-n", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[cfg(not(feature = "redis"))]
+#[test]
+fn a_redis_spec_without_the_feature_names_the_feature() {
+    let out = generate("redis://127.0.0.1:6379/0", &["-n", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("this build has no redis registry; rebuild with --features redis"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn four_processes_on_one_redis_hand_out_100000_distinct_uuids() {
+    use cxone_uuid_core::{Novelty, Registry};
+    use cxone_uuid_registry_redis::RedisRegistry;
+
+    let server = redis_server::TestRedis::shared();
+    let prefix = redis_server::unique_prefix("four");
+    let outputs: Vec<Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (url, prefix) = (server.url(), prefix.as_str());
+                s.spawn(move || generate(url, &["-n", "25000", "--registry-prefix", prefix]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all = HashSet::new();
+    for out in &outputs {
+        assert!(out.status.success(), "{}", stderr(out));
+        let ids = lines(out);
+        assert_eq!(ids.len(), 25_000);
+        all.extend(ids);
+    }
+    assert_eq!(
+        all.len(),
+        100_000,
+        "the four processes handed out a UUID twice"
+    );
+
+    // Every one is accounted for in Redis: 100,000 keys under the prefix, each one of ours.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let reg = RedisRegistry::builder(server.url())
+            .with_prefix(prefix.clone())
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(reg.count_keys().await.unwrap(), 100_000);
+        let ids: Vec<uuid::Uuid> = all.iter().map(|s| s.parse().unwrap()).collect();
+        let answers = reg.check_and_insert(&ids).await.unwrap();
+        assert!(answers.iter().all(|a| *a == Novelty::Duplicate));
+    });
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_unreachable_at_start_is_exit_1_naming_the_url_without_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = generate(
+        &format!("redis://:hunter2@127.0.0.1:{port}/0"),
+        &["-n", "5"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("redis://127.0.0.1:{port}/0")),
+        "{err}"
+    );
+    assert!(err.contains("unavailable"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(lines(&out).is_empty());
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_stopped_mid_run_stops_generation_with_exit_1() {
+    let mut server = redis_server::TestRedis::spawn(&[]);
+    let mut child = bin()
+        .args(["generate", "-n", "50000000", "--registry", server.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut seen = 0u64;
+    while seen < 20_000 {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "generate ended early"
+        );
+        seen += 1;
+    }
+    server.stop();
+    // Drain what was already checked; the run must then end by itself.
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen += 1;
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unavailable"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", server.port())),
+        "{err}"
+    );
+    assert!(seen < 50_000_000);
+}
