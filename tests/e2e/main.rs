@@ -9,4 +9,3 @@ mod mock;
 mod generate;
 mod validate;
 mod registry;
-mod audit;
