@@ -1,14 +1,463 @@
-//! Placeholder until the audit commands land; replaced by their owner.
+//! `cxone-uuid audit …`: verify, query, import and sign audit trails.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use cxone_uuid_audit::{AuditError, VerifySummary};
+use uuid::Uuid;
+
+use crate::exit::{usage, FAILURE};
+use crate::s3_args::S3Args;
+
+const VERIFY_HELP: &str = "\
+Checks every event's hash, seq and prev_hash from the first event to the last (JSONL: across
+rotated files PATH.1, PATH.2, ..., PATH). With --public-key it also checks every signed
+checkpoint and reports the events after the last one as unsigned; a trail rewritten without the
+private key, or cut before its last checkpoint, fails.
+
+Examples:
+  cxone-uuid audit verify jsonl:cxone_uuid_audit.jsonl
+  cxone-uuid audit verify sqlite:trail.db --public-key audit.key.pub
+
+Exit codes: 0 intact, 1 broken (the first bad seq and why are printed), 2 usage.";
+
+const QUERY_HELP: &str = "\
+Filters combine with AND; every value is passed to SQLite as a bound parameter.
+
+Examples:
+  cxone-uuid audit query --db trail.db --event action_failed --since 2026-11-01
+  cxone-uuid audit query --db trail.db --uuid 0192f0c4-... --output json
+  cxone-uuid audit query --db trail.db --status pending --output csv > pending.csv";
+
+const IMPORT_HELP: &str = "\
+Loads a JSONL trail (with its rotated files) into SQLite, keeping its seq and hashes and verifying
+the chain as it goes. Nothing is committed unless the whole trail verifies. Importing again into
+the same database adds only the events after its head.
+
+Example:
+  cxone-uuid audit import cxone_uuid_audit.jsonl --db trail.db";
+
+const KEYGEN_HELP: &str = "\
+Makes an Ed25519 key pair from the operating system's random source: PATH (private, PKCS#8 PEM,
+mode 0600) and PATH.pub (public). Keep the private key away from the trail; give the public key
+to whoever verifies.
+
+Example:
+  cxone-uuid audit keygen --out audit.key
+  cxone-uuid run --audit jsonl:trail.jsonl --audit-signing-key audit.key --checkpoint-every 10000
+  cxone-uuid audit verify jsonl:trail.jsonl --public-key audit.key.pub";
 
 /// Audit subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Verify a trail's hash chain.
-    Verify {},
+    /// Verify a trail's hash chain (and signed checkpoints with --public-key).
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// Query a SQLite trail.
+    #[command(after_help = QUERY_HELP)]
+    Query(QueryArgs),
+    /// Load a JSONL trail into SQLite, verifying it.
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+    /// Make an Ed25519 key pair for signed checkpoints.
+    #[command(after_help = KEYGEN_HELP)]
+    Keygen(KeygenArgs),
+    /// Upload what the local spool of an S3 archive still holds (s3://BUCKET/PREFIX).
+    // The S3 sink's place: its flags and work live in s3_args.rs.
+    Flush(crate::s3_args::FlushArgs),
 }
 
-pub(crate) async fn run(_cmd: Command) -> anyhow::Result<ExitCode> {
-    Err(crate::exit::usage("this command is not built yet"))
+/// Arguments of `audit verify`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The trail: jsonl:PATH, sqlite:PATH or s3://BUCKET/PREFIX.
+    #[arg(value_name = "SINK")]
+    sink: String,
+    /// Ed25519 public key (PATH.pub from `audit keygen`) to check signed checkpoints.
+    #[arg(long, value_name = "PATH")]
+    public_key: Option<PathBuf>,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+/// Event kinds accepted by `--event`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+#[value(rename_all = "snake_case")]
+enum EventArg {
+    RunStarted,
+    UuidGenerated,
+    ActionSubmitted,
+    ActionExecuted,
+    ActionFailed,
+    RunFinished,
+    Checkpoint,
+}
+
+/// Statuses of the `uuid_status` view.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum StatusArg {
+    Succeeded,
+    Failed,
+    Pending,
+}
+
+/// Output formats of `audit query`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryOutput {
+    /// Aligned columns.
+    Text,
+    /// One JSON array of events.
+    Json,
+    /// CSV with a header, one column per field.
+    Csv,
+}
+
+/// Arguments of `audit query`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct QueryArgs {
+    /// The SQLite trail.
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// Events of this UUID.
+    #[arg(long, value_name = "UUID")]
+    uuid: Option<Uuid>,
+    /// Events of this kind.
+    #[arg(long, value_name = "EVENT")]
+    event: Option<EventArg>,
+    /// Events of this run.
+    #[arg(long, value_name = "RUN_ID")]
+    run_id: Option<Uuid>,
+    /// Events of UUIDs whose latest state is this.
+    #[arg(long, value_name = "STATUS")]
+    status: Option<StatusArg>,
+    /// At or after this time (RFC 3339 UTC, or a prefix such as 2026-11-24).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Before this time.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// At most this many events.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: QueryOutput,
+}
+
+/// Arguments of `audit import`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ImportArgs {
+    /// The JSONL trail (PATH or jsonl:PATH).
+    #[arg(value_name = "JSONL")]
+    jsonl: String,
+    /// The SQLite database to load into (created if absent).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+}
+
+/// Arguments of `audit keygen`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the private key; the public key goes to PATH.pub. Never overwrites.
+    #[arg(long, value_name = "PATH", default_value = "cxone_uuid_audit.key")]
+    out: PathBuf,
+}
+
+pub(crate) async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Verify(args) => verify(args).await,
+        Command::Query(args) => query(args).await,
+        Command::Import(args) => import(args).await,
+        Command::Keygen(args) => keygen(args),
+        #[cfg(feature = "s3")]
+        Command::Flush(args) => crate::s3_args::flush_cmd(args).await,
+        #[cfg(not(feature = "s3"))]
+        Command::Flush(_) => Err(usage(
+            "this build has no s3 sink; rebuild with --features s3",
+        )),
+    }
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let key = match &args.public_key {
+        Some(path) => Some(
+            cxone_uuid_audit::signing::read_public_key(path)
+                .map_err(|e| usage(format!("--public-key: {e}")))?,
+        ),
+        None => None,
+    };
+    match crate::sinks::verify(&args.sink, key, &args.s3).await {
+        Ok(summary) => {
+            print_ok(&summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => match e.downcast_ref::<AuditError>() {
+            Some(AuditError::Chain { seq, reason }) => {
+                println!("FAILED: {}: chain broken at seq {seq}: {reason}", args.sink);
+                Ok(ExitCode::from(FAILURE))
+            }
+            _ => Err(e.context(format!("cannot verify {}", args.sink))),
+        },
+    }
+}
+
+fn print_ok(s: &VerifySummary) {
+    println!("ok: {} events, chain intact, head {}", s.events, s.head);
+    match &s.signed {
+        Some(signed) => {
+            println!(
+                "signed: {} checkpoints valid; events 1..={} signed (last checkpoint {})",
+                signed.checkpoints, signed.signed_through, signed.last_time
+            );
+            if signed.unsigned_after > 0 {
+                println!(
+                    "unsigned: {} events after the last checkpoint are not covered by a signature",
+                    signed.unsigned_after
+                );
+            }
+        }
+        None if s.checkpoints > 0 => println!(
+            "checkpoints: {} (signatures not checked: pass --public-key)",
+            s.checkpoints
+        ),
+        None => {}
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    fn name<T: clap::ValueEnum>(v: Option<T>) -> Option<String> {
+        v.and_then(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+    }
+    let q = cxone_uuid_audit_sqlite::Query {
+        uuid: args.uuid.map(|u| u.to_string()),
+        event: name(args.event),
+        run_id: args.run_id.map(|u| u.to_string()),
+        status: name(args.status),
+        since: args.since,
+        until: args.until,
+        limit: args.limit,
+    };
+    let db = args.db.clone();
+    let events = tokio::task::spawn_blocking(move || cxone_uuid_audit_sqlite::query(&db, &q))
+        .await?
+        .map_err(|e| match e {
+            AuditError::Config { .. } => usage(e.to_string()),
+            other => anyhow::Error::new(other),
+        })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.output {
+        QueryOutput::Json => {
+            serde_json::to_writer_pretty(&mut out, &events)?;
+            writeln!(out)?;
+        }
+        QueryOutput::Csv => write_csv(&mut out, &events)?,
+        QueryOutput::Text => {
+            for e in &events {
+                writeln!(
+                    out,
+                    "{:>8}  {}  {:<16}  {}  attempts={}  http={}{}",
+                    e.seq,
+                    e.timestamp,
+                    cxone_uuid_audit::chain::event_name(e.event),
+                    e.uuid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+                    e.attempts
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.http_status
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    e.error
+                        .as_deref()
+                        .map(|m| format!("  error={m}"))
+                        .unwrap_or_default(),
+                )?;
+            }
+            writeln!(out, "{} events", events.len())?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn query(_args: QueryArgs) -> anyhow::Result<ExitCode> {
+    Err(usage(
+        "this build has no sqlite sink; rebuild with --features sqlite",
+    ))
+}
+
+#[cfg(feature = "sqlite")]
+fn write_csv(
+    out: &mut impl std::io::Write,
+    events: &[cxone_uuid_audit::AuditEvent],
+) -> std::io::Result<()> {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+    fn opt<T: ToString>(v: &Option<T>) -> String {
+        v.as_ref()
+            .map(|x| field(&x.to_string()))
+            .unwrap_or_default()
+    }
+    writeln!(
+        out,
+        "seq,schema,timestamp,event,run_id,uuid,action_id,attempts,http_status,error,\
+         generation_latency_ms,execution_latency_ms,total_latency_ms,uniqueness_rate,metadata,prev_hash,hash"
+    )?;
+    for e in events {
+        let metadata = e
+            .metadata
+            .as_ref()
+            .map(|m| field(&serde_json::Value::Object(m.clone()).to_string()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            e.seq,
+            e.schema,
+            field(&e.timestamp),
+            cxone_uuid_audit::chain::event_name(e.event),
+            e.run_id,
+            opt(&e.uuid),
+            opt(&e.action_id),
+            opt(&e.attempts),
+            opt(&e.http_status),
+            opt(&e.error),
+            opt(&e.generation_latency_ms),
+            opt(&e.execution_latency_ms),
+            opt(&e.total_latency_ms),
+            opt(&e.uniqueness_rate),
+            metadata,
+            e.prev_hash,
+            e.hash
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(all(feature = "sqlite", feature = "jsonl"))]
+async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let path = PathBuf::from(args.jsonl.strip_prefix("jsonl:").unwrap_or(&args.jsonl));
+    let db = args.db.clone();
+    let result = tokio::task::spawn_blocking(move || import_blocking(&path, &db)).await?;
+    match result {
+        Ok((added, skipped, head)) => {
+            println!(
+                "ok: imported {added} events into {} ({skipped} already present), chain intact, head {head}",
+                args.db.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => match e.downcast_ref::<AuditError>() {
+            Some(AuditError::Chain { seq, reason }) => {
+                println!("FAILED: nothing imported: chain broken at seq {seq}: {reason}");
+                Ok(ExitCode::from(FAILURE))
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// Verifies and inserts in one transaction, committed only when the whole trail verified.
+#[cfg(all(feature = "sqlite", feature = "jsonl"))]
+fn import_blocking(
+    jsonl: &std::path::Path,
+    db: &std::path::Path,
+) -> anyhow::Result<(u64, u64, String)> {
+    use cxone_uuid_audit::{AuditSink as _, Verifier};
+    let mut reader = cxone_uuid_audit_jsonl::JsonlReader::open(jsonl)
+        .with_context(|| format!("cannot read {}", jsonl.display()))?;
+    let sink = cxone_uuid_audit_sqlite::SqliteSink::open(db, Default::default())
+        .map_err(|e| usage(e.to_string()))?;
+    let (db_seq, db_hash) = sink.head();
+    let mut verifier = Verifier::new();
+    let mut line = Vec::with_capacity(1024);
+    let mut batch = Vec::with_capacity(4096);
+    let (mut added, mut skipped) = (0u64, 0u64);
+    let chain = |b: cxone_uuid_audit::ChainBreak| AuditError::Chain {
+        seq: b.seq,
+        reason: b.reason.to_string(),
+    };
+    while reader.next_line(&mut line)? {
+        verifier.feed_line(&line).map_err(chain)?;
+        let (seq, hash) = verifier.head();
+        if seq < db_seq {
+            skipped += 1;
+            continue;
+        }
+        if seq == db_seq {
+            if hash != db_hash {
+                return Err(usage(format!(
+                    "{} already holds a different trail (its seq {db_seq} differs): import into a new database",
+                    db.display()
+                )));
+            }
+            skipped += 1;
+            continue;
+        }
+        batch.push(serde_json::from_slice(&line).context("parse a verified line")?);
+        if batch.len() == batch.capacity() {
+            sink.insert_sealed(&batch)?;
+            added += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    sink.insert_sealed(&batch)?;
+    added += batch.len() as u64;
+    let summary = verifier.finish(None).map_err(chain)?;
+    if summary.last_seq < db_seq {
+        return Err(usage(format!(
+            "{} is ahead of the JSONL trail (seq {db_seq} > {}): nothing to import",
+            db.display(),
+            summary.last_seq
+        )));
+    }
+    // Commit: the whole trail verified.
+    tokio::runtime::Handle::current().block_on(sink.sync())?;
+    Ok((added, skipped, summary.head))
+}
+
+#[cfg(not(all(feature = "sqlite", feature = "jsonl")))]
+async fn import(_args: ImportArgs) -> anyhow::Result<ExitCode> {
+    #[cfg(not(feature = "sqlite"))]
+    let feature = "sqlite";
+    #[cfg(feature = "sqlite")]
+    let feature = "jsonl";
+    Err(usage(format!(
+        "this build has no {feature} sink; rebuild with --features {feature}"
+    )))
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
+    if args.out.exists() {
+        return Err(usage(format!(
+            "{} already exists: keygen never overwrites a key; choose another --out",
+            args.out.display()
+        )));
+    }
+    let key = cxone_uuid_audit::signing::generate_signing_key()?;
+    let public = cxone_uuid_audit::signing::write_key_pair(&key, &args.out)
+        .with_context(|| format!("cannot write the key pair to {}", args.out.display()))?;
+    println!(
+        "wrote private key {} (mode 0600) and public key {}",
+        args.out.display(),
+        public.display()
+    );
+    println!(
+        "sign:   cxone-uuid run --audit-signing-key {} ...",
+        args.out.display()
+    );
+    println!(
+        "verify: cxone-uuid audit verify SINK --public-key {}",
+        public.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
