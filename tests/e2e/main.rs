@@ -9,3 +9,4 @@ mod mock;
 mod generate;
 mod validate;
 mod registry;
+mod audit;
