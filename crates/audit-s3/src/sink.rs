@@ -371,6 +371,8 @@ pub struct VerifyReport {
     pub duplicates: Vec<String>,
     /// The first break in the chain, if any (verification stops there).
     pub broken: Option<Broken>,
+    /// Checkpoint events seen (signatures are not checked here).
+    pub checkpoints: u64,
     /// Segments still waiting in the local spool for this destination.
     pub spooled: usize,
 }
@@ -435,7 +437,11 @@ pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
                 }
             };
             counted += verifier.count();
-            verifier = Verifier::resume(Some((obj.first - 1, prev_hash)));
+            let old = std::mem::replace(
+                &mut verifier,
+                Verifier::resume(Some((obj.first - 1, prev_hash))),
+            );
+            report.checkpoints += old.finish(None).map_or(0, |s| s.checkpoints);
         }
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             if let Err(brk) = verifier.feed_line(line) {
@@ -466,5 +472,6 @@ pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
     let (last_seq, head) = verifier.head();
     report.last_seq = last_seq;
     report.head = head.to_string();
+    report.checkpoints += verifier.finish(None).map_or(0, |s| s.checkpoints);
     Ok(report)
 }
