@@ -87,10 +87,18 @@ fn parse_uuid(s: &str) -> Option<String> {
         .map(|u| u.hyphenated().to_string())
 }
 
-/// The first string anywhere in the value that parses as a UUID, depth first.
+/// A UUID inside a longer string, such as CXone script parameters `"<uuid>|e2e"`: the first
+/// run of hex digits and hyphens that parses as one.
+fn embedded_uuid(s: &str) -> Option<String> {
+    s.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .filter(|part| part.len() >= 32)
+        .find_map(parse_uuid)
+}
+
+/// The first string anywhere in the value that is, or contains, a UUID, depth first.
 fn first_uuid(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => parse_uuid(s),
+        Value::String(s) => parse_uuid(s).or_else(|| embedded_uuid(s)),
         Value::Array(items) => items.iter().find_map(first_uuid),
         Value::Object(map) => map.values().find_map(first_uuid),
         _ => None,
@@ -126,7 +134,7 @@ fn find_uuid(dialect: Dialect, body: &Value) -> Result<String, &'static str> {
                 .or_else(|| obj.values().find_map(|v| v.as_str().and_then(parse_uuid)))
                 .ok_or("no input value is a UUID")
         }
-        Dialect::Cxone => first_uuid(body).ok_or("no string in the body is a UUID"),
+        Dialect::Cxone => first_uuid(body).ok_or("no string in the body is or contains a UUID"),
     }
 }
 

@@ -195,3 +195,26 @@ async fn execute_needs_a_token_and_a_uuid() {
     let resp = http().get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn execute_finds_a_uuid_inside_pipe_separated_parameters() {
+    let server = start_provider(Provider::Cxone).await;
+    let token: Value = password_token(&server, "demo-key-secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resp = http()
+        .post(format!("{}/scripts/start", server.base_url()))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"scriptName": "Register", "parameters": format!("{UUID}|e2e")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.json::<Value>().await.unwrap()["uuid"], UUID);
+    assert_eq!(
+        server.recorded().execute_requests[0].uuid.as_deref(),
+        Some(UUID)
+    );
+}
