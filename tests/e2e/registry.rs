@@ -32,12 +32,30 @@ fn lines(out: &Output) -> Vec<String> {
 
 /// The `duplicates=N` field of the `generation finished` log line (`--log info`).
 fn duplicates_logged(out: &Output) -> u64 {
-    let err = stderr(out);
+    let err = strip_ansi(&stderr(out));
     let field = err
         .split_whitespace()
         .find_map(|w| w.strip_prefix("duplicates="))
         .unwrap_or_else(|| panic!("no duplicates= in the log:\n{err}"));
     field.trim_end_matches(',').parse().expect("a count")
+}
+
+/// The log may be coloured: drop `ESC [ … m` sequences.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The registries every build has, plus Redis when built with it (the server lives in `_keep`).
