@@ -13,6 +13,22 @@
 //! and UUID (400), Idempotency-Key (tutorial only, 400), then the script step for this key, else
 //! a random failure, else the configured malformed body, else success. Only attempts that pass
 //! the checks advance the script; every attempt is recorded.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use cxone_uuid_mock::{parse_script, MockConfig, MockServer};
+//!
+//! let config = MockConfig {
+//!     script: parse_script("500,429:ra=1,200").expect("valid script"),
+//!     ..MockConfig::default()
+//! };
+//! let server = MockServer::start(config, "127.0.0.1:0".parse().expect("address")).await?;
+//! // Point a client at server.base_url() / server.token_url(), then:
+//! assert!(server.recorded().execute_requests.is_empty());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 mod config;
