@@ -61,7 +61,7 @@ impl Default for S3Args {
 
 /// Arguments of `audit flush`.
 #[derive(clap::Args, Debug)]
-#[allow(dead_code)] // until `audit flush` is wired in audit_cmd.rs
+#[cfg_attr(not(feature = "s3"), allow(dead_code))] // read only by the s3 build
 pub(crate) struct FlushArgs {
     /// The archive: s3://BUCKET/PREFIX.
     #[arg(value_name = "SINK")]
@@ -72,7 +72,6 @@ pub(crate) struct FlushArgs {
 
 /// `audit flush s3://BUCKET/PREFIX`: parses the address, then [`flush`].
 #[cfg(feature = "s3")]
-#[allow(dead_code)] // until `audit flush` is wired in audit_cmd.rs
 pub(crate) async fn flush_cmd(args: FlushArgs) -> anyhow::Result<std::process::ExitCode> {
     let cfg = cxone_uuid_audit_s3::S3Config::from_uri(&args.sink)
         .map_err(|e| crate::exit::usage(e.to_string()))?;
