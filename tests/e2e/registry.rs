@@ -321,3 +321,116 @@ fn redis_stopped_mid_run_stops_generation_with_exit_1() {
     );
     assert!(seen < 50_000_000);
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+#[cfg(feature = "redis")]
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run openssl ({e}): apt-get install openssl, or run cargo xtask test")
+            });
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cxone-uuid test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn rediss_works_with_a_trusted_ca_and_refuses_an_untrusted_one() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = |f: &str| certs.path().join(f).display().to_string();
+    let (crt, key, ca) = (path("srv.crt"), path("srv.key"), path("ca.crt"));
+    let tls_port_text = tls_port.to_string();
+    let _server = redis_server::TestRedis::spawn(&[
+        "--tls-port",
+        &tls_port_text,
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/0");
+
+    let out = bin()
+        .env("SSL_CERT_FILE", &ca)
+        .args(["generate", "-n", "100", "--registry", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines(&out).len(), 100);
+
+    // Without the CA the certificate is not trusted: exit 1 with the remedy, nothing printed.
+    let untrusted = tempfile::NamedTempFile::new().unwrap();
+    let out = bin()
+        .env("SSL_CERT_FILE", untrusted.path())
+        .args(["generate", "-n", "100", "--registry", &url])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&url), "{err}");
+    assert!(err.contains("SSL_CERT_FILE"), "{err}");
+    assert!(lines(&out).is_empty());
+}

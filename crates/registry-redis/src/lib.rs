@@ -25,6 +25,8 @@
 //!   when in-transit encryption is on, e.g. `rediss://:PASSWORD@primary.example:6380/0`
 //!   (`rediss://USER:PASSWORD@…` for ACL users). Never point it at a read replica: writes fail
 //!   there and generation stops.
+//! - A server certificate from a private CA: export `SSL_CERT_FILE=/path/to/ca.pem` (the
+//!   system's roots are read from there instead).
 //! - Proxy-fronted clusters (Redis Enterprise / Redis Cloud with its proxy, Azure Enterprise
 //!   tiers, Envoy or twemproxy in front of a cluster) accept pipelines of keys on many slots: use
 //!   the proxy's endpoint as above.

@@ -103,14 +103,18 @@ impl RedisRegistry {
 
 /// The error and what the user can do about it.
 pub(crate) fn explain(e: &redis::RedisError) -> String {
-    let hint = if e.is_timeout() {
+    let text = e.to_string();
+    let hint = if text.contains("certificate") {
+        ": the server's TLS certificate is not trusted here; if it comes from a private CA, \
+         point SSL_CERT_FILE at that CA's PEM file"
+    } else if e.is_timeout() {
         ": Redis did not answer in time (overloaded, or a network problem)"
     } else if e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
         ": check that Redis is running and reachable from here"
     } else {
         ""
     };
-    format!("{e}{hint}")
+    format!("{text}{hint}")
 }
 
 /// `SCAN MATCH` takes a glob: escape the prefix so `*`, `?`, `[` or `\` in it match literally.
