@@ -10,3 +10,4 @@ mod generate;
 mod validate;
 mod registry;
 mod audit;
+mod s3;
