@@ -23,8 +23,11 @@ Commands:
                        then `cargo nextest run --workspace --all-features ARGS...`
                        (`cargo test` when nextest is missing); services stop afterwards
   ci                   fmt check, clippy -D warnings, feature-matrix builds, then test
-  release [--dry-run]  release build, dist/cxone-uuid-VERSION-TARGET.tar.gz and dist/SHA256SUMS
-                       (--dry-run stages under target/ and writes nothing to dist/)
+  release [--dry-run] [--bin PATH]
+                       release build (all features), dist/cxone-uuid-VERSION-TARGET.tar.gz with
+                       README, licence, completions and man page, and dist/SHA256SUMS;
+                       --dry-run stages under target/dist and writes nothing to dist/;
+                       --bin packages an already built binary instead of building
   services             start the test services, print their env vars, wait for Enter
   help                 this text
 
@@ -56,13 +59,19 @@ fn run() -> Result<()> {
         }
         Some("release") => {
             let mut dry_run = false;
-            for a in &rest {
+            let mut prebuilt = None;
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
                 match a.to_str() {
                     Some("--dry-run") => dry_run = true,
-                    _ => bail!("release: unknown argument {a:?} (only --dry-run)"),
+                    Some("--bin") => match it.next() {
+                        Some(p) => prebuilt = Some(PathBuf::from(p)),
+                        None => bail!("release: --bin needs a path"),
+                    },
+                    _ => bail!("release: unknown argument {a:?} (--dry-run, --bin PATH)"),
                 }
             }
-            release::release(dry_run)
+            release::release(dry_run, prebuilt)
         }
         Some("services") => {
             no_args("services", &rest)?;

@@ -19,16 +19,22 @@ const COMPLETIONS: &[(&str, &str)] = &[
     ("powershell", "_cxone-uuid.ps1"),
 ];
 
-pub(crate) fn release(dry_run: bool) -> Result<()> {
-    crate::run_cmd(crate::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "cxone-uuid-cli",
-        "--all-features",
-    ]))?;
+/// Builds (unless `prebuilt` names a binary to package instead) and packages.
+pub(crate) fn release(dry_run: bool, prebuilt: Option<PathBuf>) -> Result<()> {
     let target = crate::target_dir();
-    let bin = target.join("release").join("cxone-uuid");
+    let bin = match prebuilt {
+        Some(bin) => bin,
+        None => {
+            crate::run_cmd(crate::cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "cxone-uuid-cli",
+                "--all-features",
+            ]))?;
+            target.join("release").join("cxone-uuid")
+        }
+    };
     let version = version(&bin)?;
     let triple = host_triple()?;
     let name = format!("cxone-uuid-{version}-{triple}");
