@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::S3Config;
-use crate::spool::{self, ready_segments, Resume, Signing, Spool};
+use crate::spool::{self, ready_segments, Resume, Signing, Spool, SpoolLock};
 use crate::upload::{ObjectRef, Store};
 use crate::S3Error;
 
@@ -26,6 +26,7 @@ const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(60);
 pub struct S3Sink {
     inner: Arc<Inner>,
     task: Mutex<Option<JoinHandle<()>>>,
+    lock: Mutex<Option<SpoolLock>>,
 }
 
 struct Inner {
@@ -51,6 +52,7 @@ impl S3Sink {
         let dir = cfg.spool_dir();
         let uri = cfg.uri();
         let store = Store::connect(&cfg).await;
+        let lock = take_lock(&dir)?;
         blocking(&dir, {
             let dir = dir.clone();
             move || spool::recover(&dir)
@@ -105,6 +107,7 @@ impl S3Sink {
         Ok(Self {
             inner,
             task: Mutex::new(Some(task)),
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -232,6 +235,17 @@ async fn upload_ready(
     Ok(())
 }
 
+fn take_lock(dir: &Path) -> Result<SpoolLock, S3Error> {
+    match SpoolLock::acquire(dir).map_err(|e| S3Error::io(dir, e))? {
+        Ok(lock) => Ok(lock),
+        Err(pid) => Err(S3Error::Config(format!(
+            "the spool {} is in use by another cxone-uuid process (pid {pid}): wait for it to \
+             finish, or give this one its own --s3-spool",
+            dir.display()
+        ))),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     dir: &Path,
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
@@ -278,6 +292,9 @@ impl AuditSink for S3Sink {
             let _ = task.await;
         }
         self.inner.upload_round().await;
+        if let Ok(mut lock) = self.lock.lock() {
+            lock.take();
+        }
         Ok(())
     }
 
@@ -313,6 +330,7 @@ pub async fn flush(cfg: &S3Config) -> Result<FlushReport, S3Error> {
     if !dir.exists() {
         return Ok(FlushReport::default());
     }
+    let _lock = take_lock(&dir)?;
     blocking(&dir, {
         let dir = dir.clone();
         move || spool::recover(&dir)

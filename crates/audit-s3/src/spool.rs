@@ -256,6 +256,65 @@ fn parse_ready_name(name: &str) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// One process at a time per spool: a second writer (or a `flush` during a run) could seal and
+/// upload a segment the first is still appending to, and lose what it appends afterwards.
+/// The lock is a file holding the owner's pid; a lock whose process is gone is taken over.
+#[derive(Debug)]
+pub(crate) struct SpoolLock {
+    path: PathBuf,
+}
+
+impl SpoolLock {
+    /// Takes the lock on `dir` (creating it), or returns the pid that holds it.
+    pub(crate) fn acquire(dir: &Path) -> io::Result<Result<Self, u32>> {
+        create_private_dir(dir)?;
+        let path = dir.join("lock");
+        for _ in 0..2 {
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            match opts.open(&path) {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id())?;
+                    return Ok(Ok(Self { path }));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u32>().ok());
+                    match holder {
+                        Some(pid) if process_alive(pid) => return Ok(Err(pid)),
+                        // Stale (its process is gone) or unreadable: take it over.
+                        _ => {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!(
+            "cannot take the spool lock {}",
+            path.display()
+        )))
+    }
+}
+
+impl Drop for SpoolLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    let proc_root = Path::new("/proc");
+    if proc_root.is_dir() {
+        proc_root.join(pid.to_string()).exists()
+    } else {
+        // Without /proc we cannot tell: assume the holder is alive (the safe answer).
+        true
+    }
+}
+
 /// Sealed segments in `dir`, oldest first. A missing directory is an empty spool.
 pub(crate) fn ready_segments(dir: &Path) -> io::Result<Vec<ReadySegment>> {
     let entries = match std::fs::read_dir(dir) {
@@ -525,6 +584,22 @@ mod tests {
         assert_eq!((seg.first, seg.last), (42, 42));
         let ev = first_event(&std::fs::read(&seg.path).unwrap()).unwrap();
         assert_eq!(ev.prev_hash, head.1);
+    }
+
+    #[test]
+    fn the_spool_lock_admits_one_holder_and_is_released_on_drop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = SpoolLock::acquire(tmp.path()).unwrap().unwrap();
+        assert_eq!(
+            SpoolLock::acquire(tmp.path()).unwrap().unwrap_err(),
+            std::process::id()
+        );
+        drop(lock);
+        let _again = SpoolLock::acquire(tmp.path()).unwrap().unwrap();
+        // A lock left by a process that is gone is taken over.
+        drop(_again);
+        std::fs::write(tmp.path().join("lock"), "4294967295").unwrap();
+        assert!(SpoolLock::acquire(tmp.path()).unwrap().is_ok());
     }
 
     #[cfg(unix)]

@@ -567,3 +567,20 @@ async fn verify_reports_a_missing_object_as_a_gap_and_checks_what_follows() {
     assert!(report.broken.is_none(), "{report:?}");
     assert_eq!(report.events, 10);
 }
+
+#[tokio::test]
+async fn flush_refuses_a_spool_a_running_sink_is_writing() {
+    let moto = moto();
+    let c = client(&moto.endpoint);
+    let bucket = unique_bucket("lock");
+    make_bucket(&c, &bucket, false).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&moto.endpoint, &bucket, "p", tmp.path());
+    let sink = S3Sink::open(cfg.clone(), None).await.unwrap();
+    sink.append(&events(Uuid::now_v7(), 2)).await.unwrap();
+    let err = flush(&cfg).await.unwrap_err();
+    assert!(err.to_string().contains("in use by another"), "{err}");
+    sink.close().await.unwrap();
+    assert!(flush(&cfg).await.is_ok(), "free again after close");
+    assert_eq!(verify(&cfg).await.unwrap().events, 2);
+}
