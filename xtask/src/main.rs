@@ -6,6 +6,7 @@
 //! Services bind 127.0.0.1 on ephemeral ports and are stopped by guards' `Drop`, even when
 //! tests fail.
 
+mod bench;
 mod release;
 mod services;
 
@@ -28,6 +29,9 @@ Commands:
                        README, licence, completions and man page, and dist/SHA256SUMS;
                        --dry-run stages under target/dist and writes nothing to dist/;
                        --bin packages an already built binary instead of building
+  bench [--quick] [--bin PATH]
+                       the side-by-side performance report: table on stdout, BENCHMARKS.md,
+                       target/bench/report.json (--quick: 1/20 scale smoke run, no BENCHMARKS.md)
   services             start the test services, print their env vars, wait for Enter
   help                 this text
 
@@ -72,6 +76,33 @@ fn run() -> Result<()> {
                 }
             }
             release::release(dry_run, prebuilt)
+        }
+        Some("bench") => {
+            let mut opts = bench::Opts {
+                quick: false,
+                bin: None,
+            };
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match a.to_str() {
+                    Some("--quick") => opts.quick = true,
+                    Some("--bin") => match it.next() {
+                        Some(p) => opts.bin = Some(PathBuf::from(p)),
+                        None => bail!("bench: --bin needs a path"),
+                    },
+                    _ => bail!("bench: unknown argument {a:?} (--quick, --bin PATH)"),
+                }
+            }
+            bench::bench(opts)
+        }
+        // The bench's bare-loop anchor, run from an optimised xtask build.
+        Some("uuid-loop") => {
+            let n = rest
+                .first()
+                .and_then(|a| a.to_str())
+                .and_then(|a| a.parse().ok())
+                .context("uuid-loop N")?;
+            bench::uuid_loop(n)
         }
         Some("services") => {
             no_args("services", &rest)?;
