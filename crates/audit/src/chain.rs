@@ -56,25 +56,46 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Rounds latency and rate fields and drops non-finite floats, so that the stored number text
 /// reads back to exactly the hashed value (see the module docs).
 pub fn normalize(event: &mut AuditEvent) {
-    fn round(v: &mut Option<f64>, scale: f64) {
-        *v = v.filter(|x| x.is_finite()).map(|x| {
-            let r = (x * scale).round() / scale;
-            // -0.0 prints as "-0.0": keep the canonical text simple.
-            if r == 0.0 {
-                0.0
-            } else {
-                r
-            }
-        });
-    }
-    round(&mut event.generation_latency_ms, 1e3);
-    round(&mut event.execution_latency_ms, 1e3);
-    round(&mut event.total_latency_ms, 1e3);
-    round(&mut event.uniqueness_rate, 1e9);
+    event.generation_latency_ms = normalized(event.generation_latency_ms, 1e3);
+    event.execution_latency_ms = normalized(event.execution_latency_ms, 1e3);
+    event.total_latency_ms = normalized(event.total_latency_ms, 1e3);
+    event.uniqueness_rate = normalized(event.uniqueness_rate, 1e9);
 }
 
 /// Appends the canonical form of `event` (without `hash`) to `out`.
 pub fn write_canonical(event: &AuditEvent, out: &mut Vec<u8>) {
+    write_canonical_parts(event, event.seq, &event.prev_hash, false, out);
+}
+
+/// Latency fields are kept to microseconds (ms with 3 decimals), the rate to 9 decimals.
+fn normalized(v: Option<f64>, scale: f64) -> Option<f64> {
+    v.filter(|x| x.is_finite()).map(|x| {
+        let r = (x * scale).round() / scale;
+        // -0.0 prints as "-0.0": keep the canonical text simple.
+        if r == 0.0 {
+            0.0
+        } else {
+            r
+        }
+    })
+}
+
+/// The canonical form with `seq` and `prev_hash` given, optionally normalising numbers as
+/// sealing does (so sealing needs no copy of the event).
+fn write_canonical_parts(
+    event: &AuditEvent,
+    seq: u64,
+    prev_hash: &str,
+    normalize: bool,
+    out: &mut Vec<u8>,
+) {
+    let num = |v: Option<f64>, scale: f64| {
+        if normalize {
+            normalized(v, scale)
+        } else {
+            v
+        }
+    };
     out.push(b'{');
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, k: &str| {
@@ -101,11 +122,11 @@ pub fn write_canonical(event: &AuditEvent, out: &mut Vec<u8>) {
     }
     key(out, "event");
     write_str(out, event_name(event.event));
-    if let Some(v) = event.execution_latency_ms {
+    if let Some(v) = num(event.execution_latency_ms, 1e3) {
         key(out, "execution_latency_ms");
         write_f64(out, v);
     }
-    if let Some(v) = event.generation_latency_ms {
+    if let Some(v) = num(event.generation_latency_ms, 1e3) {
         key(out, "generation_latency_ms");
         write_f64(out, v);
     }
@@ -118,20 +139,20 @@ pub fn write_canonical(event: &AuditEvent, out: &mut Vec<u8>) {
         write_map(out, m);
     }
     key(out, "prev_hash");
-    write_str(out, &event.prev_hash);
+    write_str(out, prev_hash);
     key(out, "run_id");
     write_uuid(out, &event.run_id);
     key(out, "schema");
     write_int(out, u64::from(event.schema));
     key(out, "seq");
-    write_int(out, event.seq);
+    write_int(out, seq);
     key(out, "timestamp");
     write_str(out, &event.timestamp);
-    if let Some(v) = event.total_latency_ms {
+    if let Some(v) = num(event.total_latency_ms, 1e3) {
         key(out, "total_latency_ms");
         write_f64(out, v);
     }
-    if let Some(v) = event.uniqueness_rate {
+    if let Some(v) = num(event.uniqueness_rate, 1e9) {
         key(out, "uniqueness_rate");
         write_f64(out, v);
     }
@@ -272,6 +293,26 @@ impl Chain {
         event.prev_hash.clone_from(&self.head_hash);
         event.hash = hash_event(event);
         self.head_hash.clone_from(&event.hash);
+    }
+
+    /// Seals a copy of `event` straight into its stored line (what [`Chain::seal`] then
+    /// [`encode_line`] would write, without copying the event or serialising it twice).
+    pub fn seal_line(&mut self, event: &AuditEvent, out: &mut Vec<u8>) {
+        let start = out.len();
+        let seq = self.last_seq + 1;
+        write_canonical_parts(event, seq, &self.head_hash, true, out);
+        let digest = Sha256::digest(&out[start..]);
+        let mut hash = [0u8; 64];
+        // Only fails on a wrong output length.
+        let _ = hex::encode_to_slice(digest, &mut hash);
+        out.pop(); // the closing brace
+        out.extend_from_slice(b",\"hash\":\"");
+        out.extend_from_slice(&hash);
+        out.extend_from_slice(b"\"}\n");
+        self.last_seq = seq;
+        self.head_hash.clear();
+        self.head_hash
+            .push_str(std::str::from_utf8(&hash).unwrap_or_default());
     }
 
     /// The seq of the last sealed event (0 before the first).
@@ -593,7 +634,8 @@ fn fast_parse(line: &[u8]) -> Option<Fast<'_>> {
     let prev_at = rfind(body, b",\"prev_hash\":\"")? + 14;
     let prev_hash = body.get(prev_at..prev_at + 64)?;
     // `event` is preceded only by action_id, attempts and error (no nested keys).
-    let is_checkpoint = find(body, b"\"event\":\"checkpoint\"").is_some();
+    let event_at = find(body, b"\"event\":\"")? + 9;
+    let is_checkpoint = body[event_at..].starts_with(b"checkpoint\"");
     Some(Fast {
         body,
         hash,
@@ -604,11 +646,20 @@ fn fast_parse(line: &[u8]) -> Option<Fast<'_>> {
 }
 
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
+    let (&first, _) = needle.split_first()?;
+    let mut i = hay.len().checked_sub(needle.len())?;
+    loop {
+        if hay[i] == first && hay[i..].starts_with(needle) {
+            return Some(i);
+        }
+        i = i.checked_sub(1)?;
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (&first, _) = needle.split_first()?;
+    let last = hay.len().checked_sub(needle.len())?;
+    (0..=last).find(|&i| hay[i] == first && hay[i..].starts_with(needle))
 }
 
 #[cfg(test)]
@@ -743,6 +794,28 @@ mod tests {
         let err = verify(&lines).unwrap_err();
         assert_eq!(err.seq, 2);
         assert!(matches!(err.reason, BreakReason::Unparseable(_)));
+    }
+
+    #[test]
+    fn seal_line_writes_what_seal_and_encode_write() {
+        let mut a = Chain::default();
+        let mut b = Chain::default();
+        for i in 0..5 {
+            let mut ev = AuditEvent::new(EventKind::ActionExecuted, Uuid::now_v7());
+            ev.execution_latency_ms = Some(1.234_567_8 * f64::from(i));
+            ev.uniqueness_rate = Some(0.999_999_999_9);
+            ev.total_latency_ms = Some(f64::INFINITY);
+            let mut line = Vec::new();
+            a.seal_line(&ev, &mut line);
+            b.seal(&mut ev);
+            let mut expected = Vec::new();
+            encode_line(&ev, &mut expected);
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+        assert_eq!(a.head_hash(), b.head_hash());
     }
 
     #[test]

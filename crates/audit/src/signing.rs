@@ -422,6 +422,24 @@ impl Sealer {
         }
     }
 
+    /// Seals `event` straight into its stored line on `out` (and a checkpoint's line after it
+    /// when one is due, which is also returned, sealed, for the sink's anchor).
+    pub fn seal_line(&mut self, event: &AuditEvent, out: &mut Vec<u8>) -> Option<AuditEvent> {
+        self.chain.seal_line(event, out);
+        self.last_run_id = event.run_id;
+        self.since_checkpoint += 1;
+        if self
+            .every
+            .is_some_and(|n| n > 0 && self.since_checkpoint >= n)
+        {
+            if let Some(cp) = self.checkpoint() {
+                crate::chain::encode_line(&cp, out);
+                return Some(cp);
+            }
+        }
+        None
+    }
+
     /// The closing checkpoint, if signing and anything was sealed since the last one.
     pub fn finish(&mut self) -> Option<AuditEvent> {
         if self.since_checkpoint == 0 {

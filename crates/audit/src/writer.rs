@@ -201,14 +201,14 @@ async fn run(
                 }
                 None => sink.close().await.map_err(|e| e.to_string()),
             };
-            let _ = reply.send(closed);
-            // Later calls see a closed channel.
+            // Later calls see a closed channel (closed before replying, so no call can slip in).
             rx.close();
             while let Ok(cmd) = rx.try_recv() {
                 if let Cmd::Durable(_, r) | Cmd::Close(r) = cmd {
                     let _ = r.send(Err("the audit writer is closed".to_string()));
                 }
             }
+            let _ = reply.send(closed);
             return;
         }
     }
