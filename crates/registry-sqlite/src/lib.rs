@@ -139,6 +139,10 @@ const CACHE_KIB: u32 = 64 * 1024;
 /// copy of a leaf absorb many batches' inserts instead of rewriting it after every commit.
 const CHECKPOINT_PAGES: u32 = 16_384;
 
+/// Pages are read through a memory map up to this size, without a system call each: the
+/// leaves a batch of random keys touches are scattered over the whole file.
+const MMAP_BYTES: u64 = 256 << 20;
+
 const INSERT: &str = "INSERT OR IGNORE INTO uuids (id) VALUES (?1)";
 
 fn open_connection(
@@ -163,7 +167,7 @@ fn open_connection(
          PRAGMA synchronous = {sync};
          PRAGMA cache_size = -{CACHE_KIB};
          PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES};
-         PRAGMA mmap_size = 268435456;
+         PRAGMA mmap_size = {MMAP_BYTES};
          CREATE TABLE IF NOT EXISTS uuids (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;"
     ))
     .map_err(|e| map_err(describe, &e))?;
