@@ -201,3 +201,31 @@ async fn tls_url_against_a_plain_server_fails_cleanly() {
     );
     assert!(err.to_string().contains("rediss://127.0.0.1"), "{err}");
 }
+
+#[tokio::test]
+async fn the_registry_reconnects_when_the_server_comes_back() {
+    let mut server = TestRedis::spawn(&[]);
+    let reg = RedisRegistry::builder(server.url())
+        .with_connect_attempts(2)
+        .connect()
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    assert_eq!(
+        reg.check_and_insert(&[id]).await.unwrap(),
+        vec![Novelty::New]
+    );
+    server.stop();
+    assert!(reg.check_and_insert(&[Uuid::new_v4()]).await.is_err());
+    server.restart();
+    // The manager reconnects in the background; allow it a few seconds at most.
+    let mut answer = None;
+    for _ in 0..50 {
+        if let Ok(a) = reg.check_and_insert(&[Uuid::new_v4()]).await {
+            answer = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, Some(vec![Novelty::New]), "no reconnect within 5 s");
+}

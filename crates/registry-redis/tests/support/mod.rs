@@ -17,6 +17,7 @@ pub(crate) struct TestRedis {
     url: String,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
+    extra: Vec<String>,
 }
 
 impl TestRedis {
@@ -27,6 +28,7 @@ impl TestRedis {
                 url,
                 child: None,
                 _dir: None,
+                extra: Vec::new(),
             },
             _ => Self::spawn(&[]),
         }
@@ -34,6 +36,7 @@ impl TestRedis {
 
     /// A server of our own (needed by tests that stop it), with extra `redis-server` arguments.
     pub(crate) fn spawn(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut last = String::new();
         // Picking a port by binding :0 then releasing it can race with another process: retry.
         for _ in 0..5 {
@@ -41,44 +44,27 @@ impl TestRedis {
                 .and_then(|l| l.local_addr())
                 .expect("cannot bind a loopback port")
                 .port();
-            let dir = tempfile::tempdir().expect("temp dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(extra)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn();
-            let mut child = match child {
-                Ok(c) => c,
-                Err(e) => panic!("cannot start redis-server ({e}) and {ENV} is not set: {HOW}"),
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last = format!("redis-server exited with {status} on port {port}");
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            match start(port, &extra) {
+                Ok((child, dir)) => {
                     return Self {
                         url: format!("redis://127.0.0.1:{port}/0"),
                         child: Some(child),
                         _dir: Some(dir),
-                    };
+                        extra,
+                    }
                 }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last = format!("redis-server did not listen on port {port} within 10 s");
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+                Err(e) => last = e,
             }
         }
         panic!("{last}: {HOW}");
+    }
+
+    /// Starts a stopped server again on the same port (an outage that ends), with empty data.
+    pub(crate) fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let (child, dir) = start(self.port(), &self.extra).unwrap_or_else(|e| panic!("{e}"));
+        self.child = Some(child);
+        self._dir = Some(dir);
     }
 
     /// `redis://127.0.0.1:PORT/0` (or the env's URL).
@@ -110,6 +96,42 @@ impl Drop for TestRedis {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Starts `redis-server` on `port` and waits until it accepts connections.
+fn start(port: u16, extra: &[String]) -> Result<(Child, tempfile::TempDir), String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start redis-server ({e}) and {ENV} is not set: {HOW}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server exited with {status} on port {port}"));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok((child, dir));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "redis-server did not listen on port {port} within 10 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
