@@ -28,13 +28,14 @@ fn validate_stdin(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn cxone-uuid validate");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
+    // Feed stdin from another thread: the child's stdout pipe must be drained at the same time
+    // or a large input deadlocks both.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_owned();
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("wait");
+    feeder.join().expect("feeder thread").expect("write stdin");
+    out
 }
 
 fn stdout(out: &Output) -> String {

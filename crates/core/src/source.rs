@@ -14,7 +14,7 @@
 //!   must get past.
 //! * `constant:BYTE` — every byte is `BYTE` (0..=255): caught by the repetition count test.
 //! * `cycle:N` — a cycle of N distinct bytes (1..=256): caught by the adaptive proportion test.
-//! * `stuck:BYTE` — pseudo-random bytes, but every 8th is `BYTE`: caught by the adaptive
+//! * `stuck:BYTE` — pseudo-random bytes, but every 7th is `BYTE`: caught by the adaptive
 //!   proportion test.
 
 use rand::RngCore;
@@ -135,8 +135,10 @@ impl Pattern {
             Kind::Constant(b) => b,
             // 97 is odd, so i * 97 mod 256 is distinct for the N <= 256 positions.
             Kind::Cycle(n) => ((i % n) * 97 + 13) as u8,
+            // Every 7th byte: 7 does not divide the 1024-byte health window, so the stuck
+            // positions drift through the window starts (the APT's reference samples).
             Kind::Stuck(b) => {
-                if i % 8 == 7 {
+                if i % 7 == 0 {
                     b
                 } else {
                     stream_byte(0x5EED, i)

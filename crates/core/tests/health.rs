@@ -44,7 +44,8 @@ fn short_cycles_are_caught_by_the_adaptive_proportion_test() {
 
 #[test]
 fn a_stuck_byte_is_caught_by_the_adaptive_proportion_test() {
-    let (err, _) = run_until_failure("stuck:171", UuidVersion::V4);
+    let (err, produced) = run_until_failure("stuck:171", UuidVersion::V4);
+    assert_eq!(produced, 0, "caught in the first block");
     assert_eq!(
         err,
         HealthError::AdaptiveProportion {
