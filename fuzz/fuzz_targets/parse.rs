@@ -11,8 +11,14 @@ fuzz_target!(|data: &[u8]| {
     };
     for opts in [
         ParseOptions::default(),
-        ParseOptions { strict: true, version: Some(UuidVersion::V4) },
-        ParseOptions { strict: false, version: Some(UuidVersion::V7) },
+        ParseOptions {
+            strict: true,
+            version: Some(UuidVersion::V4),
+        },
+        ParseOptions {
+            strict: false,
+            version: Some(UuidVersion::V7),
+        },
     ] {
         if let Ok((uuid, form)) = parse_with_format(text, &opts) {
             let again = parse_with_format(&form.format(&uuid), &opts);

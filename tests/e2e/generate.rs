@@ -59,7 +59,10 @@ fn a_million_lines_are_a_million_distinct_valid_uuids() {
         strict: true,
         version: Some(UuidVersion::V4),
     };
-    assert!(text.lines().step_by(9973).all(|l| parse(l, &strict_v4).is_ok()));
+    assert!(text
+        .lines()
+        .step_by(9973)
+        .all(|l| parse(l, &strict_v4).is_ok()));
 }
 
 #[test]
@@ -77,7 +80,10 @@ fn every_format_is_lowercase_and_parses_back() {
         assert_eq!(ids.len(), 50);
         for id in &ids {
             assert_eq!(id.len(), len, "{format}: {id}");
-            assert!(id.starts_with(prefix) && id.ends_with(suffix), "{format}: {id}");
+            assert!(
+                id.starts_with(prefix) && id.ends_with(suffix),
+                "{format}: {id}"
+            );
             assert_eq!(id, &id.to_lowercase(), "{format}: {id}");
             let u = parse(id, &ParseOptions::default()).expect("parses");
             assert_eq!(u.get_version_num(), 4);
@@ -141,7 +147,9 @@ fn a_repeating_source_hits_the_duplicate_limit() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("5 consecutive duplicate UUIDs from registry memory: the entropy source is suspect"),
+        err.contains(
+            "5 consecutive duplicate UUIDs from registry memory: the entropy source is suspect"
+        ),
         "{err}"
     );
     // Only whole batches reach stdout: the first (failing) batch wrote nothing.

@@ -107,7 +107,10 @@ fn uuid_version_and_strict_narrow_what_is_accepted() {
         stdout(&out),
         format!("invalid\t{v7}\twrong version nibble 7 at position 15, expected 4\n")
     );
-    assert_eq!(validate(&["--uuid-version", "7", v7]).status.code(), Some(0));
+    assert_eq!(
+        validate(&["--uuid-version", "7", v7]).status.code(),
+        Some(0)
+    );
 
     let upper = GOOD.to_uppercase();
     let out = validate(&["--strict", &upper]);
@@ -176,12 +179,22 @@ fn generated_uuids_all_validate_through_a_pipe() {
         &String::from_utf8(gen.stdout).expect("UTF-8"),
     );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stdout(&out).lines().filter(|l| l.starts_with("valid\t")).count(), 20_000);
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("valid\t"))
+            .count(),
+        20_000
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&["--output", "xml", GOOD][..], &["--uuid-version", "3", GOOD], &[]] {
+    for args in [
+        &["--output", "xml", GOOD][..],
+        &["--uuid-version", "3", GOOD],
+        &[],
+    ] {
         let out = validate(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");

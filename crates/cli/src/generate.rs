@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cxone_uuid_core::{
-    collision_probability, test_source, Generator, UniqueGenerator, Uuid,
-    UuidFormat, UuidVersion, DEFAULT_DUPLICATE_LIMIT,
+    collision_probability, test_source, Generator, UniqueGenerator, Uuid, UuidFormat, UuidVersion,
+    DEFAULT_DUPLICATE_LIMIT,
 };
 
 /// UUIDs per registry round trip: large enough to hide a remote registry's latency and to let
@@ -126,10 +126,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let n = (args.count - written).min(BATCH);
         let batch_size = usize::try_from(n).unwrap_or(usize::MAX);
         let ids = unique.next_batch(batch_size).await.with_context(|| {
-            format!(
-                "generation stopped after {written} of {} UUIDs",
-                args.count
-            )
+            format!("generation stopped after {written} of {} UUIDs", args.count)
         })?;
         for id in &ids {
             let line = format.encode(id, &mut buf);
