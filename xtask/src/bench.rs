@@ -41,6 +41,9 @@ const REGISTRY_BYTES_MAX: f64 = 24.0;
 /// Allocator slack on top of the registry's share when `run` grows with n: a per-UUID list of
 /// latencies (8–16 B) or of events (hundreds) would exceed it, a histogram does not.
 const RUN_GROWTH_SLACK: f64 = 8.0;
+/// Generation runs are short: take the fastest of a few (Python's are long, so fewer).
+const BEST_OF: usize = 3;
+const BEST_OF_PYTHON: usize = 2;
 /// The mock's rate limit in row 3.
 const LIMIT_RPS: f64 = 200.0;
 
@@ -470,6 +473,31 @@ impl Bench {
         Duration::from_secs_f64((expected_s * 10.0).max(60.0))
     }
 
+    /// The fastest of `k` runs (stdout to /dev/null): on a shared machine the minimum is the
+    /// figure least disturbed by other work, for ours and the anchors alike.
+    fn best_of(
+        &self,
+        k: usize,
+        label: &str,
+        job: &Job,
+        timeout: Duration,
+    ) -> Result<proc::Outcome> {
+        let mut best: Option<proc::Outcome> = None;
+        for i in 0..k {
+            let o = measure(
+                &format!("{label}-{i}"),
+                job,
+                Stdout::Null,
+                timeout,
+                &self.logs,
+            )?;
+            if best.as_ref().is_none_or(|b| o.wall < b.wall) {
+                best = Some(o);
+            }
+        }
+        best.context("best_of: no run")
+    }
+
     fn job(&self) -> Job {
         Job::new(&self.bin)
     }
@@ -543,12 +571,11 @@ impl Bench {
     fn generation(&mut self, tools: &Tools) {
         let n = self.sizes.gen;
         let what = format!("cxone-uuid generate -n {n} > /dev/null");
-        let ours = measure(
+        let ours = self.best_of(
+            BEST_OF,
             "generate",
             &self.job().args(["generate", "-n", &n.to_string()]),
-            Stdout::Null,
             self.timeout(n as f64 * 1e-6),
-            &self.logs,
         );
         let ours = match ours {
             Ok(o) => o,
@@ -569,20 +596,21 @@ impl Bench {
         row.unit = "ns/UUID";
         row.target = format!("≤ {GEN_VS_BARE_MAX}× anchor");
         row.ratio_unit = "× anchor's time";
-        row.note = "health tests + exact memory registry on; wall time incl. process start".into();
+        row.note = format!(
+            "health tests + exact memory registry on; fastest of {BEST_OF} runs each, wall time incl. process start"
+        );
         let bare = tools
             .bare
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .and_then(|bare| {
-                measure(
+                self.best_of(
+                    BEST_OF,
                     "bare-uuid",
                     &Job::new(&bare.program)
                         .args(bare.args.iter().cloned())
                         .arg(n.to_string()),
-                    Stdout::Null,
                     self.timeout(n as f64 * 1e-6),
-                    &self.logs,
                 )
             });
         match bare {
@@ -611,12 +639,11 @@ impl Bench {
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .and_then(|python| {
-                measure(
+                self.best_of(
+                    BEST_OF_PYTHON,
                     "tutorial-generate",
                     &Job::new(python).arg(&script).arg(py_n.to_string()),
-                    Stdout::Null,
                     self.timeout(py_n as f64 * 5e-6),
-                    &self.logs,
                 )
             });
         match py {
@@ -1054,7 +1081,14 @@ impl Bench {
                 a.value = Some(ok_rps);
                 a.ratio = Some(ok_rps / LIMIT_RPS);
                 a.met = Some(ok_rps / LIMIT_RPS >= GOODPUT_MIN);
-                a.note = format!("elapsed {} s incl. start-up", human(f.elapsed_s));
+                a.note = format!(
+                    "{} succeeded in {} s incl. start-up; {} retries; latency p50 {} ms, p99 {} ms",
+                    f.succeeded,
+                    human(f.elapsed_s),
+                    f.summary.num("retries").unwrap_or(0.0),
+                    human(f.summary.num("latency_ms.p50").unwrap_or(f64::NAN)),
+                    human(f.summary.num("latency_ms.p99").unwrap_or(f64::NAN))
+                );
                 b.value = Some(share * 100.0);
                 b.ratio = Some(share);
                 b.ratio_unit = "share";
