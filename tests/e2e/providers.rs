@@ -78,7 +78,7 @@ fn terminal_events(dir: &Path) -> Vec<Value> {
 }
 
 async fn success_with_retries(provider: Provider, script: &str, attempts: usize) {
-    let server = mock(config(provider.clone(), script)).await;
+    let server = mock(config(provider, script)).await;
     let dir = tempfile::tempdir().unwrap();
     let out = output(dialect_cmd(&provider, &server, dir.path(), 2)).await;
     assert_eq!(
@@ -104,7 +104,7 @@ async fn success_with_retries(provider: Provider, script: &str, attempts: usize)
 }
 
 async fn fails_once(provider: Provider, script: &str, status: u64) {
-    let server = mock(config(provider.clone(), script)).await;
+    let server = mock(config(provider, script)).await;
     let dir = tempfile::tempdir().unwrap();
     let out = output(dialect_cmd(&provider, &server, dir.path(), 1)).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -117,7 +117,7 @@ async fn fails_once(provider: Provider, script: &str, status: u64) {
 
 async fn server_error_forever(provider: Provider) {
     let server = mock(MockConfig {
-        provider: provider.clone(),
+        provider: provider,
         fail_rate: 1.0,
         fail_status: 502,
         ..MockConfig::default()
@@ -134,7 +134,7 @@ async fn server_error_forever(provider: Provider) {
 
 async fn token_rejected(provider: Provider) {
     let server = mock(MockConfig {
-        provider: provider.clone(),
+        provider: provider,
         token_script: parse_script("401").unwrap(),
         ..MockConfig::default()
     })
@@ -152,7 +152,7 @@ async fn token_rejected(provider: Provider) {
 
 async fn single_flight(provider: Provider) {
     let server = mock(MockConfig {
-        provider: provider.clone(),
+        provider: provider,
         latency_ms: 20,
         ..MockConfig::default()
     })
@@ -166,7 +166,7 @@ async fn single_flight(provider: Provider) {
 }
 
 async fn timeout_retried(provider: Provider) {
-    let server = mock(config(provider.clone(), "delay=2000,200")).await;
+    let server = mock(config(provider, "delay=2000,200")).await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = dialect_cmd(&provider, &server, dir.path(), 1);
     cmd.args(["--timeout", "0.5"]);
@@ -312,12 +312,12 @@ async fn cxone_configuration_not_json() {
 async fn token_command_shows_who_and_where_but_never_the_token() {
     for provider in [Provider::Tutorial, Provider::Genesys, Provider::Cxone] {
         let server = mock(MockConfig {
-            provider: provider.clone(),
+            provider: provider,
             ..MockConfig::default()
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = dialect_cmd(&provider, &server, dir.path(), 1);
+        let cmd = dialect_cmd(&provider, &server, dir.path(), 1);
         // Reuse the dialect's settings, but as `token` instead of `run`.
         let args: Vec<String> = cmd
             .get_args()

@@ -124,7 +124,10 @@ async fn retry_after_beyond_the_limit_fails_the_uuid() {
     assert_eq!(server.recorded().execute_requests.len(), 1);
     let t = terminal(dir.path());
     assert_eq!(t["event"], "action_failed");
-    assert!(t["error"].as_str().unwrap().contains("Retry-After"), "{t}");
+    assert!(
+        t["error"].as_str().unwrap().to_lowercase().contains("retry after"),
+        "{t}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use cxone_uuid_client::{AuthMethod, ClientConfig, Provider, RateSpec};
 
@@ -213,7 +213,8 @@ pub(crate) fn parse_rate(text: &str) -> anyhow::Result<RateSpec> {
     }
 }
 
-/// Builds the client configuration, or a usage error naming every missing setting.
+/// Builds the client configuration from flags, environment and file. The caller validates it
+/// for its purpose (`run` needs an action, `token` does not), naming every missing setting.
 pub(crate) fn client_config(
     connect: &ConnectArgs,
     transport: &TransportArgs,
@@ -245,14 +246,10 @@ fn build(
         .clone()
         .or(file.provider.clone())
         .unwrap_or_else(|| "tutorial".to_string());
-    let provider: Provider = provider_name.parse().map_err(|_| {
-        usage(format!(
-            "--provider {provider_name:?} is not known: use tutorial, genesys or cxone"
-        ))
+    let provider: Provider = provider_name.parse().map_err(|e: cxone_uuid_client::Error| {
+        usage(format!("--provider: {e}"))
     })?;
-    let genesys = matches!(provider, Provider::Genesys);
-
-    let mut missing: Vec<&str> = Vec::new();
+    let genesys = provider == Provider::Genesys;
 
     let client_id = connect
         .client_id
@@ -260,67 +257,20 @@ fn build(
         .or_else(|| env_nonempty("CXONE_CLIENT_ID"))
         .or_else(|| genesys.then(|| env_nonempty("GENESYS_CLIENT_ID")).flatten())
         .or(file.client_id.clone());
-    if client_id.is_none() {
-        missing.push(if genesys {
-            "GENESYS_CLIENT_ID (or CXONE_CLIENT_ID, --client-id)"
-        } else {
-            "CXONE_CLIENT_ID (or --client-id)"
-        });
-    }
-
-    let client_secret = match &connect.client_secret_file {
-        _ if given_secret.is_some() => given_secret,
-        Some(path) => Some(read_secret_file("--client-secret-file", path)?),
-        None => env_nonempty("CXONE_CLIENT_SECRET")
+    let client_secret = match (&connect.client_secret_file, given_secret) {
+        (_, Some(secret)) => Some(secret),
+        (Some(path), None) => Some(read_secret_file("--client-secret-file", path)?),
+        (None, None) => env_nonempty("CXONE_CLIENT_SECRET")
             .or_else(|| genesys.then(|| env_nonempty("GENESYS_CLIENT_SECRET")).flatten())
             .or(file.client_secret.clone())
             .map(SecretString::from),
     };
-    if client_secret.is_none() {
-        missing.push(if genesys {
-            "GENESYS_CLIENT_SECRET (or CXONE_CLIENT_SECRET, --client-secret-file)"
-        } else {
-            "CXONE_CLIENT_SECRET (or --client-secret-file)"
-        });
-    }
-
-    let action_id = connect
-        .data_action_id
-        .clone()
-        .or(file.data_action_id.clone());
-    let cxone = matches!(provider, Provider::Cxone);
-    if action_id.is_none() && !cxone {
-        missing.push("CXONE_DATA_ACTION_ID (or --data-action-id)");
-    }
-
-    let (access_key_id, access_key_secret) = if cxone {
-        let id = connect
-            .access_key_id
-            .clone()
-            .or(file.access_key_id.clone());
-        if id.is_none() {
-            missing.push("CXONE_ACCESS_KEY_ID (or --access-key-id)");
-        }
-        let secret = match &connect.access_key_secret_file {
-            Some(path) => Some(read_secret_file("--access-key-secret-file", path)?),
-            None => env_nonempty("CXONE_ACCESS_KEY_SECRET")
-                .or(file.access_key_secret.clone())
-                .map(SecretString::from),
-        };
-        if secret.is_none() {
-            missing.push("CXONE_ACCESS_KEY_SECRET (or --access-key-secret-file)");
-        }
-        (id, secret)
-    } else {
-        (None, None)
+    let access_key_secret = match &connect.access_key_secret_file {
+        Some(path) => Some(read_secret_file("--access-key-secret-file", path)?),
+        None => env_nonempty("CXONE_ACCESS_KEY_SECRET")
+            .or(file.access_key_secret.clone())
+            .map(SecretString::from),
     };
-
-    if !missing.is_empty() {
-        return Err(usage(format!(
-            "missing required settings: {}. Export them, pass the flags, or put them in a --config file",
-            missing.join(", ")
-        )));
-    }
 
     let mut inputs: Vec<(String, String)> = file
         .inputs
@@ -341,39 +291,48 @@ fn build(
         inputs.push((k.to_string(), v.to_string()));
     }
 
-    let auth_method = match connect
-        .auth_method
-        .clone()
-        .or(file.auth_method.clone())
-        .as_deref()
-    {
-        None => None,
-        Some("post") => Some(AuthMethod::Post),
-        Some("basic") => Some(AuthMethod::Basic),
-        Some(other) => {
-            return Err(usage(format!(
-                "--auth-method {other:?} is not known: use post or basic"
-            )))
-        }
-    };
-
-    let mut builder = ClientConfig::builder(provider)
-        .with_client_id(client_id.unwrap_or_default())
-        .with_client_secret(client_secret.unwrap_or_else(|| SecretString::from(String::new())))
-        .with_action_id(action_id.unwrap_or_default())
-        .with_inputs(inputs)
+    let mut builder = ClientConfig::builder()
+        .provider(provider)
         .with_test_action(connect.test_action || file.test_action.unwrap_or(false))
         .with_max_retries(transport.max_retries)
         .with_timeout(parse_seconds("--timeout", transport.timeout)?)
         .with_max_retry_after(parse_seconds("--max-retry-after", transport.max_retry_after)?)
-        .with_backoff(
-            parse_seconds("--backoff-base", transport.backoff_base)?,
-            parse_seconds("--backoff-cap", transport.backoff_cap)?,
-        )
+        .with_backoff_base(parse_seconds("--backoff-base", transport.backoff_base)?)
+        .with_backoff_cap(parse_seconds("--backoff-cap", transport.backoff_cap)?)
         .with_rate(parse_rate(&transport.rate)?)
         .with_concurrency(transport.concurrency as usize);
-    if let Some(m) = auth_method {
+    for (k, v) in inputs {
+        builder = builder.with_input(k, v);
+    }
+    if let Some(method) = connect.auth_method.clone().or(file.auth_method.clone()) {
+        let m: AuthMethod = method
+            .parse()
+            .map_err(|e: cxone_uuid_client::Error| usage(format!("--auth-method: {e}")))?;
         builder = builder.with_auth_method(m);
+    }
+    if let Some(id) = client_id {
+        builder = builder.with_client_id(id);
+    }
+    if let Some(secret) = client_secret {
+        builder = builder.with_client_secret(secret.expose_secret().to_string());
+    }
+    if let Some(secret) = access_key_secret {
+        builder = builder.with_access_key_secret(secret.expose_secret().to_string());
+    }
+    // CXONE_ENV names the host; CXONE_BASE_URL (or --base-url) wins over it.
+    let base_url = connect
+        .base_url
+        .clone()
+        .or(file.base_url.clone())
+        .or_else(|| {
+            connect
+                .cxone_env
+                .clone()
+                .or(file.env.clone())
+                .map(|host| format!("https://{host}"))
+        });
+    if let Some(url) = base_url {
+        builder = builder.with_base_url(url);
     }
     macro_rules! opt {
         ($field:ident, $file:ident, $method:ident) => {
@@ -382,8 +341,7 @@ fn build(
             }
         };
     }
-    opt!(cxone_env, env, with_env_host);
-    opt!(base_url, base_url, with_base_url);
+    opt!(data_action_id, data_action_id, with_action_id);
     opt!(token_url, token_url, with_token_url);
     opt!(scope, scope, with_scope);
     opt!(input_name, input_name, with_input_name);
@@ -393,12 +351,6 @@ fn build(
     opt!(issuer, issuer, with_issuer);
     opt!(execute_path, execute_path, with_execute_path);
     opt!(body_template, body_template, with_body_template);
-    if let Some(id) = access_key_id {
-        builder = builder.with_access_key_id(id);
-    }
-    if let Some(secret) = access_key_secret {
-        builder = builder.with_access_key_secret(secret);
-    }
-    let config = builder.build().map_err(|e| usage(e.to_string()))?;
-    Ok(config)
+    opt!(access_key_id, access_key_id, with_access_key_id);
+    Ok(builder.build())
 }

@@ -167,6 +167,51 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     execute_job(args, config, None).await
 }
 
+/// The run's settings for `run_started`: what a compliance reader needs to know how the run was
+/// made. Built field by field from the configuration so a secret can never slip in.
+fn settings_of(config: &ClientConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("provider".into(), json!(config.provider.as_str()));
+    m.insert("base_url".into(), json!(config.base_url));
+    m.insert("token_url".into(), json!(config.token_url));
+    if config.provider == cxone_uuid_client::Provider::Cxone {
+        m.insert("issuer".into(), json!(config.issuer));
+        m.insert("execute_path".into(), json!(config.execute_path));
+    }
+    if config.region.is_some() {
+        m.insert("region".into(), json!(config.region));
+    }
+    m.insert(
+        "auth_method".into(),
+        json!(format!("{:?}", config.effective_auth_method()).to_lowercase()),
+    );
+    m.insert("scope".into(), json!(config.scope));
+    m.insert("input_name".into(), json!(config.input_name));
+    m.insert(
+        "extra_inputs".into(),
+        json!(config
+            .extra_inputs
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()),
+    );
+    m.insert(
+        "max_retry_after_s".into(),
+        json!(config.max_retry_after.as_secs_f64()),
+    );
+    m.insert("backoff_base_s".into(), json!(config.backoff_base.as_secs_f64()));
+    m.insert("backoff_cap_s".into(), json!(config.backoff_cap.as_secs_f64()));
+    m
+}
+
+fn client_error(e: cxone_uuid_client::Error) -> anyhow::Error {
+    if e.is_config() {
+        usage(e.to_string())
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
 /// Counters of one run, summarised at the end.
 struct Tally {
     succeeded: u64,
@@ -279,13 +324,8 @@ pub(crate) async fn execute_job(
         return Err(usage("--count must be at least 1"));
     }
     // Everything that can be checked locally is checked before any record is written.
-    let client = Client::new(config.clone()).map_err(|e| {
-        if e.is_config() {
-            usage(e.to_string())
-        } else {
-            anyhow::Error::new(e)
-        }
-    })?;
+    config.validate().map_err(client_error)?;
+    let client = Client::new(config.clone()).map_err(client_error)?;
     let pending = if args.resume {
         crate::sinks::pending_uuids(&args.audit.audit, &args.s3)
             .await
@@ -317,7 +357,11 @@ pub(crate) async fn execute_job(
     let writer = AuditWriter::spawn(Box::new(sinks), sink_options.sync);
 
     let run_id = Uuid::now_v7();
-    let action_id = config.action_id().to_string();
+    let action_id = config
+        .action_id
+        .clone()
+        .or_else(|| config.execute_path.clone())
+        .unwrap_or_default();
     let mut settings = Map::new();
     settings.insert("tool_version".into(), json!(env!("CARGO_PKG_VERSION")));
     settings.insert("count".into(), json!(args.count));
@@ -332,10 +376,7 @@ pub(crate) async fn execute_job(
     settings.insert("audit".into(), json!(sink_names));
     settings.insert("audit_sync".into(), json!(args.audit.audit_sync));
     settings.insert("test_entropy".into(), json!(args.test_entropy.is_some()));
-    // `settings()` is the client's own secret-free description (provider, URLs, auth method).
-    for (k, v) in config.settings() {
-        settings.insert(k, v);
-    }
+    settings.extend(settings_of(&config));
     let mut ev = AuditEvent::new(EventKind::RunStarted, run_id);
     ev.action_id = Some(action_id.clone());
     ev.metadata = Some(settings);
@@ -377,6 +418,7 @@ pub(crate) async fn execute_job(
         run_id,
         action_id: action_id.clone(),
         abort: AtomicBool::new(false),
+        fatal: std::sync::Mutex::new(None),
     });
 
     // Work list: resumed UUIDs first (already registered), otherwise freshly generated ones.
@@ -446,7 +488,13 @@ pub(crate) async fn execute_job(
     }
     progress.finish();
     if stop.is_none() && ctx.abort.load(Ordering::SeqCst) {
-        stop = Some("stopped after a fatal error (see errors)".to_string());
+        let why = ctx
+            .fatal
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_else(|| "a fatal error".to_string());
+        stop = Some(format!("run stopped: {why}"));
     }
     let was_interrupted = interrupted.load(Ordering::SeqCst);
 
@@ -528,6 +576,8 @@ struct TaskCtx {
     run_id: Uuid,
     action_id: String,
     abort: AtomicBool,
+    /// The first error that stops the whole run (bad credentials, failed discovery).
+    fatal: std::sync::Mutex<Option<String>>,
 }
 
 impl TaskCtx {
@@ -564,6 +614,9 @@ impl TaskCtx {
         if let Err(e) = &report.outcome {
             ev.error = Some(e.to_string());
             if e.is_fatal() {
+                if let Ok(mut first) = self.fatal.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
                 self.abort.store(true, Ordering::SeqCst);
             }
         }

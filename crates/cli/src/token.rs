@@ -32,13 +32,15 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = crate::config::client_config(&args.connect, &args.transport)?;
-    let client = Client::new(config).map_err(|e| {
+    let to_usage = |e: cxone_uuid_client::Error| {
         if e.is_config() {
             crate::exit::usage(e.to_string())
         } else {
             anyhow::Error::new(e)
         }
-    })?;
+    };
+    config.validate_for_token().map_err(to_usage)?;
+    let client = Client::new(config).map_err(to_usage)?;
     let info = match client.token_info().await {
         Ok(info) => info,
         Err(e) => {
@@ -46,10 +48,38 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(crate::exit::FAILURE));
         }
     };
+    let expires: chrono::DateTime<chrono::Utc> = info.expires_at.into();
+    let expires_in = info
+        .expires_at
+        .duration_since(std::time::SystemTime::now())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let auth = format!("{:?}", info.auth_method).to_lowercase();
     if args.output == "json" {
-        println!("{}", serde_json::to_string(&info)?);
+        let v = serde_json::json!({
+            "provider": info.provider.as_str(),
+            "token_endpoint": info.token_endpoint,
+            "api_base": info.api_base,
+            "auth_method": auth,
+            "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "expires_in_s": expires_in,
+            "scope": info.scope,
+            "tenant_id": info.tenant_id,
+            "area": info.area,
+        });
+        println!("{v}");
     } else {
-        println!("{info}");
+        println!("authenticated: provider {}", info.provider.as_str());
+        println!("token endpoint: {} ({auth} client authentication)", info.token_endpoint);
+        println!("api host:       {}", info.api_base.as_deref().unwrap_or("-"));
+        println!(
+            "expires:        {} (in {expires_in} s)",
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        println!("scope:          {}", info.scope.as_deref().unwrap_or("-"));
+        if let Some(t) = &info.tenant_id {
+            println!("tenant:         {t} (area {})", info.area.as_deref().unwrap_or("-"));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
