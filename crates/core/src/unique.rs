@@ -136,7 +136,8 @@ impl UniqueGenerator {
             // Every pending slot has now met one more duplicate in a row.
             in_a_row += 1;
             if in_a_row >= self.duplicate_limit {
-                self.stats.unique += (n - pending.len()) as u64;
+                // The batch is dropped: its new UUIDs stay recorded in the registry (burned, never
+                // handed out), so they are not counted as unique.
                 return Err(GenerateError::DuplicateLimit {
                     limit: self.duplicate_limit,
                     registry: self.registry.describe(),
