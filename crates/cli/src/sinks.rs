@@ -343,6 +343,7 @@ fn pending_jsonl(path: &std::path::Path) -> anyhow::Result<Vec<Pending>> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
