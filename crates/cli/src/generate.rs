@@ -87,9 +87,8 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value_t)]
     uuid_version: VersionArg,
 
-    /// Uniqueness registry: memory, sqlite:PATH or redis://HOST:PORT/DB.
-    #[arg(long, default_value = "memory")]
-    registry: String,
+    #[command(flatten)]
+    registry: crate::registries::RegistryArgs,
 
     /// Consecutive duplicates allowed while producing one UUID before stopping.
     #[arg(long, default_value_t = DEFAULT_DUPLICATE_LIMIT,
@@ -115,7 +114,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => Generator::new(version),
     };
-    let registry = crate::registries::open(&args.registry, args.count).await?;
+    let registry = crate::registries::open_with(&args.registry, args.count).await?;
     let mut unique = UniqueGenerator::new(generator, registry, args.duplicate_limit);
 
     let format = UuidFormat::from(args.format);
