@@ -75,7 +75,10 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
         })
         .cloned()
         .collect();
-    assert!(!pending.is_empty(), "the kill should leave requests in flight");
+    assert!(
+        !pending.is_empty(),
+        "the kill should leave requests in flight"
+    );
 
     // Resume: reopens the trail (moving any partial line aside) and finishes the pending UUIDs.
     let before = server.recorded().execute_requests.len();
@@ -83,7 +86,10 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
     cmd.arg("--resume");
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    assert_eq!(summary(&out)["succeeded"].as_u64().unwrap() as usize, pending.len());
+    assert_eq!(
+        summary(&out)["succeeded"].as_u64().unwrap() as usize,
+        pending.len()
+    );
     let rec = server.recorded();
     let resent: HashSet<String> = rec.execute_requests[before..]
         .iter()
@@ -92,7 +98,10 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
             r.uuid.clone().unwrap()
         })
         .collect();
-    assert_eq!(resent, pending, "exactly the pending UUIDs are submitted again");
+    assert_eq!(
+        resent, pending,
+        "exactly the pending UUIDs are submitted again"
+    );
 
     let evs = events(&audit_path(dir.path()));
     for uuid in &pending {
@@ -106,7 +115,13 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
         .args(["audit", "verify"])
         .arg(format!("jsonl:{}", audit_path(dir.path()).display()));
     let out = output(verify).await;
-    assert_eq!(out.status.code(), Some(0), "verify: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
 }
 
@@ -140,7 +155,10 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
     );
     let evs = events(&audit_path(dir.path()));
     assert_eq!(of_kind(&evs, "action_submitted").len() as u64, done);
-    assert_eq!(of_kind(&evs, "action_executed").len() as u64, s["succeeded"].as_u64().unwrap());
+    assert_eq!(
+        of_kind(&evs, "action_executed").len() as u64,
+        s["succeeded"].as_u64().unwrap()
+    );
     let fin = of_kind(&evs, "run_finished");
     assert_eq!(fin.len(), 1);
     assert!(fin[0]["error"].as_str().unwrap().contains("interrupted"));

@@ -1,13 +1,13 @@
 //! End-to-end tests of the `cxone-uuid` binary, one module per topic, one test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod support;
-mod run;
-mod durability;
-mod providers;
-mod mock;
-mod generate;
-mod validate;
-mod registry;
 mod audit;
+mod durability;
+mod generate;
+mod mock;
+mod providers;
+mod registry;
+mod run;
 mod s3;
+mod support;
+mod validate;

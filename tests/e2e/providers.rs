@@ -117,7 +117,7 @@ async fn fails_once(provider: Provider, script: &str, status: u64) {
 
 async fn server_error_forever(provider: Provider) {
     let server = mock(MockConfig {
-        provider: provider,
+        provider,
         fail_rate: 1.0,
         fail_status: 502,
         ..MockConfig::default()
@@ -134,7 +134,7 @@ async fn server_error_forever(provider: Provider) {
 
 async fn token_rejected(provider: Provider) {
     let server = mock(MockConfig {
-        provider: provider,
+        provider,
         token_script: parse_script("401").unwrap(),
         ..MockConfig::default()
     })
@@ -152,7 +152,7 @@ async fn token_rejected(provider: Provider) {
 
 async fn single_flight(provider: Provider) {
     let server = mock(MockConfig {
-        provider: provider,
+        provider,
         latency_ms: 20,
         ..MockConfig::default()
     })
@@ -289,13 +289,20 @@ async fn discovery_fault(fault: DiscoveryFault, url_part: &str) {
     let out = output(dialect_cmd(&Provider::Cxone, &server, dir.path(), 1)).await;
     assert_ne!(out.status.code(), Some(0));
     let err = stderr(&out);
-    assert!(err.contains(url_part), "error should name the URL tried: {err}");
+    assert!(
+        err.contains(url_part),
+        "error should name the URL tried: {err}"
+    );
     assert!(server.recorded().execute_requests.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cxone_discovery_document_missing() {
-    discovery_fault(DiscoveryFault::NotFound, "/.well-known/openid-configuration").await;
+    discovery_fault(
+        DiscoveryFault::NotFound,
+        "/.well-known/openid-configuration",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,14 +312,18 @@ async fn cxone_id_token_without_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cxone_configuration_not_json() {
-    discovery_fault(DiscoveryFault::MalformedJson, "/.well-known/cxone-configuration").await;
+    discovery_fault(
+        DiscoveryFault::MalformedJson,
+        "/.well-known/cxone-configuration",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_command_shows_who_and_where_but_never_the_token() {
     for provider in [Provider::Tutorial, Provider::Genesys, Provider::Cxone] {
         let server = mock(MockConfig {
-            provider: provider,
+            provider,
             ..MockConfig::default()
         })
         .await;
@@ -325,7 +336,12 @@ async fn token_command_shows_who_and_where_but_never_the_token() {
             .collect();
         let envs: Vec<(String, String)> = cmd
             .get_envs()
-            .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
+            .filter_map(|(k, v)| {
+                Some((
+                    k.to_string_lossy().into_owned(),
+                    v?.to_string_lossy().into_owned(),
+                ))
+            })
             .collect();
         let mut token = bin();
         token.current_dir(dir.path()).arg("token").envs(envs);
@@ -335,7 +351,15 @@ async fn token_command_shows_who_and_where_but_never_the_token() {
                 skip -= 1;
                 continue;
             }
-            if ["-n", "--output", "--audit", "--backoff-base", "--backoff-cap"].contains(&a.as_str()) {
+            if [
+                "-n",
+                "--output",
+                "--audit",
+                "--backoff-base",
+                "--backoff-cap",
+            ]
+            .contains(&a.as_str())
+            {
                 skip = 1;
                 continue;
             }

@@ -59,10 +59,10 @@ fn strip_ansi(text: &str) -> String {
 }
 
 /// The registries every build has, plus Redis when built with it (the server lives in `_keep`).
-fn registries(
-    dir: &std::path::Path,
-    name: &str,
-) -> (Vec<(String, Vec<String>)>, Vec<Box<dyn std::any::Any>>) {
+/// Registry specs with their extra flags, and whatever must live as long as they are used.
+type Registries = (Vec<(String, Vec<String>)>, Vec<Box<dyn std::any::Any>>);
+
+fn registries(dir: &std::path::Path, name: &str) -> Registries {
     let mut specs = vec![
         ("memory".to_string(), Vec::new()),
         (

@@ -55,7 +55,11 @@ async fn happy_path_submits_each_uuid_once_with_its_idempotency_key() {
         assert_eq!(r.body, serde_json::json!({"inputs": {"uuid": uuid}}));
         let parsed = uuid::Uuid::parse_str(&uuid).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
-        assert_eq!(uuid, parsed.hyphenated().to_string(), "lowercase hyphenated");
+        assert_eq!(
+            uuid,
+            parsed.hyphenated().to_string(),
+            "lowercase hyphenated"
+        );
     }
 
     let evs = events(&audit_path(dir.path()));
@@ -87,11 +91,17 @@ async fn retry_after_in_seconds_is_waited_for() {
     let s = summary(&out);
     assert_eq!(s["rate_limited"], 1);
     assert_eq!(s["retries"], 1);
-    assert!(waited >= Duration::from_millis(950), "waited only {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "waited only {waited:?}"
+    );
     let rec = server.recorded();
     assert_eq!(rec.execute_requests.len(), 2);
     let gap = rec.execute_requests[1].at_ms - rec.execute_requests[0].at_ms;
-    assert!(gap >= 950, "second attempt came after {gap} ms, Retry-After said 1 s");
+    assert!(
+        gap >= 950,
+        "second attempt came after {gap} ms, Retry-After said 1 s"
+    );
     assert_eq!(
         rec.execute_requests[0].idempotency_key,
         rec.execute_requests[1].idempotency_key
@@ -125,7 +135,11 @@ async fn retry_after_beyond_the_limit_fails_the_uuid() {
     let t = terminal(dir.path());
     assert_eq!(t["event"], "action_failed");
     assert!(
-        t["error"].as_str().unwrap().to_lowercase().contains("retry after"),
+        t["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("retry after"),
         "{t}"
     );
 }
@@ -185,13 +199,20 @@ async fn fails_at_once(script: &str, status: u16, needle: &str) {
     let dir = tempfile::tempdir().unwrap();
     let out = output(run_cmd(&server, dir.path(), 1)).await;
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
-    assert_eq!(server.recorded().execute_requests.len(), 1, "{status} is not retried");
+    assert_eq!(
+        server.recorded().execute_requests.len(),
+        1,
+        "{status} is not retried"
+    );
     let t = terminal(dir.path());
     assert_eq!(t["event"], "action_failed");
     assert_eq!(t["http_status"], status);
     assert_eq!(t["attempts"], 1);
     let err = t["error"].as_str().unwrap().to_lowercase();
-    assert!(err.contains(needle), "error {err:?} should mention {needle:?}");
+    assert!(
+        err.contains(needle),
+        "error {err:?} should mention {needle:?}"
+    );
     let s = summary(&out);
     assert_eq!(s["errors"][0]["uuid"], t["uuid"]);
 }
@@ -241,14 +262,21 @@ async fn token_endpoint_rejection_stops_the_run_without_a_retry_storm() {
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(1));
     let rec = server.recorded();
-    assert_eq!(rec.token_requests, 1, "no retry storm on the token endpoint");
+    assert_eq!(
+        rec.token_requests, 1,
+        "no retry storm on the token endpoint"
+    );
     assert!(rec.execute_requests.is_empty());
     let all = format!("{}{}", stdout(&out), stderr(&out)).to_lowercase();
     assert!(all.contains("credentials"), "{all}");
     let evs = events(&audit_path(dir.path()));
     let fin = of_kind(&evs, "run_finished");
     assert_eq!(fin.len(), 1);
-    assert!(fin[0]["error"].is_string(), "the stop is recorded: {:?}", fin[0]);
+    assert!(
+        fin[0]["error"].is_string(),
+        "the stop is recorded: {:?}",
+        fin[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,7 +388,11 @@ async fn missing_variables_are_all_named_and_exit_2() {
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    for var in ["CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET", "CXONE_DATA_ACTION_ID"] {
+    for var in [
+        "CXONE_CLIENT_ID",
+        "CXONE_CLIENT_SECRET",
+        "CXONE_DATA_ACTION_ID",
+    ] {
         assert!(err.contains(var), "{var} missing from: {err}");
     }
     assert!(
@@ -400,7 +432,10 @@ async fn secrets_never_reach_output_logs_or_the_audit_trail() {
     let mut cmd = run_cmd(&server, dir.path(), 3);
     cmd.env("CXONE_CLIENT_SECRET", secret)
         .args(["--log", "trace", "--audit"])
-        .arg(format!("jsonl:{}", dir.path().join("second.jsonl").display()));
+        .arg(format!(
+            "jsonl:{}",
+            dir.path().join("second.jsonl").display()
+        ));
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let tokens = server.issued_tokens();

@@ -79,7 +79,12 @@ pub fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 pub fn summary(out: &Output) -> Value {
     let text = stdout(out);
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let first = lines.next().unwrap_or_else(|| panic!("no summary; stderr: {}", stderr(out)));
-    assert!(lines.next().is_none(), "stdout must hold exactly one JSON object: {text}");
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no summary; stderr: {}", stderr(out)));
+    assert!(
+        lines.next().is_none(),
+        "stdout must hold exactly one JSON object: {text}"
+    );
     serde_json::from_str(first).expect("summary is JSON")
 }

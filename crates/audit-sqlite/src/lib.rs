@@ -745,4 +745,3 @@ mod tests {
         assert!(matches!(err, AuditError::Chain { seq: 2, .. }), "{err}");
     }
 }
-

@@ -172,12 +172,8 @@ fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
             path.display()
         ))
     })?;
-    toml::from_str(&text).map_err(|e| {
-        usage(format!(
-            "config file {} is not valid: {e}",
-            path.display()
-        ))
-    })
+    toml::from_str(&text)
+        .map_err(|e| usage(format!("config file {} is not valid: {e}", path.display())))
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -195,8 +191,11 @@ fn read_secret_file(flag: &str, path: &Path) -> anyhow::Result<SecretString> {
 }
 
 fn parse_seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| usage(format!("{flag} must be a non-negative number of seconds, got {secs}")))
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        usage(format!(
+            "{flag} must be a non-negative number of seconds, got {secs}"
+        ))
+    })
 }
 
 /// Parses `--rate`.
@@ -246,9 +245,9 @@ fn build(
         .clone()
         .or(file.provider.clone())
         .unwrap_or_else(|| "tutorial".to_string());
-    let provider: Provider = provider_name.parse().map_err(|e: cxone_uuid_client::Error| {
-        usage(format!("--provider: {e}"))
-    })?;
+    let provider: Provider = provider_name
+        .parse()
+        .map_err(|e: cxone_uuid_client::Error| usage(format!("--provider: {e}")))?;
     let genesys = provider == Provider::Genesys;
 
     let client_id = connect
@@ -261,7 +260,11 @@ fn build(
         (_, Some(secret)) => Some(secret),
         (Some(path), None) => Some(read_secret_file("--client-secret-file", path)?),
         (None, None) => env_nonempty("CXONE_CLIENT_SECRET")
-            .or_else(|| genesys.then(|| env_nonempty("GENESYS_CLIENT_SECRET")).flatten())
+            .or_else(|| {
+                genesys
+                    .then(|| env_nonempty("GENESYS_CLIENT_SECRET"))
+                    .flatten()
+            })
             .or(file.client_secret.clone())
             .map(SecretString::from),
     };
@@ -296,7 +299,10 @@ fn build(
         .with_test_action(connect.test_action || file.test_action.unwrap_or(false))
         .with_max_retries(transport.max_retries)
         .with_timeout(parse_seconds("--timeout", transport.timeout)?)
-        .with_max_retry_after(parse_seconds("--max-retry-after", transport.max_retry_after)?)
+        .with_max_retry_after(parse_seconds(
+            "--max-retry-after",
+            transport.max_retry_after,
+        )?)
         .with_backoff_base(parse_seconds("--backoff-base", transport.backoff_base)?)
         .with_backoff_cap(parse_seconds("--backoff-cap", transport.backoff_cap)?)
         .with_rate(parse_rate(&transport.rate)?)

@@ -41,24 +41,9 @@ pub(crate) struct RegistryArgs {
     pub(crate) registry_prefix: String,
 }
 
-impl RegistryArgs {
-    fn from_spec(spec: &str) -> Self {
-        Self {
-            registry: spec.to_string(),
-            registry_ttl: None,
-            registry_prefix: DEFAULT_PREFIX.to_string(),
-        }
-    }
-}
-
-/// Opens the registry named by `spec` (`memory`, `sqlite:PATH`, `redis://…`, `rediss://…`)
-/// with the default Redis settings. `expected` is how many UUIDs this run will hold, so the
-/// memory registry can size itself once.
-pub(crate) async fn open(spec: &str, expected: u64) -> anyhow::Result<Arc<dyn Registry>> {
-    open_with(&RegistryArgs::from_spec(spec), expected).await
-}
-
-/// Opens the registry described by the flags; see [`open`].
+/// Opens the registry described by the flags (`memory`, `sqlite:PATH`, `redis://…`,
+/// `rediss://…`). `expected` is how many UUIDs this run will hold, so the memory registry can
+/// size itself once.
 pub(crate) async fn open_with(
     args: &RegistryArgs,
     expected: u64,

@@ -199,8 +199,14 @@ fn settings_of(config: &ClientConfig) -> Map<String, Value> {
         "max_retry_after_s".into(),
         json!(config.max_retry_after.as_secs_f64()),
     );
-    m.insert("backoff_base_s".into(), json!(config.backoff_base.as_secs_f64()));
-    m.insert("backoff_cap_s".into(), json!(config.backoff_cap.as_secs_f64()));
+    m.insert(
+        "backoff_base_s".into(),
+        json!(config.backoff_base.as_secs_f64()),
+    );
+    m.insert(
+        "backoff_cap_s".into(),
+        json!(config.backoff_cap.as_secs_f64()),
+    );
     m
 }
 
@@ -292,7 +298,11 @@ impl Progress {
                 bar.set_message(format!("{failed} failed"));
             }
         } else if self.done >= self.next_line || self.done == self.total {
-            tracing::info!("progress: {}/{} done, {failed} failed", self.done, self.total);
+            tracing::info!(
+                "progress: {}/{} done, {failed} failed",
+                self.done,
+                self.total
+            );
             self.next_line = self.done + self.total.div_ceil(10).max(1);
         }
     }
@@ -450,7 +460,10 @@ pub(crate) async fn execute_job(
                         md.insert("version".into(), json!(u.get_version_num()));
                         md.insert("variant".into(), json!("RFC4122"));
                         ev.metadata = Some(md);
-                        writer.record(ev).await.context("cannot write the audit trail")?;
+                        writer
+                            .record(ev)
+                            .await
+                            .context("cannot write the audit trail")?;
                     }
                     batch = uuids
                         .into_iter()
@@ -500,7 +513,14 @@ pub(crate) async fn execute_job(
 
     let elapsed = started.elapsed();
     let stats = unique.stats();
-    let summary = summary_json(&tally, total, &stats, elapsed, stop.as_deref(), was_interrupted);
+    let summary = summary_json(
+        &tally,
+        total,
+        &stats,
+        elapsed,
+        stop.as_deref(),
+        was_interrupted,
+    );
 
     let mut ev = AuditEvent::new(EventKind::RunFinished, run_id);
     ev.action_id = Some(action_id);
@@ -510,7 +530,14 @@ pub(crate) async fn execute_job(
         .clone()
         .or_else(|| was_interrupted.then(|| "interrupted by the user".to_string()));
     let mut md = Map::new();
-    for key in ["requested", "succeeded", "failed", "retries", "rate_limited", "duplicates"] {
+    for key in [
+        "requested",
+        "succeeded",
+        "failed",
+        "retries",
+        "rate_limited",
+        "duplicates",
+    ] {
         if let Some(v) = summary.get(key) {
             md.insert(key.to_string(), v.clone());
         }

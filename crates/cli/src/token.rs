@@ -70,15 +70,24 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{v}");
     } else {
         println!("authenticated: provider {}", info.provider.as_str());
-        println!("token endpoint: {} ({auth} client authentication)", info.token_endpoint);
-        println!("api host:       {}", info.api_base.as_deref().unwrap_or("-"));
+        println!(
+            "token endpoint: {} ({auth} client authentication)",
+            info.token_endpoint
+        );
+        println!(
+            "api host:       {}",
+            info.api_base.as_deref().unwrap_or("-")
+        );
         println!(
             "expires:        {} (in {expires_in} s)",
             expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         println!("scope:          {}", info.scope.as_deref().unwrap_or("-"));
         if let Some(t) = &info.tenant_id {
-            println!("tenant:         {t} (area {})", info.area.as_deref().unwrap_or("-"));
+            println!(
+                "tenant:         {t} (area {})",
+                info.area.as_deref().unwrap_or("-")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
