@@ -3,6 +3,7 @@
 
 mod audit;
 mod durability;
+mod features;
 mod generate;
 mod mock;
 mod providers;

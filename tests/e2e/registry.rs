@@ -434,3 +434,108 @@ fn rediss_works_with_a_trusted_ca_and_refuses_an_untrusted_one() {
     assert!(err.contains("SSL_CERT_FILE"), "{err}");
     assert!(lines(&out).is_empty());
 }
+
+/// The same guarantee through the main job: four `run` processes on one Redis submit 100,000
+/// distinct UUIDs, and every one is in exactly one process's audit trail, which verifies.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_run_processes_on_one_redis_account_for_every_uuid_in_their_trails() {
+    use crate::support::{audit_path, events, mock, output, run_cmd, stdout, summary};
+
+    let server = redis_server::TestRedis::shared();
+    let prefix = redis_server::unique_prefix("four-run");
+    let mock = mock(cxone_uuid_mock::MockConfig::default()).await;
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let runs = dirs.iter().map(|d| {
+        let mut cmd = run_cmd(&mock, d.path(), 25_000);
+        cmd.args(["--registry", server.url(), "--registry-prefix", &prefix])
+            .args(["--concurrency", "16", "--rate", "unlimited"]);
+        // Spawned, so the four processes really run at the same time.
+        tokio::spawn(output(cmd))
+    });
+    let handles: Vec<_> = runs.collect();
+    let mut outs = Vec::new();
+    for h in handles {
+        outs.push(h.await.unwrap());
+    }
+    let mut submitted = HashSet::new();
+    for (out, dir) in outs.iter().zip(&dirs) {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+        assert_eq!(summary(out)["succeeded"], 25_000);
+        let evs = events(&audit_path(dir.path()));
+        for e in evs.iter().filter(|e| e["event"] == "action_executed") {
+            assert!(
+                submitted.insert(e["uuid"].as_str().unwrap().to_string()),
+                "a UUID was executed twice across processes"
+            );
+        }
+        let mut verify = bin();
+        verify
+            .args(["audit", "verify"])
+            .arg(format!("jsonl:{}", audit_path(dir.path()).display()));
+        let v = output(verify).await;
+        assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    }
+    assert_eq!(submitted.len(), 100_000);
+    let received: HashSet<String> = mock
+        .recorded()
+        .execute_requests
+        .iter()
+        .filter_map(|r| r.uuid.clone())
+        .collect();
+    assert_eq!(
+        received, submitted,
+        "the server got exactly the audited UUIDs"
+    );
+}
+
+/// Redis going away in the middle of `run` stops it with exit 1, and the audit trail records
+/// the stop and still verifies.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_run_is_exit_1_with_an_intact_trail() {
+    use crate::support::{audit_path, events, mock, output, run_cmd, stdout};
+
+    let mut server = redis_server::TestRedis::spawn(&[]);
+    let mock = mock(cxone_uuid_mock::MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&mock, dir.path(), 2_000_000);
+    cmd.args([
+        "--registry",
+        server.url(),
+        "--concurrency",
+        "8",
+        "--rate",
+        "unlimited",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mock.recorded().execute_requests.len() < 2_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server.stop();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unavailable"), "{err}");
+    let evs = events(&audit_path(dir.path()));
+    let fin: Vec<_> = evs
+        .iter()
+        .filter(|e| e["event"] == "run_finished")
+        .collect();
+    assert_eq!(fin.len(), 1);
+    assert!(fin[0]["error"].as_str().unwrap().contains("unavailable"));
+    let mut verify = bin();
+    verify
+        .args(["audit", "verify"])
+        .arg(format!("jsonl:{}", audit_path(dir.path()).display()));
+    let v = output(verify).await;
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+}

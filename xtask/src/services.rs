@@ -38,6 +38,9 @@ pub(crate) struct Services {
 impl Services {
     /// Installs what is missing, starts both services and waits until they answer.
     pub(crate) fn start() -> Result<Self> {
+        if find_on_path("redis-server").is_none() {
+            install_redis();
+        }
         let redis_bin = find_on_path("redis-server").context(
             "redis-server is not on PATH: install the Debian package `redis-server` \
              (apt-get install -y redis-server; .ci/run does this) and try again",
@@ -202,4 +205,27 @@ pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
+}
+
+/// On a fresh Debian machine where we are root, install redis-server so the README's one test
+/// command is enough; anywhere else, say what to install (below, at the call site).
+fn install_redis() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root || find_on_path("apt-get").is_none() {
+        return;
+    }
+    eprintln!("xtask: redis-server missing; installing the Debian package");
+    let quiet = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !quiet(&["update", "-qq"]) || !quiet(&["install", "-y", "-qq", "redis-server"]) {
+        eprintln!("xtask: apt-get could not install redis-server");
+    }
 }

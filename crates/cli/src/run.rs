@@ -330,6 +330,7 @@ pub(crate) async fn execute_job(
         _ => UuidVersion::V4,
     };
     let sink_options = args.audit.sink_options()?;
+    crate::sinks::check_built(&args.audit.audit)?;
     if args.count == 0 && !args.resume {
         return Err(usage("--count must be at least 1"));
     }

@@ -116,6 +116,23 @@ fn cannot_open(spec: &str, e: AuditError) -> anyhow::Error {
     usage(format!("cannot open audit sink {spec}: {e}"))
 }
 
+/// Checks that every spec parses and that this build has its sink, before anything is opened:
+/// a missing feature must not leave a registry or another sink's file half-created.
+pub(crate) fn check_built(specs: &[String]) -> anyhow::Result<()> {
+    for text in specs {
+        match parse(text)? {
+            #[cfg(not(feature = "jsonl"))]
+            SinkSpec::Jsonl(_) => return Err(missing("jsonl")),
+            #[cfg(not(feature = "sqlite"))]
+            SinkSpec::Sqlite(_) => return Err(missing("sqlite")),
+            #[cfg(not(feature = "s3"))]
+            SinkSpec::S3 { .. } => return Err(missing("s3")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Opens every sink in `specs` (`none` adds nothing) as one fan-out.
 #[cfg_attr(
     not(any(feature = "jsonl", feature = "sqlite", feature = "s3")),
@@ -127,6 +144,7 @@ pub(crate) async fn open_all(
     s3: &S3Args,
 ) -> anyhow::Result<Fanout> {
     let _ = (opts, s3); // unused in builds without some sinks
+    check_built(specs)?;
     let mut sinks: Vec<Box<dyn AuditSink>> = Vec::new();
     for text in specs {
         let sink: Box<dyn AuditSink> = match parse(text)? {
