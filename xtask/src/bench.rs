@@ -44,6 +44,9 @@ const RUN_GROWTH_SLACK: f64 = 8.0;
 /// Generation runs are short: take the fastest of a few (Python's are long, so fewer).
 const BEST_OF: usize = 3;
 const BEST_OF_PYTHON: usize = 2;
+/// `run` at concurrency 8 and 64 (and the oha ceiling): best of this many. Concurrency 1 runs
+/// once (it is the longest and its figure is fsync-bound, not noise-bound).
+const RUN_REPEATS: usize = 2;
 /// The mock's rate limit in row 3.
 const LIMIT_RPS: f64 = 200.0;
 
@@ -100,6 +103,56 @@ struct Row {
     error: Option<String>,
 }
 
+/// Why a row can miss its target: the mechanism behind the figure, shown only when it misses.
+fn why(id: &str) -> &'static str {
+    match id {
+        "1a" => {
+            "the time above the bare loop is the tool's own per-UUID work: the SP 800-90B \
+                 health tests over the raw bytes and the exact registry insert (at 10 M, a random \
+                 memory access per UUID)"
+        }
+        "1b" => "moves with row 1a; the Python figure is the interpreter's own cost",
+        "2c" => {
+            "the ceiling does nothing but HTTP with one fixed body; `run` also generates and \
+                 registers each UUID, writes three audit events with a group-commit fsync before \
+                 each POST, and parses and checks every response"
+        }
+        "2d" => {
+            "moves with row 2c; over a real network with TLS the tutorial's new connection per \
+                 request costs far more than on loopback, so loopback understates the gap"
+        }
+        "2e" => {
+            "write-ahead: each UUID's `action_submitted` must be durable before its POST, so \
+                 requests wait for their batch's fsync"
+        }
+        "3a" => {
+            "elapsed time includes start-up and the adaptive rate's recovery: after a 429 the \
+                 rate is cut and climbs back additively, leaving part of the limit unused"
+        }
+        "3b" => {
+            "the adaptive rate starts unthrottled, so its first burst meets the limit before \
+                 the first 429 slows it"
+        }
+        "4a" | "4b" => {
+            "a sink-only figure needs the audit crates' Criterion benches; without them \
+                 the figure is the run's event rate, which waits on HTTP"
+        }
+        "4c" | "4d" => {
+            "verify reads, parses and re-hashes (SHA-256 over the canonical form) every \
+                 event; process start is included in the time"
+        }
+        "5a" => {
+            "peak RSS above the baseline is the registry's table: its load factor sets the \
+                 bytes per UUID"
+        }
+        "5b" => {
+            "growth beyond the registry's share means per-UUID state is kept (a list of \
+                 latencies, events or errors)"
+        }
+        _ => "",
+    }
+}
+
 impl Row {
     fn new(id: &'static str, what: impl Into<String>) -> Self {
         Self {
@@ -127,6 +180,13 @@ impl Row {
             ("target".into(), Json::Str(self.target.clone())),
             ("met".into(), self.met.map_or(Json::Null, Json::Bool)),
             ("note".into(), Json::Str(self.note.clone())),
+            (
+                "why_missed".into(),
+                match self.met {
+                    Some(false) => Json::Str(why(self.id).into()),
+                    _ => Json::Null,
+                },
+            ),
             (
                 "error".into(),
                 self.error.clone().map_or(Json::Null, Json::Str),
@@ -502,6 +562,32 @@ impl Bench {
         Job::new(&self.bin)
     }
 
+    /// The best (highest throughput) of `repeats` runs, each from an empty `trail`, so the
+    /// trail left behind always holds exactly one run.
+    #[allow(clippy::too_many_arguments)]
+    fn run_best(
+        &self,
+        label: &str,
+        mock: &Mock,
+        n: u64,
+        extra: &[&str],
+        expected_s: f64,
+        trail: Option<&Path>,
+        repeats: usize,
+    ) -> Result<RunFigures> {
+        let mut best: Option<RunFigures> = None;
+        for i in 0..repeats.max(1) {
+            if let Some(t) = trail {
+                remove_trail(t);
+            }
+            let f = self.run_against(&format!("{label}-{i}"), mock, n, extra, expected_s)?;
+            if best.as_ref().is_none_or(|b| f.throughput > b.throughput) {
+                best = Some(f);
+            }
+        }
+        best.context("run_best: no run")
+    }
+
     /// Runs `cxone-uuid run` against `mock` and reads its JSON summary.
     fn run_against(
         &self,
@@ -743,11 +829,11 @@ impl Bench {
                 "jsonl:{}",
                 self.dir.join(format!("run-c{c}.jsonl")).display()
             );
-            remove_trail(&self.dir.join(format!("run-c{c}.jsonl")));
             let id = ["2a", "2b", "2c"][i];
             let mut row = Row::new(id, format!("run -n {n} --concurrency {c} --audit jsonl"));
             row.unit = "req/s";
-            let got = self.run_against(
+            let trail = self.dir.join(format!("run-c{c}.jsonl"));
+            let got = self.run_best(
                 &format!("run-c{c}"),
                 &mock,
                 n,
@@ -760,6 +846,8 @@ impl Bench {
                     &audit,
                 ],
                 n as f64 / 500.0,
+                Some(&trail),
+                if c == 1 { 1 } else { RUN_REPEATS },
             );
             match got {
                 Ok(f) => {
@@ -824,7 +912,7 @@ impl Bench {
         row.unit = "req/s";
         row.target = format!("≥ {AUDIT_KEEPS_MIN} (write-ahead costs ≤ 10%)");
         row.ratio_unit = "of no-audit";
-        match self.run_against(
+        match self.run_best(
             "run-c64-none",
             &mock,
             n64,
@@ -837,6 +925,8 @@ impl Bench {
                 "none",
             ],
             n64 as f64 / 500.0,
+            None,
+            RUN_REPEATS,
         ) {
             Ok(none) => {
                 self.figure("run_c64_audit_none_rps", Json::Num(none.throughput));
@@ -856,7 +946,6 @@ impl Bench {
 
         // 2f: the SQLite sink in the same run (its trail feeds row 4).
         let db = self.dir.join("run-c64.db");
-        remove_trail(&db);
         let mut row = Row::new(
             "2f",
             format!("run -n {n64} --concurrency 64 --audit sqlite"),
@@ -864,7 +953,7 @@ impl Bench {
         row.unit = "req/s";
         row.target = "— (information)".into();
         row.ratio_unit = "of JSONL run";
-        match self.run_against(
+        match self.run_best(
             "run-c64-sqlite",
             &mock,
             n64,
@@ -877,6 +966,8 @@ impl Bench {
                 &format!("sqlite:{}", db.display()),
             ],
             n64 as f64 / 500.0,
+            Some(&db),
+            RUN_REPEATS,
         ) {
             Ok(f) => {
                 self.figure("run_c64_sqlite_rps", Json::Num(f.throughput));
@@ -917,31 +1008,18 @@ impl Bench {
                     .args(["-H", "Content-Type: application/json"])
                     .args(["-H", &format!("Idempotency-Key: {uuid}")])
                     .args(["-d", &body, &url]);
-                let out = measure(
-                    "oha-c64",
-                    &job,
-                    Stdout::Capture,
-                    self.timeout(n as f64 / 1000.0),
-                    &self.logs,
-                )?;
-                let v = json_of(&out, "oha")?;
-                let rate = v.num("summary.successRate").unwrap_or(1.0);
-                if rate < 0.99 {
-                    bail!("oha: only {:.1}% of requests succeeded", rate * 100.0);
+                let mut best = 0.0f64;
+                for i in 0..RUN_REPEATS {
+                    let out = measure(
+                        &format!("oha-c64-{i}"),
+                        &job,
+                        Stdout::Capture,
+                        self.timeout(n as f64 / 1000.0),
+                        &self.logs,
+                    )?;
+                    best = best.max(oha_rps(&json_of(&out, "oha")?)?);
                 }
-                let non_200: f64 = match v.get("statusCodeDistribution") {
-                    Some(Json::Obj(m)) => m
-                        .iter()
-                        .filter(|(k, _)| k != "200")
-                        .filter_map(|(_, v)| if let Json::Num(n) = v { Some(*n) } else { None })
-                        .sum(),
-                    _ => 0.0,
-                };
-                if non_200 > 0.0 {
-                    bail!("oha: {non_200} responses were not 200 (is the token or body rejected?)");
-                }
-                v.num("summary.requestsPerSec")
-                    .context("oha's JSON has no summary.requestsPerSec")
+                Ok(best)
             }
             LoadGen::Wrk(wrk) => {
                 let script = self.dir.join("wrk-post.lua");
@@ -1407,6 +1485,8 @@ impl Bench {
     // ---- output ---------------------------------------------------------------------------
 
     fn write_outputs(&mut self) -> Result<()> {
+        // Measured in the order that reuses trails; shown in the issue's order.
+        self.rows.sort_by_key(|r| r.id);
         let total = secs(self.started.elapsed());
         let date = Command::new("date")
             .args(["-u", "+%Y-%m-%d %H:%M UTC"])
@@ -1475,8 +1555,17 @@ impl Bench {
         for r in &self.rows {
             if let Some(e) = &r.error {
                 let _ = writeln!(md, "- **{}** error: {}", r.id, cell(e));
-            } else if !r.note.is_empty() {
-                let _ = writeln!(md, "- **{}** {}", r.id, cell(&r.note));
+                continue;
+            }
+            let mut text = r.note.clone();
+            if r.met == Some(false) && !why(r.id).is_empty() {
+                if !text.is_empty() {
+                    text.push_str(". ");
+                }
+                let _ = write!(text, "Target missed: {}.", why(r.id));
+            }
+            if !text.is_empty() {
+                let _ = writeln!(md, "- **{}** {}", r.id, cell(&text));
             }
         }
         let missed: Vec<&str> = self
@@ -1569,6 +1658,27 @@ impl Tools {
 /// A table cell: no pipes or newlines.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Requests/s from oha's JSON, refusing a run in which the mock answered anything but 200.
+fn oha_rps(v: &Json) -> Result<f64> {
+    let rate = v.num("summary.successRate").unwrap_or(1.0);
+    if rate < 0.99 {
+        bail!("oha: only {:.1}% of requests succeeded", rate * 100.0);
+    }
+    let non_200: f64 = match v.get("statusCodeDistribution") {
+        Some(Json::Obj(m)) => m
+            .iter()
+            .filter(|(k, _)| k != "200")
+            .filter_map(|(_, v)| if let Json::Num(n) = v { Some(*n) } else { None })
+            .sum(),
+        _ => 0.0,
+    };
+    if non_200 > 0.0 {
+        bail!("oha: {non_200} responses were not 200 (is the token or body rejected?)");
+    }
+    v.num("summary.requestsPerSec")
+        .context("oha's JSON has no summary.requestsPerSec")
 }
 
 /// A bearer token from the mock's token endpoint, for the load generator.
