@@ -123,7 +123,11 @@ pub(crate) fn measure(
     let mut cmd = match time {
         Some(t) => {
             let mut c = Command::new(t);
-            c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(&job.program);
+            c.arg("-f")
+                .arg("%M")
+                .arg("-o")
+                .arg(&rss_file)
+                .arg(&job.program);
             c
         }
         None => Command::new(&job.program),
@@ -331,7 +335,11 @@ pub(crate) fn http_post(
     let chunked = head
         .lines()
         .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, body))
 }
 
