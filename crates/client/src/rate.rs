@@ -2,11 +2,15 @@
 //!
 //! The adaptive limiter starts unthrottled. The first 429 sets a target from the rate of
 //! *accepted* requests over the last second (the send rate of an initial burst says nothing
-//! about the server's limit), then grows it as TCP slow start does (+1 per success, doubling
+//! about the server's limit), then grows it faster than TCP slow start (+2 per success, tripling
 //! per second) until the next 429. From then on it is plain AIMD: each 429 from a request sent
 //! *after* the last cut multiplies the target by [`Aimd::DECREASE`] (one cut per round, so a
 //! burst of 429s from requests already in flight counts once), each success adds a little.
-//! A Retry-After pauses every sender, not just the one that got it.
+//! The request told to wait honours its Retry-After (the retry policy does that); the others
+//! keep going at the reduced target, because a rate limiter that answers in whole seconds would
+//! otherwise stall every sender for a second per 429 and waste most of the server's capacity.
+//! A Retry-After longer than [`Aimd::GLOBAL_PAUSE`] is the server asking for a break, not a
+//! slower pace: that one pauses every sender.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -94,6 +98,9 @@ impl RateLimiter {
 #[derive(Debug)]
 pub struct Aimd {
     state: Mutex<AimdState>,
+    /// Waiters queue here in arrival order (tokio's mutex is fair), so a request sent again
+    /// after a 429 waits behind at most one round of others instead of losing every race.
+    gate: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -120,7 +127,12 @@ impl Default for Aimd {
 
 impl Aimd {
     /// Factor applied to the target on a 429.
-    pub const DECREASE: f64 = 0.7;
+    pub const DECREASE: f64 = 0.95;
+    /// Growth per success between the first and second cut: the first estimate comes from a
+    /// start-up burst and is usually far below the limit, so climb back quickly.
+    pub const SLOW_START_STEP: f64 = 2.0;
+    /// A Retry-After above this pauses every sender, not only the request that got it.
+    pub const GLOBAL_PAUSE: Duration = Duration::from_secs(2);
     /// Lowest target, requests/s.
     pub const MIN_RATE: f64 = 0.5;
     /// Shortest sending window whose success count is trusted as a rate.
@@ -138,6 +150,7 @@ impl Aimd {
                 resumed_at: Instant::now(),
                 slow_start: false,
             }),
+            gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -145,13 +158,36 @@ impl Aimd {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reserves the next send slot and waits for it.
+    /// Waits for a send slot at the target in force when the slot comes, not when the wait
+    /// began: a waiter that reserved far ahead at a low rate would otherwise keep its late slot
+    /// after the rate has grown, and a queue of such waiters wastes the server's capacity.
     pub async fn acquire(&self) -> Ticket {
-        let (slot, ticket) = self.reserve(Instant::now());
-        if slot > Instant::now() {
-            tokio::time::sleep_until(slot).await;
+        let _turn = self.gate.lock().await;
+        loop {
+            match self.try_take(Instant::now()) {
+                Ok(ticket) => return ticket,
+                Err(due) => tokio::time::sleep_until(due).await,
+            }
         }
-        ticket
+    }
+
+    /// Takes the current slot if it is due, else says when to ask again.
+    fn try_take(&self, now: Instant) -> Result<Ticket, Instant> {
+        let mut s = self.lock();
+        if let Some(p) = s.paused_until {
+            if p > now {
+                return Err(p);
+            }
+            s.paused_until = None;
+            s.resumed_at = p;
+        }
+        if let Some(rate) = s.target {
+            if s.next_slot > now {
+                return Err(s.next_slot);
+            }
+            s.next_slot = now + Duration::from_secs_f64(1.0 / rate);
+        }
+        Ok(Ticket { epoch: s.epoch })
     }
 
     /// Reserves a slot at or after `now`: the pure part of [`acquire`](Self::acquire).
@@ -173,7 +209,7 @@ impl Aimd {
         (slot, Ticket { epoch: s.epoch })
     }
 
-    /// A success: +1 per success in slow start, else about `max(1, target/20)` requests/s
+    /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, else about `max(1, target/20)` requests/s
     /// per second.
     pub fn on_success(&self, now: Instant) {
         let mut s = self.lock();
@@ -187,7 +223,7 @@ impl Aimd {
         }
         if let Some(rate) = s.target {
             let next = if s.slow_start {
-                rate + 1.0
+                rate + Self::SLOW_START_STEP
             } else {
                 // `rate` successes arrive per second, so each adds step/rate.
                 rate + (rate / 20.0).max(1.0) / rate
@@ -213,10 +249,10 @@ impl Aimd {
         Some(n as f64 / since.as_secs_f64())
     }
 
-    /// A 429: one multiplicative decrease per round, and a global pause for Retry-After.
+    /// A 429: one multiplicative decrease per round, and a global pause for a long Retry-After.
     pub fn on_throttled(&self, ticket: Ticket, retry_after: Option<Duration>, now: Instant) {
         let mut s = self.lock();
-        if let Some(ra) = retry_after {
+        if let Some(ra) = retry_after.filter(|ra| *ra > Self::GLOBAL_PAUSE) {
             let until = now + ra;
             if s.paused_until.is_none_or(|p| p < until) {
                 s.paused_until = Some(until);
@@ -231,6 +267,15 @@ impl Aimd {
                 // First 429: start from what the server accepted and probe upwards fast.
                 s.slow_start = true;
                 measured.unwrap_or(s.successes.len() as f64)
+            }
+            Some(_)
+                if s.slow_start
+                    && now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW =>
+            {
+                // Requests refused in the start-up burst come back right after the first cut and
+                // meet a bucket the burst emptied: that says nothing about the new pace, and
+                // ending slow start on it would leave the target stuck far below the limit.
+                return;
             }
             Some(rate) => {
                 s.slow_start = false;
@@ -284,24 +329,31 @@ mod tests {
         // more 429s from requests sent before the cut do not cut again
         a.on_throttled(tickets[19], None, now);
         assert_eq!(a.target().unwrap(), r1);
-        // slow start: +1 per success
+        // slow start: +SLOW_START_STEP per success
         for _ in 0..10 {
             a.on_success(now);
         }
-        assert!((a.target().unwrap() - (r1 + 10.0)).abs() < 1e-9);
+        assert!((a.target().unwrap() - (r1 + 10.0 * Aimd::SLOW_START_STEP)).abs() < 1e-9);
+        // a 429 right after the cut is the start-up burst's echo: ignored
+        let soon = now + Duration::from_millis(100);
+        let (_, t) = a.reserve(soon);
+        a.on_throttled(t, None, soon);
+        assert!((a.target().unwrap() - (r1 + 10.0 * Aimd::SLOW_START_STEP)).abs() < 1e-9);
         // a 429 from a request sent after the cut cuts multiplicatively and ends slow start
-        let later = now + Duration::from_millis(100);
+        let later = now + Duration::from_millis(600);
         let (_, t) = a.reserve(later);
         a.on_throttled(t, None, later);
         let r2 = a.target().unwrap();
-        assert!((r2 - (r1 + 10.0) * Aimd::DECREASE).abs() < 1e-9, "{r2}");
-        // additive increase: about +1 req/s after one second's worth of successes
+        // (the accepted rate of the last 600 ms, 11 / 0.6 s, is below the target: it wins)
+        assert!((r2 - 11.0 / 0.6 * Aimd::DECREASE).abs() < 1e-6, "{r2}");
+        // additive increase: about max(1, target/20) req/s after one second's worth of successes
         let n = r2.round() as usize;
         for _ in 0..n {
             a.on_success(later);
         }
         let r3 = a.target().unwrap();
-        assert!(r3 > r2 + 0.8 && r3 < r2 + 1.3, "{r2} -> {r3}");
+        let step = (r2 / 20.0).max(1.0);
+        assert!(r3 > r2 + 0.8 * step && r3 < r2 + 1.2 * step, "{r2} -> {r3}");
         // floor
         for _ in 0..100 {
             let (_, t) = a.reserve(later);
@@ -331,14 +383,25 @@ mod tests {
     }
 
     #[test]
-    fn paces_at_target_and_pauses_for_retry_after() {
+    fn a_short_retry_after_slows_everyone_but_pauses_no_one() {
         let a = Aimd::new();
         let t0 = Instant::now();
         let (_, t) = a.reserve(t0);
-        a.on_throttled(t, Some(Duration::from_secs(2)), t0);
+        a.on_throttled(t, Some(Duration::from_secs(1)), t0);
+        let (s1, _) = a.reserve(t0);
+        assert!(s1 < t0 + Duration::from_secs(1), "no global pause");
+        assert!(a.target().is_some(), "but the rate is now paced");
+    }
+
+    #[test]
+    fn paces_at_target_and_pauses_for_a_long_retry_after() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        let (_, t) = a.reserve(t0);
+        a.on_throttled(t, Some(Duration::from_secs(5)), t0);
         let rate = a.target().unwrap();
         let (s1, _) = a.reserve(t0);
-        assert!(s1 >= t0 + Duration::from_secs(2), "global pause");
+        assert!(s1 >= t0 + Duration::from_secs(5), "global pause");
         let (s2, _) = a.reserve(t0);
         let gap = s2.duration_since(s1).as_secs_f64();
         assert!((gap - 1.0 / rate).abs() < 1e-6);
