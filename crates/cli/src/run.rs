@@ -298,10 +298,10 @@ impl Progress {
                 bar.set_message(format!("{failed} failed"));
             }
         } else if self.done >= self.next_line || self.done == self.total {
-            tracing::info!(
+            // Not a log record: progress is what a user watching a piped run wants to see.
+            eprintln!(
                 "progress: {}/{} done, {failed} failed",
-                self.done,
-                self.total
+                self.done, self.total
             );
             self.next_line = self.done + self.total.div_ceil(10).max(1);
         }
