@@ -260,7 +260,10 @@ impl Tally {
 /// What a submission task hands back.
 struct Done {
     uuid: Uuid,
-    report: ExecuteReport,
+    /// The outcome, when the UUID was sent (it is not when its write-ahead record failed).
+    report: Option<ExecuteReport>,
+    /// The audit trail failed around this UUID: the run must stop.
+    audit_error: Option<String>,
 }
 
 /// Progress on stderr: a bar on a terminal, a line every 10% otherwise.
@@ -421,7 +424,7 @@ pub(crate) async fn execute_job(
     let mut tally = Tally::new()?;
     let client = Arc::new(client);
     let semaphore = Arc::new(Semaphore::new(args.transport.concurrency as usize));
-    let mut tasks: JoinSet<anyhow::Result<Done>> = JoinSet::new();
+    let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut stop: Option<String> = None;
     let ctx = Arc::new(TaskCtx {
         client: client.clone(),
@@ -494,11 +497,11 @@ pub(crate) async fn execute_job(
             ctx.submit(uuid, gen_ms, resumed).await
         });
         while let Some(joined) = tasks.try_join_next() {
-            handle(joined, &mut tally, &mut progress, &mut stop)?;
+            handle(joined, &mut tally, &mut progress, &mut stop);
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        handle(joined, &mut tally, &mut progress, &mut stop)?;
+        handle(joined, &mut tally, &mut progress, &mut stop);
     }
     progress.finish();
     if stop.is_none() && ctx.abort.load(Ordering::SeqCst) {
@@ -576,25 +579,27 @@ async fn wait_interrupt(flag: &AtomicBool) {
 }
 
 fn handle(
-    joined: Result<anyhow::Result<Done>, tokio::task::JoinError>,
+    joined: Result<Done, tokio::task::JoinError>,
     tally: &mut Tally,
     progress: &mut Progress,
     stop: &mut Option<String>,
-) -> anyhow::Result<()> {
+) {
     match joined {
-        Ok(Ok(done)) => {
-            tally.add(done.uuid, &done.report);
-            progress.inc(tally.failed);
-        }
-        Ok(Err(e)) => {
-            // The audit trail could not record the submission: nothing more may be sent.
-            stop.get_or_insert_with(|| format!("{e:#}"));
+        Ok(done) => {
+            // A UUID that was sent is counted even when its outcome could not be recorded.
+            if let Some(report) = &done.report {
+                tally.add(done.uuid, report);
+                progress.inc(tally.failed);
+            }
+            if let Some(why) = done.audit_error {
+                // The audit trail is failing: nothing more may be sent.
+                stop.get_or_insert(why);
+            }
         }
         Err(e) => {
             stop.get_or_insert_with(|| format!("a submission task failed: {e}"));
         }
     }
-    Ok(())
 }
 
 /// Shared by every submission task.
@@ -609,7 +614,7 @@ struct TaskCtx {
 }
 
 impl TaskCtx {
-    async fn submit(&self, uuid: Uuid, gen_ms: Option<f64>, resumed: bool) -> anyhow::Result<Done> {
+    async fn submit(&self, uuid: Uuid, gen_ms: Option<f64>, resumed: bool) -> Done {
         let mut ev = AuditEvent::new(EventKind::ActionSubmitted, self.run_id);
         ev.uuid = Some(uuid);
         ev.action_id = Some(self.action_id.clone());
@@ -619,10 +624,15 @@ impl TaskCtx {
             ev.metadata = Some(md);
         }
         // Write-ahead: the record is durable before the UUID leaves the machine.
-        self.writer
-            .record_durable(ev)
-            .await
-            .context("cannot make the audit record durable; nothing more will be sent")?;
+        if let Err(e) = self.writer.record_durable(ev).await {
+            return Done {
+                uuid,
+                report: None,
+                audit_error: Some(format!(
+                    "cannot make the audit record durable; nothing more will be sent: {e}"
+                )),
+            };
+        }
 
         let report = self.client.execute(uuid).await;
         let exec_ms = ms(report.latency);
@@ -648,11 +658,17 @@ impl TaskCtx {
                 self.abort.store(true, Ordering::SeqCst);
             }
         }
-        self.writer
+        let audit_error = self
+            .writer
             .record(ev)
             .await
-            .context("cannot write the audit trail")?;
-        Ok(Done { uuid, report })
+            .err()
+            .map(|e| format!("cannot write the audit trail: {e}"));
+        Done {
+            uuid,
+            report: Some(report),
+            audit_error,
+        }
     }
 }
 
