@@ -238,8 +238,10 @@ async fn keygen_and_signed_checkpoints_catch_a_rewrite_and_a_cut_tail() {
     let signer = Arc::new(cxone_uuid_audit::signing::read_signing_key(&key).unwrap());
     let p = dir.path().join("s.jsonl");
     let opts = JsonlOptions {
-        signer: Some(signer),
-        checkpoint_every: Some(5),
+        signing: Some(cxone_uuid_audit::signing::Signing {
+            key: signer,
+            every: Some(5),
+        }),
         ..Default::default()
     };
     let (evs, _) = run_events(6);

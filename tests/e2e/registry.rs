@@ -6,8 +6,11 @@
 //! test`) or the `redis-server` binary on PATH; with neither they fail saying how to get one.
 
 use std::collections::HashSet;
+#[cfg(feature = "redis")]
 use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use std::process::Output;
+#[cfg(feature = "redis")]
+use std::process::Stdio;
 
 use crate::support::{bin, stderr};
 
@@ -63,6 +66,7 @@ fn strip_ansi(text: &str) -> String {
 type Registries = (Vec<(String, Vec<String>)>, Vec<Box<dyn std::any::Any>>);
 
 fn registries(dir: &std::path::Path, name: &str) -> Registries {
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut specs = vec![
         ("memory".to_string(), Vec::new()),
         (

@@ -190,6 +190,18 @@ fn ci() -> Result<()> {
         "e2e",
         "features::",
     ]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "-p",
+        "cxone-uuid-cli",
+        "--no-default-features",
+        "--features",
+        "jsonl",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run_cmd(cargo().args(["build", "-p", "cxone-uuid-cli"]))?;
     test(&[])
 }

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use cxone_uuid_audit::chain::encode_line;
-use cxone_uuid_audit::signing::Checkpointer;
+use cxone_uuid_audit::signing::{Checkpointer, Signing};
 use cxone_uuid_audit::{
     AuditError, AuditEvent, AuditSink, EventKind, Sealer, SyncMode, Verifier, VerifySummary,
 };
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 
 /// How a [`JsonlSink`] writes.
 #[derive(Clone, Default)]
@@ -32,10 +32,8 @@ pub struct JsonlOptions {
     pub sync: SyncMode,
     /// Rotate when the current file reaches this many MiB.
     pub rotate_mb: Option<u64>,
-    /// Sign checkpoints with this key (at close, and every `checkpoint_every` events).
-    pub signer: Option<Arc<SigningKey>>,
-    /// Also checkpoint every N events (needs `signer`).
-    pub checkpoint_every: Option<u64>,
+    /// Sign checkpoints (at close, and every `signing.every` events).
+    pub signing: Option<Signing>,
 }
 
 impl std::fmt::Debug for JsonlOptions {
@@ -43,8 +41,7 @@ impl std::fmt::Debug for JsonlOptions {
         f.debug_struct("JsonlOptions")
             .field("sync", &self.sync)
             .field("rotate_mb", &self.rotate_mb)
-            .field("signer", &self.signer.as_ref().map(|_| "<key>"))
-            .field("checkpoint_every", &self.checkpoint_every)
+            .field("signing", &self.signing)
             .finish()
     }
 }
@@ -108,7 +105,7 @@ impl JsonlSink {
                 break;
             }
         }
-        let checkpointer = match &opts.signer {
+        let checkpointer = match opts.signing.as_ref().map(|s| &s.key) {
             Some(key) => {
                 let last = match read_anchor(&path) {
                     Some(ev) => Some(ev),
@@ -134,7 +131,11 @@ impl JsonlSink {
                 size,
                 rotate_bytes,
                 next_segment,
-                sealer: Sealer::new(head, checkpointer, opts.checkpoint_every),
+                sealer: Sealer::new(
+                    head,
+                    checkpointer,
+                    opts.signing.as_ref().and_then(|s| s.every),
+                ),
                 sealed: Vec::with_capacity(1024),
                 line: Vec::with_capacity(1024),
                 pending_anchor: None,
@@ -690,8 +691,10 @@ mod tests {
         let p = dir.path().join("s.jsonl");
         let key = Arc::new(cxone_uuid_audit::signing::generate_signing_key().unwrap());
         let opts = JsonlOptions {
-            signer: Some(key.clone()),
-            checkpoint_every: Some(4),
+            signing: Some(Signing {
+                key: key.clone(),
+                every: Some(4),
+            }),
             ..Default::default()
         };
         write(&p, opts.clone(), 10).await;

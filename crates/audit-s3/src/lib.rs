@@ -22,8 +22,8 @@ pub mod upload;
 use std::path::Path;
 
 pub use config::{S3Config, Sse};
+pub use cxone_uuid_audit::signing::Signing;
 pub use sink::{flush, verify, Broken, FlushReport, Gap, S3Sink, VerifyReport};
-pub use spool::Signing;
 
 use cxone_uuid_audit::AuditError;
 

@@ -12,9 +12,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::S3Config;
-use crate::spool::{self, ready_segments, Resume, Signing, Spool, SpoolLock};
+use crate::spool::{self, ready_segments, Resume, Spool, SpoolLock};
 use crate::upload::{ObjectRef, Store};
 use crate::S3Error;
+use cxone_uuid_audit::signing::Signing;
 
 /// How often the uploader looks for segments that aged past the batch interval.
 const TICK: Duration = Duration::from_secs(1);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cxone_uuid_audit::chain::encode_line;
-use cxone_uuid_audit::signing::Checkpointer;
+use cxone_uuid_audit::signing::{Checkpointer, Signing};
 use cxone_uuid_audit::{AuditEvent, EventKind, Sealer, SyncMode};
 use uuid::Uuid;
 
@@ -55,24 +55,6 @@ pub(crate) struct Spool {
 pub(crate) struct Resume {
     pub(crate) head: Option<(u64, String)>,
     pub(crate) last_checkpoint: Option<AuditEvent>,
-}
-
-/// Checkpoint signing for the sink (see `cxone_uuid_audit::signing`).
-#[derive(Clone)]
-pub struct Signing {
-    /// The Ed25519 key that signs checkpoints.
-    pub key: std::sync::Arc<ed25519_dalek::SigningKey>,
-    /// Also checkpoint every N events (always at close).
-    pub every: Option<u64>,
-}
-
-impl std::fmt::Debug for Signing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the private key.
-        f.debug_struct("Signing")
-            .field("every", &self.every)
-            .finish()
-    }
 }
 
 impl Spool {

@@ -30,11 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cxone_uuid_audit::signing::Checkpointer;
+use cxone_uuid_audit::signing::{Checkpointer, Signing};
 use cxone_uuid_audit::{
     AuditError, AuditEvent, AuditSink, EventKind, Sealer, SyncMode, Verifier, VerifySummary,
 };
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
 use uuid::Uuid;
 
@@ -99,18 +99,15 @@ const INSERT: &str = "INSERT INTO audit_events (seq, schema, timestamp, event, r
 pub struct SqliteOptions {
     /// `None` turns SQLite's syncing off (a crash may lose recent events).
     pub sync: SyncMode,
-    /// Sign checkpoints with this key (at close, and every `checkpoint_every` events).
-    pub signer: Option<Arc<SigningKey>>,
-    /// Also checkpoint every N events (needs `signer`).
-    pub checkpoint_every: Option<u64>,
+    /// Sign checkpoints (at close, and every `signing.every` events).
+    pub signing: Option<Signing>,
 }
 
 impl std::fmt::Debug for SqliteOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteOptions")
             .field("sync", &self.sync)
-            .field("signer", &self.signer.as_ref().map(|_| "<key>"))
-            .field("checkpoint_every", &self.checkpoint_every)
+            .field("signing", &self.signing)
             .finish()
     }
 }
@@ -233,7 +230,7 @@ impl SqliteSink {
             )
             .optional()
             .map_err(&err)?;
-        let checkpointer = match &opts.signer {
+        let checkpointer = match opts.signing.as_ref().map(|s| &s.key) {
             Some(key) => {
                 let last = last_checkpoint(&conn, &path)?;
                 Some(Checkpointer::new(key.clone(), last.as_ref()))
@@ -244,7 +241,11 @@ impl SqliteSink {
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 conn,
-                sealer: Sealer::new(head, checkpointer, opts.checkpoint_every),
+                sealer: Sealer::new(
+                    head,
+                    checkpointer,
+                    opts.signing.as_ref().and_then(|s| s.every),
+                ),
                 sealed: Vec::with_capacity(1024),
                 in_tx: false,
                 closed: false,
@@ -721,8 +722,10 @@ mod tests {
         let p = dir.path().join("a.db");
         let key = Arc::new(cxone_uuid_audit::signing::generate_signing_key().unwrap());
         let opts = SqliteOptions {
-            signer: Some(key.clone()),
-            checkpoint_every: Some(2),
+            signing: Some(Signing {
+                key: key.clone(),
+                every: Some(2),
+            }),
             ..Default::default()
         };
         let sink = SqliteSink::open(&p, opts).unwrap();

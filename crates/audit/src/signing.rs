@@ -172,6 +172,25 @@ pub fn signed_message(head_seq: u64, head_hash: &str, time: &str, prev_signature
     .into_bytes()
 }
 
+/// How a sink signs checkpoints: shared by every sink so the key is handled (and hidden from
+/// `Debug`) in one place.
+#[derive(Clone)]
+pub struct Signing {
+    /// The Ed25519 key that signs checkpoints.
+    pub key: Arc<SigningKey>,
+    /// Also checkpoint every N events (always at close).
+    pub every: Option<u64>,
+}
+
+impl std::fmt::Debug for Signing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private key.
+        f.debug_struct("Signing")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Makes checkpoint events, chaining each signature to the previous one.
 #[derive(Clone)]
 pub struct Checkpointer {

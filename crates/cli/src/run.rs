@@ -89,8 +89,10 @@ impl AuditArgs {
         }
         Ok(SinkOptions {
             sync,
-            signing_key,
-            checkpoint_every: self.checkpoint_every,
+            signing: signing_key.map(|key| cxone_uuid_audit::signing::Signing {
+                key,
+                every: self.checkpoint_every,
+            }),
             rotate_mb: self.audit_rotate_mb,
         })
     }

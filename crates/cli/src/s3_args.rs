@@ -84,7 +84,7 @@ mod imp {
     use std::time::Duration;
 
     use cxone_uuid_audit::{AuditSink, VerifySummary};
-    use cxone_uuid_audit_s3::{S3Config, S3Error, S3Sink, Signing, Sse};
+    use cxone_uuid_audit_s3::{S3Config, S3Error, S3Sink, Sse};
 
     use super::S3Args;
     use crate::exit::usage;
@@ -127,11 +127,7 @@ mod imp {
     ) -> anyhow::Result<Box<dyn AuditSink>> {
         let cfg = config(bucket, prefix, args)?.with_sync_mode(opts.sync);
         let uri = cfg.uri();
-        let signing = opts.signing_key.clone().map(|key| Signing {
-            key,
-            every: opts.checkpoint_every,
-        });
-        let sink = S3Sink::open(cfg, signing)
+        let sink = S3Sink::open(cfg, opts.signing.clone())
             .await
             .map_err(|e| lift(&format!("cannot open audit sink {uri}"), e))?;
         Ok(Box::new(sink))

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 
+use cxone_uuid_audit::signing::Signing;
 use cxone_uuid_audit::{AuditError, AuditEvent, AuditSink, EventKind, Fanout, SyncMode};
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use uuid::Uuid;
 
 use crate::exit::usage;
@@ -75,9 +75,7 @@ pub(crate) struct SinkOptions {
     /// When events are made durable.
     pub(crate) sync: SyncMode,
     /// Signs checkpoints when set.
-    pub(crate) signing_key: Option<Arc<SigningKey>>,
-    /// Also checkpoint every N events.
-    pub(crate) checkpoint_every: Option<u64>,
+    pub(crate) signing: Option<Signing>,
     /// Rotate JSONL files at this size in MiB.
     pub(crate) rotate_mb: Option<u64>,
 }
@@ -86,8 +84,7 @@ impl std::fmt::Debug for SinkOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SinkOptions")
             .field("sync", &self.sync)
-            .field("signing_key", &self.signing_key.as_ref().map(|_| "<key>"))
-            .field("checkpoint_every", &self.checkpoint_every)
+            .field("signing", &self.signing)
             .field("rotate_mb", &self.rotate_mb)
             .finish()
     }
@@ -154,8 +151,7 @@ pub(crate) async fn open_all(
                 let o = cxone_uuid_audit_jsonl::JsonlOptions {
                     sync: opts.sync,
                     rotate_mb: opts.rotate_mb,
-                    signer: opts.signing_key.clone(),
-                    checkpoint_every: opts.checkpoint_every,
+                    signing: opts.signing.clone(),
                 };
                 Box::new(
                     cxone_uuid_audit_jsonl::JsonlSink::open(&path, o)
@@ -168,8 +164,7 @@ pub(crate) async fn open_all(
             SinkSpec::Sqlite(path) => {
                 let o = cxone_uuid_audit_sqlite::SqliteOptions {
                     sync: opts.sync,
-                    signer: opts.signing_key.clone(),
-                    checkpoint_every: opts.checkpoint_every,
+                    signing: opts.signing.clone(),
                 };
                 Box::new(
                     cxone_uuid_audit_sqlite::SqliteSink::open(&path, o)
