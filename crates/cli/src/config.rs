@@ -198,20 +198,6 @@ fn parse_seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
     })
 }
 
-/// Parses `--rate`.
-pub(crate) fn parse_rate(text: &str) -> anyhow::Result<RateSpec> {
-    match text {
-        "auto" => Ok(RateSpec::Auto),
-        "unlimited" | "none" => Ok(RateSpec::Unlimited),
-        n => match n.parse::<f64>() {
-            Ok(r) if r.is_finite() && r > 0.0 => Ok(RateSpec::PerSecond(r)),
-            _ => Err(usage(format!(
-                "--rate {n:?} is not valid: give requests per second (e.g. 50), auto or unlimited"
-            ))),
-        },
-    }
-}
-
 /// Builds the client configuration from flags, environment and file. The caller validates it
 /// for its purpose (`run` needs an action, `token` does not), naming every missing setting.
 pub(crate) fn client_config(
@@ -305,7 +291,12 @@ fn build(
         )?)
         .with_backoff_base(parse_seconds("--backoff-base", transport.backoff_base)?)
         .with_backoff_cap(parse_seconds("--backoff-cap", transport.backoff_cap)?)
-        .with_rate(parse_rate(&transport.rate)?)
+        .with_rate(
+            transport
+                .rate
+                .parse::<RateSpec>()
+                .map_err(|e| usage(format!("--rate: {e}")))?,
+        )
         .with_concurrency(transport.concurrency as usize);
     for (k, v) in inputs {
         builder = builder.with_input(k, v);

@@ -406,12 +406,16 @@ pub(crate) async fn execute_job(
     }
 
     let interrupted = Arc::new(AtomicBool::new(false));
+    // Wakes a submission loop waiting for a free slot; the flag is what everything else reads.
+    let interrupt = Arc::new(tokio::sync::Notify::new());
     {
         let interrupted = interrupted.clone();
+        let interrupt = interrupt.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("interrupted: finishing requests in flight, then writing the summary");
                 interrupted.store(true, Ordering::SeqCst);
+                interrupt.notify_waiters();
             }
         });
     }
@@ -491,7 +495,7 @@ pub(crate) async fn execute_job(
         };
         let permit = tokio::select! {
             p = semaphore.clone().acquire_owned() => p.context("semaphore closed")?,
-            _ = wait_interrupt(&interrupted) => break,
+            _ = interrupt.notified() => break,
         };
         let ctx = ctx.clone();
         tasks.spawn(async move {
@@ -572,12 +576,6 @@ pub(crate) async fn execute_job(
     } else {
         ExitCode::from(FAILURE)
     })
-}
-
-async fn wait_interrupt(flag: &AtomicBool) {
-    while !flag.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn handle(
