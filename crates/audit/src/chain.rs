@@ -174,7 +174,16 @@ pub fn canonical_json(event: &AuditEvent) -> Vec<u8> {
 pub fn hash_event(event: &AuditEvent) -> String {
     let mut buf = Vec::with_capacity(512);
     write_canonical(event, &mut buf);
-    hex::encode(Sha256::digest(&buf))
+    String::from_utf8_lossy(&hex_digest(&buf)).into_owned()
+}
+
+/// Lowercase hex SHA-256 of `bytes` on the stack: `hex::encode` builds its `String` a char at a
+/// time, which cost more than the hash itself on the verify path.
+fn hex_digest(bytes: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // Only fails on a wrong output length, and 32 bytes are always 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(bytes), &mut out);
+    out
 }
 
 /// Appends the stored form of a sealed event to `out`: the canonical form with `"hash"` as the
@@ -202,6 +211,15 @@ pub fn event_name(kind: EventKind) -> &'static str {
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Nearly every string here (hashes, timestamps, names) needs no escaping: copy those
+    // straight, which gives byte-for-byte what serde_json writes for them.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // serde_json's escaping into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -503,7 +521,7 @@ impl Verifier {
         };
         self.scratch.clear();
         write_value(&mut self.scratch, &value);
-        let computed = hex::encode(Sha256::digest(&self.scratch));
+        let computed = String::from_utf8_lossy(&hex_digest(&self.scratch)).into_owned();
         let mut ev: AuditEvent = match serde_json::from_value(value) {
             Ok(ev) => ev,
             Err(e) => return Err(self.brk(BreakReason::Unparseable(e.to_string()))),
@@ -522,12 +540,12 @@ impl Verifier {
     pub fn feed_event(&mut self, ev: &AuditEvent) -> Result<(), ChainBreak> {
         self.scratch.clear();
         write_canonical(ev, &mut self.scratch);
-        let computed = hex::encode(Sha256::digest(&self.scratch));
-        if computed != ev.hash {
+        let computed = hex_digest(&self.scratch);
+        if computed[..] != *ev.hash.as_bytes() {
             return Err(ChainBreak {
                 seq: ev.seq,
                 reason: BreakReason::HashMismatch {
-                    computed,
+                    computed: String::from_utf8_lossy(&computed).into_owned(),
                     stored: ev.hash.clone(),
                 },
             });
@@ -667,6 +685,27 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use uuid::Uuid;
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        // The fast path (no escaping needed) and the escaping path must both match the
+        // documented canonical form, or stored hashes stop verifying.
+        for s in [
+            "",
+            "plain",
+            "2026-11-24T16:17:58.123456Z",
+            "quote \" inside",
+            "back\\slash",
+            "tab\tnew\nline",
+            "\u{0}\u{1f}",
+            "\u{7f} del is not escaped",
+            "ünïcödé ✓",
+        ] {
+            let mut ours = Vec::new();
+            write_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
 
     fn sample(n: usize) -> Vec<Vec<u8>> {
         let mut chain = Chain::default();

@@ -26,6 +26,26 @@ pub enum EventKind {
     Checkpoint,
 }
 
+impl EventKind {
+    /// Every kind, for readers that map stored names back without a JSON round trip.
+    pub const ALL: [EventKind; 7] = [
+        EventKind::RunStarted,
+        EventKind::UuidGenerated,
+        EventKind::ActionSubmitted,
+        EventKind::ActionExecuted,
+        EventKind::ActionFailed,
+        EventKind::RunFinished,
+        EventKind::Checkpoint,
+    ];
+
+    /// The kind stored under `name` (its snake_case name), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| crate::chain::event_name(*k) == name)
+    }
+}
+
 /// One audit record. Optional fields are absent from the serialised form when not applicable.
 ///
 /// `seq`, `prev_hash` and `hash` are filled by the sink when it seals the event into its stream;
