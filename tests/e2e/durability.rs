@@ -154,7 +154,6 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
         "every request sent was waited for and counted"
     );
     let evs = events(&audit_path(dir.path()));
-    assert_eq!(of_kind(&evs, "action_submitted").len() as u64, done);
     assert_eq!(
         of_kind(&evs, "action_executed").len() as u64,
         s["succeeded"].as_u64().unwrap()
@@ -162,4 +161,41 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
     let fin = of_kind(&evs, "run_finished");
     assert_eq!(fin.len(), 1);
     assert!(fin[0]["error"].as_str().unwrap().contains("interrupted"));
+
+    // UUIDs whose write-ahead record was already durable (staged for the next free request
+    // slot) are not sent after Ctrl-C: they stay pending, are counted and named on stderr, and
+    // `--resume` sends exactly them.
+    let sent: HashSet<String> = rec
+        .execute_requests
+        .iter()
+        .map(|r| r.uuid.clone().unwrap())
+        .collect();
+    let staged: HashSet<String> = of_kind(&evs, "action_submitted")
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap().to_string())
+        .filter(|u| !sent.contains(u))
+        .collect();
+    assert_eq!(
+        of_kind(&evs, "action_submitted").len() as u64,
+        done + staged.len() as u64
+    );
+    assert_eq!(s["pending"].as_u64().unwrap(), staged.len() as u64);
+    assert!(staged.len() <= 4, "at most --concurrency UUIDs are staged");
+    if !staged.is_empty() {
+        assert!(
+            stderr(&out).contains("run --resume"),
+            "stderr: {}",
+            stderr(&out)
+        );
+    }
+    let before = rec.execute_requests.len();
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.arg("--resume");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let resent: HashSet<String> = server.recorded().execute_requests[before..]
+        .iter()
+        .map(|r| r.uuid.clone().unwrap())
+        .collect();
+    assert_eq!(resent, staged, "--resume sends exactly the staged UUIDs");
 }

@@ -224,6 +224,7 @@ fn client_error(e: cxone_uuid_client::Error) -> anyhow::Error {
 struct Tally {
     succeeded: u64,
     failed: u64,
+    pending: u64,
     retries: u64,
     rate_limited: u64,
     errors: Vec<(Uuid, String)>,
@@ -235,6 +236,7 @@ impl Tally {
         Ok(Self {
             succeeded: 0,
             failed: 0,
+            pending: 0,
             retries: 0,
             rate_limited: 0,
             errors: Vec::new(),
@@ -264,6 +266,9 @@ struct Done {
     uuid: Uuid,
     /// The outcome, when the UUID was sent (it is not when its write-ahead record failed).
     report: Option<ExecuteReport>,
+    /// Its write-ahead record is durable but the run stopped before it was sent: it stays
+    /// pending in the trail for `run --resume`.
+    pending: bool,
     /// The audit trail failed around this UUID: the run must stop.
     audit_error: Option<String>,
 }
@@ -408,13 +413,16 @@ pub(crate) async fn execute_job(
     let interrupted = Arc::new(AtomicBool::new(false));
     // Wakes a submission loop waiting for a free slot; the flag is what everything else reads.
     let interrupt = Arc::new(tokio::sync::Notify::new());
+    let halt = Arc::new(AtomicBool::new(false));
     {
         let interrupted = interrupted.clone();
         let interrupt = interrupt.clone();
+        let halt = halt.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("interrupted: finishing requests in flight, then writing the summary");
                 interrupted.store(true, Ordering::SeqCst);
+                halt.store(true, Ordering::SeqCst);
                 interrupt.notify_waiters();
             }
         });
@@ -429,7 +437,12 @@ pub(crate) async fn execute_job(
     let mut progress = Progress::new(total, quiet);
     let mut tally = Tally::new()?;
     let client = Arc::new(client);
-    let semaphore = Arc::new(Semaphore::new(args.transport.concurrency as usize));
+    let concurrency = args.transport.concurrency as usize;
+    // Write-ahead is staged: up to `concurrency` UUIDs beyond those in flight have their
+    // `action_submitted` made durable while earlier requests are still out, so a request slot
+    // that frees up is refilled at once instead of waiting for a sync, and each sync covers a
+    // bigger batch. The staged records are what a crash would leave too: pending, resumable.
+    let staged = Arc::new(Semaphore::new(concurrency.saturating_mul(2)));
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut stop: Option<String> = None;
     let ctx = Arc::new(TaskCtx {
@@ -438,6 +451,8 @@ pub(crate) async fn execute_job(
         run_id,
         action_id: action_id.clone(),
         abort: AtomicBool::new(false),
+        halt,
+        sending: Semaphore::new(concurrency),
         fatal: std::sync::Mutex::new(None),
     });
 
@@ -494,7 +509,7 @@ pub(crate) async fn execute_job(
             break;
         };
         let permit = tokio::select! {
-            p = semaphore.clone().acquire_owned() => p.context("semaphore closed")?,
+            p = staged.clone().acquire_owned() => p.context("semaphore closed")?,
             _ = interrupt.notified() => break,
         };
         let ctx = ctx.clone();
@@ -506,8 +521,15 @@ pub(crate) async fn execute_job(
             handle(joined, &mut tally, &mut progress, &mut stop);
         }
     }
+    if stop.is_some() {
+        // Staged UUIDs not yet sent stay pending instead of going out after the stop.
+        ctx.halt.store(true, Ordering::SeqCst);
+    }
     while let Some(joined) = tasks.join_next().await {
         handle(joined, &mut tally, &mut progress, &mut stop);
+        if stop.is_some() {
+            ctx.halt.store(true, Ordering::SeqCst);
+        }
     }
     progress.finish();
     if stop.is_none() && ctx.abort.load(Ordering::SeqCst) {
@@ -591,6 +613,9 @@ fn handle(
                 tally.add(done.uuid, report);
                 progress.inc(tally.failed);
             }
+            if done.pending {
+                tally.pending += 1;
+            }
             if let Some(why) = done.audit_error {
                 // The audit trail is failing: nothing more may be sent.
                 stop.get_or_insert(why);
@@ -609,6 +634,10 @@ struct TaskCtx {
     run_id: Uuid,
     action_id: String,
     abort: AtomicBool,
+    /// Set on Ctrl-C, on a fatal error and when the run stops: staged UUIDs are not sent.
+    halt: Arc<AtomicBool>,
+    /// Requests in flight, at most `--concurrency`.
+    sending: Semaphore,
     /// The first error that stops the whole run (bad credentials, failed discovery).
     fatal: std::sync::Mutex<Option<String>>,
 }
@@ -628,10 +657,23 @@ impl TaskCtx {
             return Done {
                 uuid,
                 report: None,
+                pending: false,
                 audit_error: Some(format!(
                     "cannot make the audit record durable; nothing more will be sent: {e}"
                 )),
             };
+        }
+        let not_sent = Done {
+            uuid,
+            report: None,
+            pending: true,
+            audit_error: None,
+        };
+        let Ok(_slot) = self.sending.acquire().await else {
+            return not_sent;
+        };
+        if self.halt.load(Ordering::SeqCst) || self.abort.load(Ordering::SeqCst) {
+            return not_sent;
         }
 
         let report = self.client.execute(uuid).await;
@@ -656,6 +698,7 @@ impl TaskCtx {
                     first.get_or_insert_with(|| e.to_string());
                 }
                 self.abort.store(true, Ordering::SeqCst);
+                self.halt.store(true, Ordering::SeqCst);
             }
         }
         let audit_error = self
@@ -667,6 +710,7 @@ impl TaskCtx {
         Done {
             uuid,
             report: Some(report),
+            pending: false,
             audit_error,
         }
     }
@@ -695,6 +739,7 @@ fn summary_json(
         "succeeded": tally.succeeded,
         "failed": tally.failed,
         "not_submitted": requested.saturating_sub(completed),
+        "pending": tally.pending,
         "retries": tally.retries,
         "rate_limited": tally.rate_limited,
         "duplicates": stats.duplicates,
@@ -759,5 +804,11 @@ fn print_summary(summary: &Value, output: OutputFormat, sinks: &str) {
             }
             println!("audit: {sinks}");
         }
+    }
+    // Said in both formats, on stderr: the one thing left to do after a stopped run.
+    if let Some(n) = summary["pending"].as_u64().filter(|n| *n > 0) {
+        eprintln!(
+            "{n} UUIDs are recorded as submitted but were not sent: `cxone-uuid run --resume` with the same --audit ({sinks}) sends them"
+        );
     }
 }
