@@ -13,10 +13,6 @@ use cxone_uuid_core::{
     DEFAULT_DUPLICATE_LIMIT,
 };
 
-/// UUIDs per registry round trip: large enough to hide a remote registry's latency and to let
-/// the memory registry overlap its cache misses, small enough to stream promptly.
-const BATCH: u64 = 4096;
-
 /// Output form of each UUID (always lowercase).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum FormatArg {
@@ -115,6 +111,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => Generator::new(version),
     };
     let registry = crate::registries::open_with(&args.registry, args.count).await?;
+    // UUIDs per registry call, as the registry prefers: its cost per call (a commit, a round
+    // trip) is shared by the batch, and output still streams batch by batch.
+    let batch = u64::try_from(registry.preferred_batch().max(1)).unwrap_or(4096);
     let mut unique = UniqueGenerator::new(generator, registry, args.duplicate_limit);
 
     let format = UuidFormat::from(args.format);
@@ -122,7 +121,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut written = 0u64;
     let mut buf = Uuid::encode_buffer();
     while written < args.count {
-        let n = (args.count - written).min(BATCH);
+        let n = (args.count - written).min(batch);
         let batch_size = usize::try_from(n).unwrap_or(usize::MAX);
         let ids = unique.next_batch(batch_size).await.with_context(|| {
             format!("generation stopped after {written} of {} UUIDs", args.count)

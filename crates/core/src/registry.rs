@@ -58,6 +58,12 @@ pub trait Registry: Send + Sync {
     async fn len(&self) -> Result<Option<u64>, RegistryError> {
         Ok(None)
     }
+
+    /// How many UUIDs a bulk caller (`generate`) should offer per call. A registry whose cost
+    /// is per call (a commit, a round trip) rather than per UUID says so with a larger number.
+    fn preferred_batch(&self) -> usize {
+        4096
+    }
 }
 
 #[async_trait]
@@ -71,6 +77,9 @@ impl<R: Registry + ?Sized> Registry for Box<R> {
     async fn len(&self) -> Result<Option<u64>, RegistryError> {
         (**self).len().await
     }
+    fn preferred_batch(&self) -> usize {
+        (**self).preferred_batch()
+    }
 }
 
 #[async_trait]
@@ -83,5 +92,8 @@ impl<R: Registry + ?Sized> Registry for std::sync::Arc<R> {
     }
     async fn len(&self) -> Result<Option<u64>, RegistryError> {
         (**self).len().await
+    }
+    fn preferred_batch(&self) -> usize {
+        (**self).preferred_batch()
     }
 }
