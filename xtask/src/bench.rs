@@ -946,11 +946,21 @@ impl Bench {
                     &format!("{label}-{i}"),
                     &mock,
                     n64,
-                    &["--concurrency", "64", "--rate", "unlimited", "--audit", audit],
+                    &[
+                        "--concurrency",
+                        "64",
+                        "--rate",
+                        "unlimited",
+                        "--audit",
+                        audit,
+                    ],
                     n64 as f64 / 500.0,
                 )
             };
-            match (run("run-c64-pair-jsonl", &pair_audit), run("run-c64-pair-none", "none")) {
+            match (
+                run("run-c64-pair-jsonl", &pair_audit),
+                run("run-c64-pair-none", "none"),
+            ) {
                 (Ok(with), Ok(without)) => pairs.push((with.throughput, without.throughput)),
                 (Err(e), _) | (_, Err(e)) => {
                     failure = Some(e);
@@ -1397,7 +1407,7 @@ impl Bench {
                     row.note = format!(
                         "Criterion `{bench_id}` (append + sync per batch){}",
                         run.map(|(_, r)| format!(
-                            "; inside `run` c64 n={n64}: {} events/s, bound by HTTP",
+                            "; inside `run` c64 n={n64}: {} events/s (the run's rate, whatever bounds it)",
                             human(r)
                         ))
                         .unwrap_or_default()
