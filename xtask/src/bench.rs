@@ -976,13 +976,14 @@ impl Bench {
                     v.sort_by(f64::total_cmp);
                     v[v.len() / 2]
                 };
-                let ratio = median(pairs.iter().map(|(w, n)| w / n).collect());
+                let ratios: Vec<f64> = pairs.iter().map(|(w, n)| w / n).collect();
+                let ratio = median(ratios.clone());
                 let with = median(pairs.iter().map(|p| p.0).collect());
                 let without = median(pairs.iter().map(|p| p.1).collect());
                 self.figure("run_c64_audit_none_rps", Json::Num(without));
                 self.figure(
                     "run_c64_audit_pair_ratios",
-                    Json::Arr(pairs.iter().map(|(w, n)| Json::Num(w / n)).collect()),
+                    Json::Arr(ratios.iter().copied().map(Json::Num).collect()),
                 );
                 row.value = Some(with);
                 row.anchor = format!(
@@ -993,10 +994,10 @@ impl Bench {
                 row.met = Some(ratio >= AUDIT_KEEPS_MIN);
                 row.note = format!(
                     "median of {} interleaved pairs' ratios (each pair: --audit jsonl, then --audit none); ratios {}",
-                    pairs.len(),
-                    pairs
+                    ratios.len(),
+                    ratios
                         .iter()
-                        .map(|(w, n)| format!("{:.3}", w / n))
+                        .map(|r| format!("{r:.3}"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -1562,9 +1563,8 @@ impl Bench {
         row.ratio_unit = "of target";
         row.anchor = format!("target {} checks/s", human(SQLITE_REGISTRY_MIN));
         let file = self.dir.join("registry.db");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-        }
+        // The file and its -wal / -shm companions.
+        remove_trail(&file);
         let spec = format!("sqlite:{}", file.display());
         let job = self
             .job()

@@ -126,9 +126,14 @@ struct Inner {
     closed: bool,
 }
 
+/// The sink spec naming the database at `path`, as errors and `describe` show it.
+fn spec(path: &Path) -> String {
+    format!("sqlite:{}", path.display())
+}
+
 fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
     move |e| AuditError::Backend {
-        sink: format!("sqlite:{}", path.display()),
+        sink: spec(path),
         message: e.to_string(),
     }
 }
@@ -176,7 +181,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), AuditError> {
         .map_err(&err)?;
     if version > SCHEMA_VERSION {
         return Err(AuditError::Config {
-            sink: format!("sqlite:{}", path.display()),
+            sink: spec(path),
             message: format!(
                 "schema version {version} was written by a newer cxone-uuid (this one knows {SCHEMA_VERSION}); upgrade"
             ),
@@ -196,7 +201,7 @@ pub fn open_read(path: &Path) -> Result<Connection, AuditError> {
     let err = backend(path);
     if !path.exists() {
         return Err(AuditError::Config {
-            sink: format!("sqlite:{}", path.display()),
+            sink: spec(path),
             message: "no such database".into(),
         });
     }
@@ -212,7 +217,7 @@ pub fn open_read(path: &Path) -> Result<Connection, AuditError> {
         .map_err(&err)?;
     if version != SCHEMA_VERSION {
         return Err(AuditError::Config {
-            sink: format!("sqlite:{}", path.display()),
+            sink: spec(path),
             message: format!(
                 "not a cxone-uuid audit database of schema {SCHEMA_VERSION} (user_version {version})"
             ),
@@ -378,7 +383,7 @@ impl AuditSink for SqliteSink {
         // COMMIT fsyncs the WAL: off the async threads.
         tokio::task::spawn_blocking(move || -> Result<(), AuditError> {
             let mut g = inner.lock().map_err(|_| AuditError::Backend {
-                sink: format!("sqlite:{}", path.display()),
+                sink: spec(&path),
                 message: "an earlier write panicked".into(),
             })?;
             if g.in_tx {
@@ -411,7 +416,7 @@ impl AuditSink for SqliteSink {
     }
 
     fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        spec(&self.path)
     }
 }
 
@@ -483,15 +488,6 @@ fn fill_event(r: &rusqlite::Row<'_>, ev: &mut AuditEvent) -> rusqlite::Result<()
     Ok(())
 }
 
-/// Calls `f` with every event in seq order, streaming.
-pub fn for_each_event(
-    path: &Path,
-    mut f: impl FnMut(AuditEvent) -> Result<(), AuditError>,
-) -> Result<(), AuditError> {
-    let conn = open_read(path)?;
-    visit_in(&conn, path, None, |ev| f(ev.clone()))
-}
-
 /// Calls `f` with every event whose seq lies in `range` (all of them for `None`), in seq order,
 /// lending one reused event instead of handing out a new one per row.
 fn visit_in(
@@ -526,13 +522,6 @@ fn visit_in(
 
 /// Below this many events one thread verifies the whole trail: splitting costs more than it saves.
 const PARALLEL_MIN_EVENTS: i64 = 50_000;
-
-fn chain_err(b: cxone_uuid_audit::ChainBreak) -> AuditError {
-    AuditError::Chain {
-        seq: b.seq,
-        reason: b.reason.to_string(),
-    }
-}
 
 /// Verifies the chain stored in the database (and, with `public_key`, its checkpoints).
 ///
@@ -573,10 +562,8 @@ fn verify_split(
         if let Some(key) = public_key {
             verifier = verifier.with_public_key(key);
         }
-        visit_in(&conn, path, None, |ev| {
-            verifier.feed_event(ev).map_err(chain_err)
-        })?;
-        return verifier.finish(anchor.as_ref()).map_err(chain_err);
+        visit_in(&conn, path, None, |ev| Ok(verifier.feed_event(ev)?))?;
+        return Ok(verifier.finish(anchor.as_ref())?);
     };
     drop(conn);
     let results: Vec<Result<Verifier, AuditError>> = std::thread::scope(|scope| {
@@ -587,7 +574,7 @@ fn verify_split(
                     let conn = open_read(path)?;
                     let mut verifier = Verifier::resume(head);
                     visit_in(&conn, path, Some((lo, hi)), |ev| {
-                        verifier.feed_event(ev).map_err(chain_err)
+                        Ok(verifier.feed_event(ev)?)
                     })?;
                     Ok(verifier)
                 })
@@ -598,7 +585,7 @@ fn verify_split(
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
                     Err(AuditError::Backend {
-                        sink: format!("sqlite:{}", path.display()),
+                        sink: spec(path),
                         message: "a verifying thread panicked".into(),
                     })
                 })
@@ -611,13 +598,13 @@ fn verify_split(
     for result in results {
         // In seq order: the first error is the lowest bad seq.
         let verifier = result?;
-        let part = verifier.finish(None).map_err(chain_err)?;
+        let part = verifier.finish(None)?;
         events += part.events;
         checkpoints += part.checkpoints;
         tail = Some(part);
     }
     let mut summary = tail.ok_or_else(|| AuditError::Backend {
-        sink: format!("sqlite:{}", path.display()),
+        sink: spec(path),
         message: "no range was verified".into(),
     })?;
     summary.events = events;
@@ -709,7 +696,7 @@ pub fn pending(path: &Path) -> Result<Vec<Pending>, AuditError> {
         let (uuid, action_id, run_id) = row.map_err(&err)?;
         let parse = |s: &str| {
             Uuid::parse_str(s).map_err(|e| AuditError::Backend {
-                sink: format!("sqlite:{}", path.display()),
+                sink: spec(path),
                 message: format!("stored UUID {s:?} does not parse: {e}"),
             })
         };

@@ -174,15 +174,19 @@ pub fn canonical_json(event: &AuditEvent) -> Vec<u8> {
 pub fn hash_event(event: &AuditEvent) -> String {
     let mut buf = Vec::with_capacity(512);
     write_canonical(event, &mut buf);
-    String::from_utf8_lossy(&hex_digest(&buf)).into_owned()
+    String::from_utf8_lossy(&hex_digest(&[&buf])).into_owned()
 }
 
-/// Lowercase hex SHA-256 of `bytes` on the stack: `hex::encode` builds its `String` a char at a
-/// time, which cost more than the hash itself on the verify path.
-fn hex_digest(bytes: &[u8]) -> [u8; 64] {
+/// Lowercase hex SHA-256 of `parts` concatenated, on the stack: `hex::encode` builds its
+/// `String` a char at a time, which cost more than the hash itself on the verify path.
+fn hex_digest(parts: &[&[u8]]) -> [u8; 64] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
     let mut out = [0u8; 64];
     // Only fails on a wrong output length, and 32 bytes are always 64 hex digits.
-    let _ = hex::encode_to_slice(Sha256::digest(bytes), &mut out);
+    let _ = hex::encode_to_slice(hasher.finalize(), &mut out);
     out
 }
 
@@ -319,10 +323,7 @@ impl Chain {
         let start = out.len();
         let seq = self.last_seq + 1;
         write_canonical_parts(event, seq, &self.head_hash, true, out);
-        let digest = Sha256::digest(&out[start..]);
-        let mut hash = [0u8; 64];
-        // Only fails on a wrong output length.
-        let _ = hex::encode_to_slice(digest, &mut hash);
+        let hash = hex_digest(&[&out[start..]]);
         out.pop(); // the closing brace
         out.extend_from_slice(b",\"hash\":\"");
         out.extend_from_slice(&hash);
@@ -487,13 +488,7 @@ impl Verifier {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(fast) = fast_parse(line) {
-            let mut hasher = Sha256::new();
-            hasher.update(fast.body);
-            hasher.update(b"}");
-            let mut computed = [0u8; 64];
-            let digest = hasher.finalize();
-            // hex::encode_to_slice only fails on a wrong output length.
-            if hex::encode_to_slice(digest, &mut computed).is_ok() && computed == *fast.hash {
+            if hex_digest(&[fast.body, b"}"]) == *fast.hash {
                 if fast.is_checkpoint {
                     // Rare: parse fully so the signature can be checked.
                     return self.feed_parsed(line);
@@ -521,7 +516,7 @@ impl Verifier {
         };
         self.scratch.clear();
         write_value(&mut self.scratch, &value);
-        let computed = String::from_utf8_lossy(&hex_digest(&self.scratch)).into_owned();
+        let computed = String::from_utf8_lossy(&hex_digest(&[&self.scratch])).into_owned();
         let mut ev: AuditEvent = match serde_json::from_value(value) {
             Ok(ev) => ev,
             Err(e) => return Err(self.brk(BreakReason::Unparseable(e.to_string()))),
@@ -540,7 +535,7 @@ impl Verifier {
     pub fn feed_event(&mut self, ev: &AuditEvent) -> Result<(), ChainBreak> {
         self.scratch.clear();
         write_canonical(ev, &mut self.scratch);
-        let computed = hex_digest(&self.scratch);
+        let computed = hex_digest(&[&self.scratch]);
         if computed[..] != *ev.hash.as_bytes() {
             return Err(ChainBreak {
                 seq: ev.seq,

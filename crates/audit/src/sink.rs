@@ -55,6 +55,16 @@ pub enum AuditError {
     },
 }
 
+impl From<crate::ChainBreak> for AuditError {
+    /// A verifier's break as the error every `verify` reports (the seq and the reason in words).
+    fn from(b: crate::ChainBreak) -> Self {
+        AuditError::Chain {
+            seq: b.seq,
+            reason: b.reason.to_string(),
+        }
+    }
+}
+
 /// A place audit events are kept.
 ///
 /// Sinks seal events into their own chain (see the crate docs), so `append` takes unsealed

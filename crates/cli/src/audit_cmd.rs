@@ -382,12 +382,8 @@ fn import_blocking(
     let mut line = Vec::with_capacity(1024);
     let mut batch = Vec::with_capacity(4096);
     let (mut added, mut skipped) = (0u64, 0u64);
-    let chain = |b: cxone_uuid_audit::ChainBreak| AuditError::Chain {
-        seq: b.seq,
-        reason: b.reason.to_string(),
-    };
     while reader.next_line(&mut line)? {
-        verifier.feed_line(&line).map_err(chain)?;
+        verifier.feed_line(&line).map_err(AuditError::from)?;
         let (seq, hash) = verifier.head();
         if seq < db_seq {
             skipped += 1;
@@ -412,7 +408,7 @@ fn import_blocking(
     }
     sink.insert_sealed(&batch)?;
     added += batch.len() as u64;
-    let summary = verifier.finish(None).map_err(chain)?;
+    let summary = verifier.finish(None).map_err(AuditError::from)?;
     if summary.last_seq < db_seq {
         return Err(usage(format!(
             "{} is ahead of the JSONL trail (seq {db_seq} > {}): nothing to import",

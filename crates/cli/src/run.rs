@@ -521,15 +521,15 @@ pub(crate) async fn execute_job(
             handle(joined, &mut tally, &mut progress, &mut stop);
         }
     }
-    if stop.is_some() {
-        // Staged UUIDs not yet sent stay pending instead of going out after the stop.
-        ctx.halt.store(true, Ordering::SeqCst);
-    }
-    while let Some(joined) = tasks.join_next().await {
-        handle(joined, &mut tally, &mut progress, &mut stop);
+    loop {
         if stop.is_some() {
+            // Staged UUIDs not yet sent stay pending instead of going out after the stop.
             ctx.halt.store(true, Ordering::SeqCst);
         }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        handle(joined, &mut tally, &mut progress, &mut stop);
     }
     progress.finish();
     if stop.is_none() && ctx.abort.load(Ordering::SeqCst) {
@@ -672,7 +672,7 @@ impl TaskCtx {
         let Ok(_slot) = self.sending.acquire().await else {
             return not_sent;
         };
-        if self.halt.load(Ordering::SeqCst) || self.abort.load(Ordering::SeqCst) {
+        if self.halt.load(Ordering::SeqCst) {
             return not_sent;
         }
 

@@ -3,9 +3,9 @@
 //! Each iteration offers one batch of fresh random UUIDs to a registry that keeps the earlier
 //! iterations' UUIDs, as a long `generate` run does (in batches of 32,768, the registry's
 //! `preferred_batch`; 4,096 shows what a smaller batch costs). Random keys touch leaf pages all
-//! over the B-tree, so the rate falls as the table grows: `holding_1m` measures a file that already holds
-//! a million UUIDs, `fresh` an empty one. Default durability (`synchronous = FULL`) throughout,
-//! plus one `normal` case to show what the fsync costs.
+//! over the B-tree, so the rate falls as the table grows: `holding_1m` measures a file that
+//! already holds a million UUIDs, `fresh` an empty one. Default durability
+//! (`synchronous = FULL`) throughout, plus one `normal` case to show what the fsync costs.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
