@@ -180,7 +180,12 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
         done + staged.len() as u64
     );
     assert_eq!(s["pending"].as_u64().unwrap(), staged.len() as u64);
-    assert!(staged.len() <= 4, "at most --concurrency UUIDs are staged");
+    // The stage is 2 × --concurrency, and at least 32.
+    assert!(
+        staged.len() <= 32,
+        "at most the stage is pending: {}",
+        staged.len()
+    );
     if !staged.is_empty() {
         assert!(
             stderr(&out).contains("run --resume"),

@@ -19,4 +19,4 @@ pub use chain::{
 pub use event::{now_rfc3339_micros, AuditEvent, EventKind, SCHEMA_VERSION};
 pub use signing::{Checkpointer, Sealer, SignedSummary};
 pub use sink::{AuditError, AuditSink, Fanout, SyncMode};
-pub use writer::AuditWriter;
+pub use writer::{AuditWriter, GroupCommit};

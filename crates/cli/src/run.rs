@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cxone_uuid_audit::{AuditEvent, AuditWriter, EventKind, SyncMode};
+use cxone_uuid_audit::{AuditEvent, AuditWriter, EventKind, GroupCommit, SyncMode};
 use cxone_uuid_client::{Client, ClientConfig, ExecuteReport};
 use cxone_uuid_core::{collision_probability, Generator, UniqueGenerator, UuidVersion};
 use serde_json::{json, Map, Value};
@@ -30,6 +30,14 @@ use crate::sinks::SinkOptions;
 
 /// The audit file the tutorial wrote; kept so existing scripts find it.
 pub(crate) const DEFAULT_AUDIT: &str = "jsonl:cxone_uuid_audit.jsonl";
+
+/// Fewest UUIDs staged (made durable ahead of their request). Against a fast endpoint one request
+/// takes about as long as one sync, so a stage of one or two UUIDs (at `--concurrency 1`) would
+/// leave the request waiting on the disk; 32 lets every sync cover many.
+const MIN_STAGE: usize = 32;
+/// Longest a write-ahead sync waits for more records to share it. The stage is made durable
+/// well ahead of need, so the delay is hidden unless the stage runs dry.
+const GROUP_COMMIT_DELAY: Duration = Duration::from_millis(2);
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -375,7 +383,21 @@ pub(crate) async fn execute_job(
 
     let sinks = crate::sinks::open_all(&args.audit.audit, &sink_options, &args.s3).await?;
     let sink_names = cxone_uuid_audit::AuditSink::describe(&sinks);
-    let writer = AuditWriter::spawn(Box::new(sinks), sink_options.sync);
+    // Write-ahead is staged: up to `stage` UUIDs beyond those in flight have their
+    // `action_submitted` made durable while earlier requests are still out, so a request slot
+    // that frees up is refilled at once instead of waiting for a sync. With that many ready, a
+    // sync can wait (briefly) until half the stage shares it: fewer, larger syncs for the same
+    // rule. The staged records are what a crash would leave too: pending, resumable.
+    let concurrency = args.transport.concurrency as usize;
+    let stage = concurrency.saturating_mul(2).max(MIN_STAGE);
+    let writer = AuditWriter::spawn_grouped(
+        Box::new(sinks),
+        sink_options.sync,
+        GroupCommit {
+            waiters: stage / 2,
+            max_delay: GROUP_COMMIT_DELAY,
+        },
+    );
 
     let run_id = Uuid::now_v7();
     let action_id = config
@@ -437,12 +459,7 @@ pub(crate) async fn execute_job(
     let mut progress = Progress::new(total, quiet);
     let mut tally = Tally::new()?;
     let client = Arc::new(client);
-    let concurrency = args.transport.concurrency as usize;
-    // Write-ahead is staged: up to `concurrency` UUIDs beyond those in flight have their
-    // `action_submitted` made durable while earlier requests are still out, so a request slot
-    // that frees up is refilled at once instead of waiting for a sync, and each sync covers a
-    // bigger batch. The staged records are what a crash would leave too: pending, resumable.
-    let staged = Arc::new(Semaphore::new(concurrency.saturating_mul(2)));
+    let staged = Arc::new(Semaphore::new(concurrency.saturating_add(stage)));
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut stop: Option<String> = None;
     let ctx = Arc::new(TaskCtx {
