@@ -45,7 +45,7 @@ const RUN_GROWTH_SLACK: f64 = 8.0;
 const BEST_OF: usize = 3;
 const BEST_OF_PYTHON: usize = 2;
 /// `run` at concurrency 8 and 64 (and the oha ceiling): best of this many. Concurrency 1 runs
-/// once (it is the longest and its figure is fsync-bound, not noise-bound).
+/// once (one request at a time, it is the longest run).
 const RUN_REPEATS: usize = 2;
 /// Interleaved (rule, no wait, no audit) run triples behind rows 2e and 2g.
 const AUDIT_PAIRS: usize = 5;
@@ -1755,7 +1755,7 @@ impl Bench {
         let _ = writeln!(
             md,
             "- Counts: generate {}, tutorial Python generation {}, `run` at c1/c8/c64: {}/{}/{} \
-             (c1 scaled down: each request waits for its own fsync), tutorial client {}, goodput {}, memory {} vs {}.",
+             (c1 scaled down: one request at a time), tutorial client {}, goodput {}, memory {} vs {}.",
             s.gen, s.py_gen, s.e2e[0].1, s.e2e[1].1, s.e2e[2].1, s.py_client, s.goodput, s.mem_large, s.e2e[2].1
         );
         for n in &self.notes {
