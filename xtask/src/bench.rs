@@ -48,7 +48,7 @@ const BEST_OF_PYTHON: usize = 2;
 /// once (one request at a time, it is the longest run).
 const RUN_REPEATS: usize = 2;
 /// Interleaved (rule, no wait, no audit) run triples behind rows 2e and 2g.
-const AUDIT_PAIRS: usize = 5;
+const AUDIT_TRIPLES: usize = 5;
 /// Issue 6: the SQLite registry's checks per second.
 const SQLITE_REGISTRY_MIN: f64 = 100_000.0;
 /// The mock's rate limit in row 3.
@@ -553,24 +553,19 @@ impl Bench {
         Duration::from_secs_f64((expected_s * 10.0).max(60.0))
     }
 
-    /// The fastest of `k` runs (stdout to /dev/null): on a shared machine the minimum is the
-    /// figure least disturbed by other work, for ours and the anchors alike.
+    /// The fastest of `k` runs: on a shared machine the minimum is the figure least disturbed
+    /// by other work, for ours and the anchors alike.
     fn best_of(
         &self,
         k: usize,
         label: &str,
         job: &Job,
+        stdout: Stdout,
         timeout: Duration,
     ) -> Result<proc::Outcome> {
         let mut best: Option<proc::Outcome> = None;
         for i in 0..k {
-            let o = measure(
-                &format!("{label}-{i}"),
-                job,
-                Stdout::Null,
-                timeout,
-                &self.logs,
-            )?;
+            let o = measure(&format!("{label}-{i}"), job, stdout, timeout, &self.logs)?;
             if best.as_ref().is_none_or(|b| o.wall < b.wall) {
                 best = Some(o);
             }
@@ -681,6 +676,7 @@ impl Bench {
             BEST_OF,
             "generate",
             &self.job().args(["generate", "-n", &n.to_string()]),
+            Stdout::Null,
             self.timeout(n as f64 * 1e-6),
         );
         let ours = match ours {
@@ -716,6 +712,7 @@ impl Bench {
                     &Job::new(&bare.program)
                         .args(bare.args.iter().cloned())
                         .arg(n.to_string()),
+                    Stdout::Null,
                     self.timeout(n as f64 * 1e-6),
                 )
             });
@@ -749,6 +746,7 @@ impl Bench {
                     BEST_OF_PYTHON,
                     "tutorial-generate",
                     &Job::new(python).arg(&script).arg(py_n.to_string()),
+                    Stdout::Null,
                     self.timeout(py_n as f64 * 5e-6),
                 )
             });
@@ -953,7 +951,7 @@ impl Bench {
         // (rule, no wait, no audit) req/s per triple.
         let mut triples: Vec<[f64; 3]> = Vec::new();
         let mut failure = None;
-        'triples: for i in 0..AUDIT_PAIRS {
+        'triples: for i in 0..AUDIT_TRIPLES {
             let mut got = [0.0; 3];
             for (k, (label, args)) in [
                 ("run-c64-pair-jsonl", vec!["--audit", pair_audit.as_str()]),
@@ -1544,35 +1542,20 @@ impl Bench {
         self.push(row);
     }
 
-    /// `cxone-uuid audit verify SPEC`: (events, wall seconds).
-    /// Events verified and the fastest wall time of [`BEST_OF`] runs: one pass over 150k events
-    /// takes a fraction of a second, where a neighbour's burst moves a single run by half.
+    /// `cxone-uuid audit verify SPEC`: (events, wall seconds of the fastest of [`BEST_OF`]
+    /// runs). One pass over 150k events takes a fraction of a second, where a neighbour's burst
+    /// moves a single run by half.
     fn verify(&self, spec: &str, label: &str) -> Result<(u64, f64)> {
         let job = self.job().args(["audit", "verify", spec]);
-        let mut best: Option<(u64, f64)> = None;
-        for i in 0..BEST_OF {
-            let out = measure(
-                &format!("{label}-{i}"),
-                &job,
-                Stdout::Capture,
-                self.timeout(10.0),
-                &self.logs,
-            )?;
-            let text = out.stdout_text();
-            let events = text
-                .lines()
-                .find_map(|l| l.strip_prefix("ok: "))
-                .and_then(|l| l.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .with_context(|| {
-                    format!("verify printed no `ok: N events` line: {}", text.trim())
-                })?;
-            let wall = secs(out.wall);
-            if best.is_none_or(|(_, w)| wall < w) {
-                best = Some((events, wall));
-            }
-        }
-        best.context("no verify run")
+        let out = self.best_of(BEST_OF, label, &job, Stdout::Capture, self.timeout(10.0))?;
+        let text = out.stdout_text();
+        let events = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ok: "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("verify printed no `ok: N events` line: {}", text.trim()))?;
+        Ok((events, secs(out.wall)))
     }
 
     /// Runs the audit crates' Criterion benches (short settings) and returns elements/s by id.
