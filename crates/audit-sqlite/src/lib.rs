@@ -6,11 +6,12 @@
 //! WAL with `synchronous=FULL`, events appended inside an open transaction that `sync` commits
 //! (group commit). The schema is versioned with `PRAGMA user_version`.
 //!
-//! Throughput note: the `uuid` index is the cost. With v7 UUIDs (time-ordered) inserts append
-//! to it and a batch of 8k events commits at ~100k events/s on a busy 2-core box; random v4 UUIDs
-//! scatter over the whole index, so once it outgrows the page cache each event dirties its own
-//! page and the rate falls to a few tens of thousands a second. Use the JSONL sink for the
-//! fast path and `audit import` into SQLite for querying when that matters.
+//! Throughput note: the `uuid` index is the cost. Random v4 UUIDs scatter its inserts over the
+//! whole index, so a commit rewrites about one index page per UUID in it, and the write-ahead
+//! rule has `run` commit every few milliseconds. Events are therefore appended to an unindexed
+//! staging table (`audit_events_recent`) and moved into `audit_events` in bulk (see
+//! [`MERGE_EVENTS`]), which writes each index page once per move instead of once per commit.
+//! Readers see both through the view `audit_events_all`; `uuid_status` covers both.
 //!
 //! Example compliance queries (see also the README):
 //!
@@ -38,8 +39,9 @@ use ed25519_dalek::VerifyingKey;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
 use uuid::Uuid;
 
-/// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes (`PRAGMA user_version`). Version 1 had no
+/// `audit_events_recent`; opening it for writing migrates it, and readers accept both.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATION_1: &str = "
 CREATE TABLE audit_events (
@@ -85,11 +87,81 @@ SELECT e.uuid AS uuid,
     ON e.seq = latest.seq;
 ";
 
+/// Version 2: new events land in an unindexed staging table and move into `audit_events` in
+/// bulk (see [`MERGE_EVENTS`]); `audit_events_all` is both, for readers that must see everything.
+const MIGRATION_2: &str = "
+CREATE TABLE audit_events_recent (
+    seq                   INTEGER PRIMARY KEY,
+    schema                INTEGER NOT NULL,
+    timestamp             TEXT    NOT NULL,
+    event                 TEXT    NOT NULL,
+    run_id                TEXT    NOT NULL,
+    uuid                  TEXT,
+    action_id             TEXT,
+    attempts              INTEGER,
+    http_status           INTEGER,
+    error                 TEXT,
+    generation_latency_ms REAL,
+    execution_latency_ms  REAL,
+    total_latency_ms      REAL,
+    uniqueness_rate       REAL,
+    metadata              TEXT,
+    prev_hash             TEXT    NOT NULL,
+    hash                  TEXT    NOT NULL
+);
+CREATE VIEW audit_events_all AS
+SELECT * FROM audit_events UNION ALL SELECT * FROM audit_events_recent;
+-- The latest state of each UUID, staged events included: a UUID with staged events takes its
+-- state from them (they are newer than anything merged). `uuid` comes from the grouped
+-- subquery so that `WHERE uuid = ?` reaches the index (version 1 scanned the whole index).
+DROP VIEW uuid_status;
+CREATE VIEW uuid_status AS
+SELECT latest.uuid AS uuid,
+       e.run_id AS run_id,
+       CASE e.event WHEN 'action_executed' THEN 'succeeded'
+                    WHEN 'action_failed' THEN 'failed'
+                    ELSE 'pending' END AS status,
+       e.attempts AS attempts,
+       e.timestamp AS last_timestamp
+  FROM (SELECT uuid, MAX(seq) AS seq FROM audit_events_recent
+         WHERE uuid IS NOT NULL GROUP BY uuid) latest
+  JOIN audit_events_recent e ON e.seq = latest.seq
+UNION ALL
+SELECT latest.uuid,
+       e.run_id,
+       CASE e.event WHEN 'action_executed' THEN 'succeeded'
+                    WHEN 'action_failed' THEN 'failed'
+                    ELSE 'pending' END,
+       e.attempts,
+       e.timestamp
+  FROM (SELECT uuid, MAX(seq) AS seq FROM audit_events
+         WHERE uuid IS NOT NULL GROUP BY uuid) latest
+  JOIN audit_events e ON e.seq = latest.seq
+ WHERE latest.uuid NOT IN (SELECT uuid FROM audit_events_recent WHERE uuid IS NOT NULL);
+";
+
+/// Staged events move into `audit_events` once this many have collected...
+///
+/// Why stage at all: the `uuid` index is keyed by random v4 UUIDs, so every commit that inserts
+/// into it dirties about one index page per UUID and writes each whole page to the WAL again.
+/// `run` commits every few milliseconds (the write-ahead rule), so inserting directly rewrote
+/// most of the index many times a second. Appending to an unindexed table dirties only its
+/// tail, and one bulk move writes each index page once for tens of thousands of events.
+pub const MERGE_EVENTS: u64 = 131_072;
+
+/// ...or once the oldest of them has waited this long, so `audit_events` lags a live run by
+/// about a second at most. Every sink open and close merges whatever is staged.
+pub const MERGE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+const MERGE: &str = "INSERT INTO audit_events SELECT * FROM audit_events_recent ORDER BY seq; \
+    DELETE FROM audit_events_recent;";
+
 const COLUMNS: &str = "seq, schema, timestamp, event, run_id, uuid, action_id, attempts, \
     http_status, error, generation_latency_ms, execution_latency_ms, total_latency_ms, \
     uniqueness_rate, metadata, prev_hash, hash";
 
-const INSERT: &str = "INSERT INTO audit_events (seq, schema, timestamp, event, run_id, uuid, \
+const INSERT: &str =
+    "INSERT INTO audit_events_recent (seq, schema, timestamp, event, run_id, uuid, \
     action_id, attempts, http_status, error, generation_latency_ms, execution_latency_ms, \
     total_latency_ms, uniqueness_rate, metadata, prev_hash, hash) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
@@ -124,6 +196,9 @@ struct Inner {
     sealed: Vec<AuditEvent>,
     in_tx: bool,
     closed: bool,
+    /// Events in `audit_events_recent` (committed or not), and when the oldest arrived.
+    staged: u64,
+    staged_since: Option<std::time::Instant>,
 }
 
 /// The sink spec naming the database at `path`, as errors and `describe` show it.
@@ -193,10 +268,22 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), AuditError> {
         ))
         .map_err(&err)?;
     }
+    if version < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN; {MIGRATION_2} PRAGMA user_version = 2; COMMIT;"
+        ))
+        .map_err(&err)?;
+    }
+    // Events staged by a writer that crashed: move them now, so that `audit_events` is whole
+    // again before anything new is written.
+    conn.execute_batch(&format!("BEGIN; {MERGE} COMMIT;"))
+        .map_err(&err)?;
     Ok(())
 }
 
-/// Opens an existing database read-only (for verify, query and resume).
+/// Opens an existing database read-only (for verify, query and resume). Readers read the view
+/// `audit_events_all` and the table `audit_events_recent`, which a version 1 database lacks
+/// (its `audit_events` was the whole trail): there they are made temporary and empty.
 pub fn open_read(path: &Path) -> Result<Connection, AuditError> {
     let err = backend(path);
     if !path.exists() {
@@ -215,13 +302,21 @@ pub fn open_read(path: &Path) -> Result<Connection, AuditError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(&err)?;
-    if version != SCHEMA_VERSION {
+    if !(1..=SCHEMA_VERSION).contains(&version) {
         return Err(AuditError::Config {
             sink: spec(path),
             message: format!(
-                "not a cxone-uuid audit database of schema {SCHEMA_VERSION} (user_version {version})"
+                "not a cxone-uuid audit database of schema 1 to {SCHEMA_VERSION} (user_version {version})"
             ),
         });
+    }
+    if version == 1 {
+        conn.execute_batch(
+            "CREATE TEMP TABLE audit_events_recent AS SELECT * FROM main.audit_events WHERE 0; \
+             CREATE TEMP VIEW audit_events_all AS \
+             SELECT * FROM main.audit_events UNION ALL SELECT * FROM temp.audit_events_recent;",
+        )
+        .map_err(&err)?;
     }
     Ok(conn)
 }
@@ -259,6 +354,8 @@ impl SqliteSink {
                 sealed: Vec::with_capacity(1024),
                 in_tx: false,
                 closed: false,
+                staged: 0,
+                staged_since: None,
             })),
             path,
         })
@@ -355,9 +452,40 @@ fn write_sealed(g: &mut Inner, path: &Path) -> Result<(), AuditError> {
         }
         Ok(())
     })();
+    if result.is_ok() && !sealed.is_empty() {
+        g.staged += sealed.len() as u64;
+        g.staged_since.get_or_insert_with(std::time::Instant::now);
+    }
     g.sealed = sealed;
     g.sealed.clear();
     result.map_err(&err)
+}
+
+/// Commits the open transaction, first moving the staged events into `audit_events` when enough
+/// have collected, they have waited long enough, or the sink is closing.
+fn commit(g: &mut Inner, path: &Path) -> Result<(), AuditError> {
+    let merge = g.staged > 0
+        && (g.closed
+            || g.staged >= MERGE_EVENTS
+            || g.staged_since.is_some_and(|t| t.elapsed() >= MERGE_AFTER));
+    if !g.in_tx && !merge {
+        return Ok(());
+    }
+    let err = backend(path);
+    if !g.in_tx {
+        g.conn.execute_batch("BEGIN").map_err(&err)?;
+        g.in_tx = true;
+    }
+    if merge {
+        g.conn.execute_batch(MERGE).map_err(&err)?;
+    }
+    g.conn.execute_batch("COMMIT").map_err(&err)?;
+    g.in_tx = false;
+    if merge {
+        g.staged = 0;
+        g.staged_since = None;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -386,11 +514,7 @@ impl AuditSink for SqliteSink {
                 sink: spec(&path),
                 message: "an earlier write panicked".into(),
             })?;
-            if g.in_tx {
-                g.conn.execute_batch("COMMIT").map_err(backend(&path))?;
-                g.in_tx = false;
-            }
-            Ok(())
+            commit(&mut g, &path)
         })
         .await
         .map_err(|e| AuditError::Backend {
@@ -500,7 +624,7 @@ fn visit_in(
     let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"
+            "SELECT {COLUMNS} FROM audit_events_all WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"
         ))
         .map_err(&err)?;
     let mut rows = stmt.query([lo, hi]).map_err(&err)?;
@@ -545,9 +669,14 @@ fn verify_split(
     let conn = open_read(path)?;
     let anchor = last_checkpoint(&conn, path)?;
     let (first, last): (Option<i64>, Option<i64>) = conn
-        .query_row("SELECT MIN(seq), MAX(seq) FROM audit_events", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            // Per table, so each is a rowid lookup rather than a scan of the view.
+            "SELECT MIN(lo), MAX(hi) FROM \
+               (SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM audit_events \
+                UNION ALL SELECT MIN(seq), MAX(seq) FROM audit_events_recent)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .map_err(backend(path))?;
     let ranges = match (first, last) {
         (Some(1), Some(last))
@@ -637,7 +766,7 @@ fn split(
         } else {
             let hash: Option<String> = conn
                 .query_row(
-                    "SELECT hash FROM audit_events WHERE seq = ?1",
+                    "SELECT hash FROM audit_events_all WHERE seq = ?1",
                     [lo - 1],
                     |r| r.get(0),
                 )
@@ -669,44 +798,53 @@ pub struct Pending {
 }
 
 /// UUIDs whose latest submission-related event is `action_submitted`, in submission order.
+///
+/// One pass in seq order, keeping only the UUIDs still open: memory follows the number pending,
+/// not the trail, and staged events are read as easily as merged ones (a per-UUID lookup would
+/// scan the unindexed staging table once per candidate).
 pub fn pending(path: &Path) -> Result<Vec<Pending>, AuditError> {
     let conn = open_read(path)?;
     let err = backend(path);
+    // `+event` keeps SQLite on the rowid order instead of the event index and a sort.
     let mut stmt = conn
         .prepare(
-            "SELECT s.uuid, s.action_id, s.run_id FROM audit_events s
-              WHERE s.event = 'action_submitted'
-                AND s.seq = (SELECT MAX(e.seq) FROM audit_events e
-                              WHERE e.uuid = s.uuid
-                                AND e.event IN ('action_submitted', 'action_executed', 'action_failed'))
-              ORDER BY s.seq",
+            "SELECT seq, event, uuid, action_id, run_id FROM audit_events_all
+              WHERE +event IN ('action_submitted', 'action_executed', 'action_failed')
+                AND uuid IS NOT NULL
+              ORDER BY seq",
         )
         .map_err(&err)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
+    let mut rows = stmt.query([]).map_err(&err)?;
+    let parse = |s: &str| {
+        Uuid::parse_str(s).map_err(|e| AuditError::Backend {
+            sink: spec(path),
+            message: format!("stored UUID {s:?} does not parse: {e}"),
         })
-        .map_err(&err)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (uuid, action_id, run_id) = row.map_err(&err)?;
-        let parse = |s: &str| {
-            Uuid::parse_str(s).map_err(|e| AuditError::Backend {
-                sink: spec(path),
-                message: format!("stored UUID {s:?} does not parse: {e}"),
-            })
-        };
-        out.push(Pending {
-            uuid: parse(&uuid)?,
-            action_id,
-            run_id: parse(&run_id)?,
-        });
+    };
+    let mut open: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+    let mut by_seq: std::collections::BTreeMap<i64, Pending> = std::collections::BTreeMap::new();
+    while let Some(r) = rows.next().map_err(&err)? {
+        let seq: i64 = r.get(0).map_err(&err)?;
+        let event: String = r.get(1).map_err(&err)?;
+        let uuid = parse(&r.get::<_, String>(2).map_err(&err)?)?;
+        if let Some(old) = open.remove(&uuid) {
+            by_seq.remove(&old);
+        }
+        if event == "action_submitted" {
+            let run_id = parse(&r.get::<_, String>(4).map_err(&err)?)?;
+            let action_id: Option<String> = r.get(3).map_err(&err)?;
+            open.insert(uuid, seq);
+            by_seq.insert(
+                seq,
+                Pending {
+                    uuid,
+                    action_id,
+                    run_id,
+                },
+            );
+        }
     }
-    Ok(out)
+    Ok(by_seq.into_values().collect())
 }
 
 /// Filters for [`query`]. Every value is bound as a parameter, never spliced into SQL.
@@ -732,7 +870,7 @@ pub struct Query {
 pub fn query(path: &Path, q: &Query) -> Result<Vec<AuditEvent>, AuditError> {
     let conn = open_read(path)?;
     let err = backend(path);
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_events WHERE 1 = 1");
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_events_all WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut filter = |clause: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -830,6 +968,124 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    fn count(p: &Path, table: &str) -> i64 {
+        Connection::open(p)
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn staged_events_are_read_before_their_merge_and_merged_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let uuids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+        let run = Uuid::now_v7();
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        sink.append(&run_events(run, &uuids)).await.unwrap();
+        sink.sync().await.unwrap();
+        // Committed but not merged yet: a live run, or a crash right now.
+        let total = 1 + 6 * 2 + 4;
+        assert_eq!(count(&p, "audit_events"), 0);
+        assert_eq!(count(&p, "audit_events_recent"), total);
+        assert_eq!(count(&p, "audit_events_all"), total);
+        assert_eq!(verify(&p, None).unwrap().events, total as u64);
+        let pend = pending(&p).unwrap();
+        assert_eq!(
+            pend.iter().map(|p| p.uuid).collect::<Vec<_>>(),
+            vec![uuids[2], uuids[5]]
+        );
+        let failed = query(
+            &p,
+            &Query {
+                status: Some("failed".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(failed.len(), 2 * 3, "both failed UUIDs, three events each");
+        let state: String = Connection::open(&p)
+            .unwrap()
+            .query_row(
+                "SELECT status FROM uuid_status WHERE uuid = ?1",
+                [uuids[0].to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(state, "succeeded");
+
+        // The process dies without closing: the next writer merges before it appends.
+        drop(sink);
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        assert_eq!(count(&p, "audit_events"), total);
+        assert_eq!(count(&p, "audit_events_recent"), 0);
+        assert_eq!(sink.head().0, total as u64);
+        sink.append(&run_events(Uuid::now_v7(), &[Uuid::new_v4()]))
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        assert_eq!(count(&p, "audit_events_recent"), 0, "close merges");
+        assert_eq!(verify(&p, None).unwrap().events, total as u64 + 4);
+    }
+
+    #[tokio::test]
+    async fn a_live_sink_merges_once_its_oldest_staged_event_has_waited() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        let run = Uuid::now_v7();
+        sink.append(&run_events(run, &[Uuid::new_v4()]))
+            .await
+            .unwrap();
+        sink.sync().await.unwrap();
+        assert_eq!(count(&p, "audit_events"), 0);
+        tokio::time::sleep(MERGE_AFTER + std::time::Duration::from_millis(100)).await;
+        sink.append(&run_events(run, &[Uuid::new_v4()]))
+            .await
+            .unwrap();
+        sink.sync().await.unwrap();
+        assert_eq!(count(&p, "audit_events"), 8);
+        assert_eq!(count(&p, "audit_events_recent"), 0);
+        sink.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_version_1_database_is_read_as_it_is_and_migrated_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let uuids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        sink.append(&run_events(Uuid::now_v7(), &uuids))
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        // Turn it back into what version 1 wrote.
+        let v1_view = &MIGRATION_1[MIGRATION_1.find("CREATE VIEW uuid_status").unwrap()..];
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch(&format!(
+                "DROP VIEW uuid_status; DROP VIEW audit_events_all; \
+                 DROP TABLE audit_events_recent; {v1_view} PRAGMA user_version = 1;"
+            ))
+            .unwrap();
+        assert_eq!(verify(&p, None).unwrap().events, 9);
+        assert_eq!(pending(&p).unwrap().len(), 1);
+        assert_eq!(query(&p, &Query::default()).unwrap().len(), 9);
+
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        sink.append(&run_events(Uuid::now_v7(), &[Uuid::new_v4()]))
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        let conn = Connection::open(&p).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(verify(&p, None).unwrap().events, 13);
+        assert_eq!(pending(&p).unwrap().len(), 1);
     }
 
     #[tokio::test]
