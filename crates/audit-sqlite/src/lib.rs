@@ -614,6 +614,10 @@ fn fill_event(r: &rusqlite::Row<'_>, ev: &mut AuditEvent) -> rusqlite::Result<()
 
 /// Calls `f` with every event whose seq lies in `range` (all of them for `None`), in seq order,
 /// lending one reused event instead of handing out a new one per row.
+///
+/// The merged events come first, then the staged ones: every staged event is newer than every
+/// merged one, and reading the tables one after the other spares SQLite merging two streams.
+/// A row planted out of order in either table shows up as a break in the chain.
 fn visit_in(
     conn: &Connection,
     path: &Path,
@@ -622,22 +626,24 @@ fn visit_in(
 ) -> Result<(), AuditError> {
     let err = backend(path);
     let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM audit_events_all WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"
-        ))
-        .map_err(&err)?;
-    let mut rows = stmt.query([lo, hi]).map_err(&err)?;
     let mut ev = AuditEvent::new(EventKind::RunStarted, Uuid::nil());
-    while let Some(row) = rows.next().map_err(&err)? {
-        match fill_event(row, &mut ev) {
-            Ok(()) => f(&ev)?,
-            Err(e) => {
-                let seq = row.get::<_, i64>(0).unwrap_or_default() as u64;
-                return Err(AuditError::Chain {
-                    seq,
-                    reason: format!("unparseable row: {e}"),
-                });
+    for table in ["audit_events", "audit_events_recent"] {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM {table} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"
+            ))
+            .map_err(&err)?;
+        let mut rows = stmt.query([lo, hi]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            match fill_event(row, &mut ev) {
+                Ok(()) => f(&ev)?,
+                Err(e) => {
+                    let seq = row.get::<_, i64>(0).unwrap_or_default() as u64;
+                    return Err(AuditError::Chain {
+                        seq,
+                        reason: format!("unparseable row: {e}"),
+                    });
+                }
             }
         }
     }
@@ -1028,6 +1034,17 @@ mod tests {
         sink.close().await.unwrap();
         assert_eq!(count(&p, "audit_events_recent"), 0, "close merges");
         assert_eq!(verify(&p, None).unwrap().events, total as u64 + 4);
+
+        // A copy of an old event planted in the staging table breaks the chain where it sits.
+        Connection::open(&p)
+            .unwrap()
+            .execute(
+                "INSERT INTO audit_events_recent SELECT * FROM audit_events WHERE seq = 3",
+                [],
+            )
+            .unwrap();
+        let err = verify(&p, None).unwrap_err();
+        assert!(matches!(err, AuditError::Chain { seq: 3, .. }), "{err}");
     }
 
     #[tokio::test]
