@@ -125,6 +125,117 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
     assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
 }
 
+/// The SQLite sink keeps its newest events in `audit_events_recent` until it moves them into
+/// `audit_events`; a kill -9 must lose none of them, readers must see them, and the next writer
+/// must move them.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_the_sqlite_sink_loses_nothing_and_resume_finishes_the_pending_uuids() {
+    use rusqlite::{Connection, OpenFlags};
+
+    fn uuids(conn: &Connection, sql: &str) -> HashSet<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+    fn open(db: &std::path::Path) -> Connection {
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    }
+
+    let server = mock(MockConfig {
+        latency_ms: 300,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("trail.db");
+    let spec = format!("sqlite:{}", db.display());
+    let mut cmd = run_cmd_audit(&server, dir.path(), 500, &spec);
+    cmd.args(["--concurrency", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    wait_for_requests(&server, 20).await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+
+    let received: HashSet<String> = server
+        .recorded()
+        .execute_requests
+        .iter()
+        .filter_map(|r| r.uuid.clone())
+        .collect();
+    // Read with SQLite itself, as a compliance team would.
+    let conn = open(&db);
+    let submitted = uuids(
+        &conn,
+        "SELECT uuid FROM audit_events_all WHERE event = 'action_submitted'",
+    );
+    for uuid in &received {
+        assert!(
+            submitted.contains(uuid),
+            "{uuid} reached the server without a committed action_submitted"
+        );
+    }
+    let finished = uuids(
+        &conn,
+        "SELECT uuid FROM audit_events_all WHERE event IN ('action_executed', 'action_failed')",
+    );
+    let pending: HashSet<String> = submitted.difference(&finished).cloned().collect();
+    assert!(
+        !pending.is_empty(),
+        "the kill should leave requests in flight"
+    );
+    let by_status = uuids(
+        &conn,
+        "SELECT uuid FROM uuid_status WHERE status = 'pending' \
+           AND uuid IN (SELECT uuid FROM audit_events_all WHERE event = 'action_submitted')",
+    );
+    assert_eq!(by_status, pending, "uuid_status sees the staged events too");
+    drop(conn);
+
+    let before = server.recorded().execute_requests.len();
+    let mut cmd = run_cmd_audit(&server, dir.path(), 1, &spec);
+    cmd.arg("--resume");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let resent: HashSet<String> = server.recorded().execute_requests[before..]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.idempotency_key, r.uuid, "same Idempotency-Key on resume");
+            r.uuid.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        resent, pending,
+        "exactly the pending UUIDs are submitted again"
+    );
+
+    // Everything is in the indexed table now: the resuming writer moved the staged events
+    // when it opened the database and its own when it closed it.
+    let conn = open(&db);
+    let staged: i64 = conn
+        .query_row("SELECT count(*) FROM audit_events_recent", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(staged, 0);
+    let executed = uuids(
+        &conn,
+        "SELECT uuid FROM audit_events WHERE event = 'action_executed'",
+    );
+    assert!(pending.is_subset(&executed));
+    let merged = uuids(
+        &conn,
+        "SELECT uuid FROM audit_events WHERE uuid IS NOT NULL",
+    );
+    assert!(submitted.is_subset(&merged));
+    drop(conn);
+    let mut verify = bin();
+    verify.args(["audit", "verify", &spec]);
+    let out = output(verify).await;
+    assert_eq!(out.status.code(), Some(0), "verify: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
     let server = mock(MockConfig {

@@ -42,6 +42,16 @@ pub async fn mock(config: MockConfig) -> MockServer {
 
 /// A `run` command pointed at `server`, with the mock's credentials and an audit file in `dir`.
 pub fn run_cmd(server: &MockServer, dir: &Path, n: u64) -> Command {
+    run_cmd_audit(
+        server,
+        dir,
+        n,
+        &format!("jsonl:{}", audit_path(dir).display()),
+    )
+}
+
+/// `run_cmd` writing to the audit sink `spec` instead of the JSONL trail in `dir`.
+pub fn run_cmd_audit(server: &MockServer, dir: &Path, n: u64, spec: &str) -> Command {
     let defaults = MockConfig::default();
     let mut cmd = bin();
     cmd.current_dir(dir)
@@ -52,8 +62,7 @@ pub fn run_cmd(server: &MockServer, dir: &Path, n: u64) -> Command {
         .env("CXONE_TOKEN_URL", server.token_url())
         .args(["run", "-n", &n.to_string(), "--output", "json"])
         .args(["--backoff-base", "0.01", "--backoff-cap", "0.05"])
-        .arg("--audit")
-        .arg(format!("jsonl:{}", audit_path(dir).display()));
+        .args(["--audit", spec]);
     cmd
 }
 

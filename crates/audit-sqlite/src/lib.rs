@@ -160,8 +160,17 @@ const COLUMNS: &str = "seq, schema, timestamp, event, run_id, uuid, action_id, a
     http_status, error, generation_latency_ms, execution_latency_ms, total_latency_ms, \
     uniqueness_rate, metadata, prev_hash, hash";
 
+/// Appends to the staging table, as a live sink does.
 const INSERT: &str =
     "INSERT INTO audit_events_recent (seq, schema, timestamp, event, run_id, uuid, \
+    action_id, attempts, http_status, error, generation_latency_ms, execution_latency_ms, \
+    total_latency_ms, uniqueness_rate, metadata, prev_hash, hash) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+/// Inserts straight into the indexed table, as an import does: it commits once at the end, so
+/// staging would only copy every row twice.
+const INSERT_INDEXED: &str =
+    "INSERT INTO audit_events (seq, schema, timestamp, event, run_id, uuid, \
     action_id, attempts, http_status, error, generation_latency_ms, execution_latency_ms, \
     total_latency_ms, uniqueness_rate, metadata, prev_hash, hash) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
@@ -381,6 +390,8 @@ impl SqliteSink {
 
     /// Stores events that are already sealed (an import keeping the source's seq and hashes).
     /// Each must continue the chain at the database's head; call [`AuditSink::sync`] to commit.
+    /// They go straight into `audit_events` unless events are already staged (which must stay
+    /// the newest).
     pub fn insert_sealed(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
         let mut g = self.lock()?;
         let g = &mut *g;
@@ -398,11 +409,17 @@ impl SqliteSink {
             g.sealer.adopt(ev);
             g.sealed.push(ev.clone());
         }
-        write_sealed(g, &self.path)
+        let indexed = g.staged == 0;
+        write_to(g, &self.path, indexed)
     }
 }
 
 fn write_sealed(g: &mut Inner, path: &Path) -> Result<(), AuditError> {
+    write_to(g, path, false)
+}
+
+/// Inserts the sealed events into the staging table, or with `indexed` into `audit_events`.
+fn write_to(g: &mut Inner, path: &Path, indexed: bool) -> Result<(), AuditError> {
     let err = backend(path);
     if !g.in_tx {
         g.conn.execute_batch("BEGIN").map_err(&err)?;
@@ -410,7 +427,9 @@ fn write_sealed(g: &mut Inner, path: &Path) -> Result<(), AuditError> {
     }
     let sealed = std::mem::take(&mut g.sealed);
     let result = (|| -> rusqlite::Result<()> {
-        let mut stmt = g.conn.prepare_cached(INSERT)?;
+        let mut stmt = g
+            .conn
+            .prepare_cached(if indexed { INSERT_INDEXED } else { INSERT })?;
         let mut run_id = Uuid::encode_buffer();
         let mut uuid = Uuid::encode_buffer();
         for ev in &sealed {
@@ -452,7 +471,7 @@ fn write_sealed(g: &mut Inner, path: &Path) -> Result<(), AuditError> {
         }
         Ok(())
     })();
-    if result.is_ok() && !sealed.is_empty() {
+    if result.is_ok() && !sealed.is_empty() && !indexed {
         g.staged += sealed.len() as u64;
         g.staged_since.get_or_insert_with(std::time::Instant::now);
     }
