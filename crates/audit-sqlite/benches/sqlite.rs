@@ -63,6 +63,13 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let run = Uuid::now_v7();
     let mut group = c.benchmark_group("sqlite_sink");
+    // The sink moves its staged events into the indexed table about once a second, so one
+    // iteration in many carries a move. Flat sampling makes the reported figure the mean over
+    // every iteration (total events over total time, the rate a long run sustains); linear
+    // sampling's regression slope would treat those iterations as outliers. 8 s holds several.
+    group
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .measurement_time(std::time::Duration::from_secs(8));
     for (mode, sync, distinct) in [
         ("batch", SyncMode::Batch, false),
         ("none", SyncMode::None, false),

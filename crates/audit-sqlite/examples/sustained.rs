@@ -1,0 +1,88 @@
+//! The SQLite sink's sustained rate from an empty trail: `cargo run --release -p
+//! cxone-uuid-audit-sqlite --example sustained -- BATCH EVENTS PATH`.
+//!
+//! Criterion's figure (benches/sqlite.rs) samples a trail that keeps growing between runs; this
+//! appends a run's event mix in batches of BATCH, syncing each, until EVENTS, then closes (the
+//! last move into the indexed table), and prints events over time with and without that close.
+//! It overwrites PATH.
+#![allow(missing_docs, clippy::unwrap_used)]
+use cxone_uuid_audit::{AuditEvent, AuditSink, EventKind, SyncMode};
+use cxone_uuid_audit_sqlite::{SqliteOptions, SqliteSink};
+use uuid::Uuid;
+
+fn event(kind: EventKind, run: Uuid, uuid: Uuid) -> AuditEvent {
+    let mut e = AuditEvent::new(kind, run);
+    e.uuid = Some(uuid);
+    match kind {
+        EventKind::UuidGenerated => {
+            e.generation_latency_ms = Some(0.004);
+            e.uniqueness_rate = Some(1.0);
+            let mut md = serde_json::Map::new();
+            md.insert("version".into(), 4.into());
+            md.insert("variant".into(), "RFC4122".into());
+            e.metadata = Some(md);
+        }
+        EventKind::ActionSubmitted => e.action_id = Some("bench".into()),
+        _ => {
+            e.action_id = Some("bench".into());
+            e.attempts = Some(1);
+            e.http_status = Some(200);
+            e.execution_latency_ms = Some(0.731);
+            e.generation_latency_ms = Some(0.004);
+            e.total_latency_ms = Some(0.735);
+        }
+    }
+    e
+}
+
+fn run_mix(run: Uuid, batch: usize, carry: &mut Vec<Uuid>) -> Vec<AuditEvent> {
+    let mut out: Vec<AuditEvent> = carry
+        .drain(..)
+        .map(|u| event(EventKind::ActionExecuted, run, u))
+        .collect();
+    while out.len() + 2 <= batch {
+        let u = Uuid::new_v4();
+        out.push(event(EventKind::UuidGenerated, run, u));
+        out.push(event(EventKind::ActionSubmitted, run, u));
+        carry.push(u);
+    }
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let batch: usize = args[1].parse().unwrap();
+    let total: usize = args[2].parse().unwrap();
+    let path = std::path::PathBuf::from(&args[3]);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(path.with_extension("db-wal"));
+    let sink = SqliteSink::open(
+        &path,
+        SqliteOptions {
+            sync: SyncMode::Batch,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let run = Uuid::now_v7();
+    let mut carry = Vec::new();
+    let mut done = 0usize;
+    let mut busy = std::time::Duration::ZERO;
+    let mut worst = std::time::Duration::ZERO;
+    while done < total {
+        let evs = run_mix(run, batch, &mut carry);
+        let t = std::time::Instant::now();
+        sink.append(&evs).await.unwrap();
+        sink.sync().await.unwrap();
+        let el = t.elapsed();
+        busy += el;
+        worst = worst.max(el);
+        done += evs.len();
+    }
+    let t = std::time::Instant::now();
+    sink.close().await.unwrap();
+    let close = t.elapsed();
+    println!("batch {batch} events {done} sustained {:.0} ev/s (close {:.2} s incl.: {:.0} ev/s) worst batch {:.0} ms",
+        done as f64 / busy.as_secs_f64(), close.as_secs_f64(), done as f64 / (busy + close).as_secs_f64(), worst.as_secs_f64()*1e3);
+}
