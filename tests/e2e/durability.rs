@@ -2,15 +2,15 @@
 //! Ctrl-C drains and exits 130.
 
 use std::collections::HashSet;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cxone_uuid_mock::MockConfig;
+use cxone_uuid_mock::{MockConfig, MockServer};
 
 use crate::support::*;
 
 fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
+    let status = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()
         .expect("kill");
@@ -25,29 +25,38 @@ async fn wait_for_requests(server: &cxone_uuid_mock::MockServer, n: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
-    let server = mock(MockConfig {
+/// A mock slow enough (300 ms an answer) that a killed run leaves requests in flight.
+async fn slow_mock() -> MockServer {
+    mock(MockConfig {
         latency_ms: 300,
         ..MockConfig::default()
     })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = run_cmd(&server, dir.path(), 500);
+    .await
+}
+
+/// Starts `cmd` (a `run` of 500) at concurrency 8, kills it with SIGKILL once the server has
+/// seen 20 requests, and returns the UUIDs the server received.
+async fn kill_9_mid_run(server: &MockServer, mut cmd: Command) -> HashSet<String> {
     cmd.args(["--concurrency", "8"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    wait_for_requests(&server, 20).await;
+    wait_for_requests(server, 20).await;
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
-
-    let received: HashSet<String> = server
+    server
         .recorded()
         .execute_requests
         .iter()
         .filter_map(|r| r.uuid.clone())
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
+    let server = slow_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let received = kill_9_mid_run(&server, run_cmd(&server, dir.path(), 500)).await;
     // Read the raw file: a partial last line is allowed, anything else must parse.
     let text = std::fs::read_to_string(audit_path(dir.path())).unwrap();
     let whole: Vec<serde_json::Value> = text
@@ -142,29 +151,11 @@ async fn kill_9_with_the_sqlite_sink_loses_nothing_and_resume_finishes_the_pendi
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
     }
 
-    let server = mock(MockConfig {
-        latency_ms: 300,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = slow_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("trail.db");
     let spec = format!("sqlite:{}", db.display());
-    let mut cmd = run_cmd_audit(&server, dir.path(), 500, &spec);
-    cmd.args(["--concurrency", "8"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    wait_for_requests(&server, 20).await;
-    child.kill().unwrap(); // SIGKILL
-    let _ = child.wait();
-
-    let received: HashSet<String> = server
-        .recorded()
-        .execute_requests
-        .iter()
-        .filter_map(|r| r.uuid.clone())
-        .collect();
+    let received = kill_9_mid_run(&server, run_cmd_audit(&server, dir.path(), 500, &spec)).await;
     // Read with SQLite itself, as a compliance team would.
     let conn = open(&db);
     let submitted = uuids(
