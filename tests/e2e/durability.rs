@@ -52,6 +52,18 @@ async fn kill_9_mid_run(server: &MockServer, mut cmd: Command) -> HashSet<String
         .collect()
 }
 
+/// The UUIDs the server received after its first `before` requests, each checked to carry the
+/// same Idempotency-Key (its UUID) as the first attempt did.
+fn resent_since(server: &MockServer, before: usize) -> HashSet<String> {
+    server.recorded().execute_requests[before..]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.idempotency_key, r.uuid, "same Idempotency-Key on resume");
+            r.uuid.clone().unwrap()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
     let server = slow_mock().await;
@@ -99,14 +111,7 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
         summary(&out)["succeeded"].as_u64().unwrap() as usize,
         pending.len()
     );
-    let rec = server.recorded();
-    let resent: HashSet<String> = rec.execute_requests[before..]
-        .iter()
-        .map(|r| {
-            assert_eq!(r.idempotency_key, r.uuid, "same Idempotency-Key on resume");
-            r.uuid.clone().unwrap()
-        })
-        .collect();
+    let resent = resent_since(&server, before);
     assert_eq!(
         resent, pending,
         "exactly the pending UUIDs are submitted again"
@@ -190,13 +195,7 @@ async fn kill_9_with_the_sqlite_sink_loses_nothing_and_resume_finishes_the_pendi
     cmd.arg("--resume");
     let out = output(cmd).await;
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    let resent: HashSet<String> = server.recorded().execute_requests[before..]
-        .iter()
-        .map(|r| {
-            assert_eq!(r.idempotency_key, r.uuid, "same Idempotency-Key on resume");
-            r.uuid.clone().unwrap()
-        })
-        .collect();
+    let resent = resent_since(&server, before);
     assert_eq!(
         resent, pending,
         "exactly the pending UUIDs are submitted again"

@@ -20,8 +20,9 @@ async fn main() {
     let batch: usize = args[1].parse().unwrap();
     let total: usize = args[2].parse().unwrap();
     let path = std::path::PathBuf::from(&args[3]);
-    let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_file(path.with_extension("db-wal"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
     let sink = SqliteSink::open(
         &path,
         SqliteOptions {
