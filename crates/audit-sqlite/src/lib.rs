@@ -284,9 +284,18 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), AuditError> {
         .map_err(&err)?;
     }
     // Events staged by a writer that crashed: move them now, so that `audit_events` is whole
-    // again before anything new is written.
-    conn.execute_batch(&format!("BEGIN; {MERGE} COMMIT;"))
+    // again before anything new is written. Checked first: even an empty move commits a page.
+    let staged: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM audit_events_recent)",
+            [],
+            |r| r.get(0),
+        )
         .map_err(&err)?;
+    if staged {
+        conn.execute_batch(&format!("BEGIN; {MERGE} COMMIT;"))
+            .map_err(&err)?;
+    }
     Ok(())
 }
 
