@@ -1,6 +1,6 @@
 //! SQLite sink throughput with group commit (target: at least 100,000 events/s with batch sync):
 //! one transaction per batch, committed (WAL, synchronous=FULL) by `sync`. The sink moves its
-//! staged events into the indexed table every 131,072 events or second, inside a `sync`, so the
+//! staged events into the indexed table every 262,144 events or second, inside a `sync`, so the
 //! figure is the sustained rate with those moves included.
 //!
 //! `batch` appends the events a run writes, in the order it writes them: each UUID's
