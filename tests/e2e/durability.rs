@@ -281,7 +281,7 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
         done + staged.len() as u64
     );
     assert_eq!(s["pending"].as_u64().unwrap(), staged.len() as u64);
-    // The stage is 2 × --concurrency, and at least 64.
+    // The stage is 4 × --concurrency, and at least 64.
     assert!(
         staged.len() <= 64,
         "at most the stage is pending: {}",
