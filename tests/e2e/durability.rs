@@ -52,6 +52,21 @@ async fn kill_9_mid_run(server: &MockServer, mut cmd: Command) -> HashSet<String
         .collect()
 }
 
+/// `audit verify SPEC` exits 0 and reports an intact chain.
+async fn assert_verifies(spec: &str) {
+    let mut verify = bin();
+    verify.args(["audit", "verify", spec]);
+    let out = output(verify).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+}
+
 /// The UUIDs the server received after its first `before` requests, each checked to carry the
 /// same Idempotency-Key (its UUID) as the first attempt did.
 fn resent_since(server: &MockServer, before: usize) -> HashSet<String> {
@@ -123,20 +138,7 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
             .iter()
             .any(|e| e["uuid"] == uuid.as_str() && e["event"] == "action_executed"));
     }
-    let mut verify = bin();
-    verify
-        .current_dir(dir.path())
-        .args(["audit", "verify"])
-        .arg(format!("jsonl:{}", audit_path(dir.path()).display()));
-    let out = output(verify).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "verify: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+    assert_verifies(&format!("jsonl:{}", audit_path(dir.path()).display())).await;
 }
 
 /// The SQLite sink keeps its newest events in `audit_events_recent` until it moves them into
@@ -219,11 +221,7 @@ async fn kill_9_with_the_sqlite_sink_loses_nothing_and_resume_finishes_the_pendi
     );
     assert!(submitted.is_subset(&merged));
     drop(conn);
-    let mut verify = bin();
-    verify.args(["audit", "verify", &spec]);
-    let out = output(verify).await;
-    assert_eq!(out.status.code(), Some(0), "verify: {}", stderr(&out));
-    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+    assert_verifies(&spec).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,20 +171,26 @@ const COLUMNS: &str = "seq, schema, timestamp, event, run_id, uuid, action_id, a
     http_status, error, generation_latency_ms, execution_latency_ms, total_latency_ms, \
     uniqueness_rate, metadata, prev_hash, hash";
 
+/// One event row into `$table`, binding the columns in [`COLUMNS`] order.
+macro_rules! insert_into {
+    ($table:literal) => {
+        concat!(
+            "INSERT INTO ",
+            $table,
+            " (seq, schema, timestamp, event, run_id, uuid, action_id, attempts, http_status, \
+             error, generation_latency_ms, execution_latency_ms, total_latency_ms, \
+             uniqueness_rate, metadata, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        )
+    };
+}
+
 /// Appends to the staging table, as a live sink does.
-const INSERT: &str =
-    "INSERT INTO audit_events_recent (seq, schema, timestamp, event, run_id, uuid, \
-    action_id, attempts, http_status, error, generation_latency_ms, execution_latency_ms, \
-    total_latency_ms, uniqueness_rate, metadata, prev_hash, hash) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+const INSERT: &str = insert_into!("audit_events_recent");
 
 /// Inserts straight into the indexed table, as an import does: it commits once at the end, so
 /// staging would only copy every row twice.
-const INSERT_INDEXED: &str =
-    "INSERT INTO audit_events (seq, schema, timestamp, event, run_id, uuid, \
-    action_id, attempts, http_status, error, generation_latency_ms, execution_latency_ms, \
-    total_latency_ms, uniqueness_rate, metadata, prev_hash, hash) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+const INSERT_INDEXED: &str = insert_into!("audit_events");
 
 /// How a [`SqliteSink`] writes.
 #[derive(Clone, Default)]
