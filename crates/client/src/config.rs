@@ -9,6 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::error::Error;
+pub use crate::rate::RateSpec;
 
 /// Default issuer for CXone discovery.
 pub const DEFAULT_ISSUER: &str = "https://cxone.niceincontact.com";
@@ -80,35 +81,6 @@ impl FromStr for AuthMethod {
             other => Err(Error::config(format!(
                 "unknown auth method {other:?}: use post or basic"
             ))),
-        }
-    }
-}
-
-/// Request rate control.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum RateSpec {
-    /// Start unthrottled and adapt to 429s (AIMD).
-    #[default]
-    Auto,
-    /// A fixed token-bucket rate in requests per second.
-    PerSecond(f64),
-    /// No limit beyond the concurrency.
-    Unlimited,
-}
-
-impl FromStr for RateSpec {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let t = s.trim().to_ascii_lowercase();
-        match t.as_str() {
-            "auto" => Ok(RateSpec::Auto),
-            "unlimited" | "none" | "off" => Ok(RateSpec::Unlimited),
-            _ => match t.parse::<f64>() {
-                Ok(r) if r.is_finite() && r > 0.0 => Ok(RateSpec::PerSecond(r)),
-                _ => Err(Error::config(format!(
-                    "invalid rate {s:?}: use a positive number of requests per second, auto or unlimited"
-                ))),
-            },
         }
     }
 }
@@ -447,7 +419,7 @@ impl ClientConfig {
         }
         if self.provider == Provider::Cxone && for_execute {
             if let Some(t) = self.body_template.as_deref() {
-                crate::dialect::cxone::check_template(t, &self.extra_inputs, &self.input_name)?;
+                crate::template::check_template(t, &self.extra_inputs, &self.input_name)?;
             }
         }
         Ok(())

@@ -1,50 +1,21 @@
-//! The client: one connection pool, the token cache, the rate limiter and the retry loop
+//! The client: one connection pool, the token cache, the rate limiter and the retry driver
 //! around a dialect.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::config::{AuthMethod, ClientConfig, Provider};
 use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
-use crate::error::{from_reqwest, server_message, Error, ErrorKind};
-use crate::oauth::TokenCache;
+use crate::error::{Error, ErrorKind};
+use crate::http::{exchange, server_message, Answer};
 use crate::rate::RateLimiter;
-use crate::retry::{
-    parse_retry_after, Decision, Failure, GiveUp, RetryBudget, RetryPolicy, RETRY_COST,
-    TIMEOUT_RETRY_COST,
-};
-
-/// Largest response body read; anything longer fails as "unexpected response format".
-pub const MAX_BODY: usize = 1024 * 1024;
-
-/// Reads at most `cap` bytes of a body chunk by chunk; the flag says the body was longer (the
-/// rest is never buffered: the connection is dropped instead).
-pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
-    cap: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        // Keep only the start, for the error's excerpt.
-        let mut head = resp.chunk().await?.map(|c| c.to_vec()).unwrap_or_default();
-        head.truncate(1024);
-        return Ok((head, true));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > cap {
-            let room = cap - body.len();
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body, true));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, false))
-}
+use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
+use crate::token::TokenCache;
 
 /// Who and where the client authenticated, for `cxone-uuid token`. Never holds the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,95 +183,19 @@ impl Client {
 
     async fn execute_inner(&self, uuid: Uuid, c: &mut Counters) -> Result<Outputs, Error> {
         let i = &*self.inner;
-        let mut refreshed = false;
-        let mut spent = 0u32;
-        loop {
-            let token = i.tokens.get(&*i.dialect, &i.http, &i.policy).await?;
-            let req = i.dialect.prepare(&uuid)?;
-            let ticket = i.rate.acquire().await;
-            c.attempts += 1;
-            let answer = self.send(&req, token.secret.expose_secret(), &uuid).await;
-            let (failure, body, transport_err) = match answer {
-                Ok((status, retry_after, body, oversized)) => {
-                    c.http_status = Some(status);
-                    if (200..300).contains(&status) {
-                        i.rate.on_success();
-                        if let Some(b) = &i.budget {
-                            b.on_success(spent);
-                        }
-                        if oversized {
-                            return Err(dialect::unexpected("body larger than 1 MiB", &body)
-                                .with_status(status));
-                        }
-                        return i
-                            .dialect
-                            .parse(&uuid, &body)
-                            .map_err(|e| e.with_status(status));
-                    }
-                    if status == 429 {
-                        c.rate_limited += 1;
-                        i.rate.on_throttled(ticket, retry_after);
-                    }
-                    (
-                        Failure::Status {
-                            status,
-                            retry_after,
-                        },
-                        body,
-                        None,
-                    )
-                }
-                Err(e) => {
-                    let f = if e.kind() == ErrorKind::Timeout {
-                        Failure::Timeout
-                    } else {
-                        Failure::Connection
-                    };
-                    (f, Vec::new(), Some(e))
-                }
-            };
-            match i
-                .policy
-                .decide(c.attempts, failure, refreshed, rand::random())
-            {
-                Decision::RefreshToken => {
-                    i.tokens.invalidate(token.generation);
-                    refreshed = true;
-                    c.retries += 1;
-                }
-                Decision::Retry(wait) => {
-                    let cost = if failure == Failure::Timeout {
-                        TIMEOUT_RETRY_COST
-                    } else {
-                        RETRY_COST
-                    };
-                    if let Some(b) = &i.budget {
-                        if !b.try_spend(cost) {
-                            return Err(self
-                                .final_error(&req, failure, &body, transport_err, GiveUp::Exhausted, c)
-                                .prefixed("retry budget exhausted (most recent calls failed), not retrying: "));
-                        }
-                    }
-                    spent += cost;
-                    c.retries += 1;
-                    tracing::debug!(%uuid, attempt = c.attempts, wait_ms = wait.as_millis() as u64, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Decision::Fail(why) => {
-                    return Err(self.final_error(&req, failure, &body, transport_err, why, c));
-                }
-            }
-        }
+        let mut logic = ExecuteLogic {
+            client: self,
+            uuid,
+            counters: c,
+            token_generation: None,
+            last_request: None,
+        };
+        drive(&i.policy, i.budget.as_ref(), &mut logic).await?
     }
 
-    /// One attempt: (status, Retry-After, body up to the cap, oversized) or a transport error.
-    async fn send(
-        &self,
-        req: &PreparedRequest,
-        token: &str,
-        uuid: &Uuid,
-    ) -> Result<(u16, Option<Duration>, Vec<u8>, bool), Error> {
-        let resp = self
+    /// One attempt: the answer with its body read, or a transport error.
+    async fn send(&self, req: &PreparedRequest, token: &str, uuid: &Uuid) -> Result<Answer, Error> {
+        let request = self
             .inner
             .http
             .request(req.method.clone(), &req.url)
@@ -308,20 +203,8 @@ impl Client {
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
             .header("Idempotency-Key", uuid.hyphenated().to_string())
-            .body(req.body.clone())
-            .send()
-            .await
-            .map_err(|e| from_reqwest(&e, "execute request to", &req.url))?;
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let (body, oversized) = read_capped(resp, MAX_BODY)
-            .await
-            .map_err(|e| from_reqwest(&e, "execute request to", &req.url))?;
-        Ok((status, retry_after, body, oversized))
+            .body(req.body.clone());
+        exchange(request, "execute request to", &req.url).await
     }
 
     fn final_error(
@@ -417,5 +300,117 @@ impl Client {
                 e.with_status(status)
             }
         }
+    }
+}
+
+/// The execute call's side of the retry driver: a token, the rate limiter and one POST per
+/// attempt; a 401 refreshes the token once, a 429 slows the limiter, and the final error says
+/// what the server answered last.
+struct ExecuteLogic<'a> {
+    client: &'a Client,
+    uuid: Uuid,
+    counters: &'a mut Counters,
+    /// The token the last attempt used, invalidated on a 401.
+    token_generation: Option<u64>,
+    /// The last request sent and the body of its failed answer, for the final error.
+    last_request: Option<(PreparedRequest, Vec<u8>)>,
+}
+
+impl RetryLogic for ExecuteLogic<'_> {
+    /// A 2xx answer, parsed or not: a body that does not parse is not retried.
+    type Output = Result<Outputs, Error>;
+
+    async fn attempt(&mut self, _attempt: u32) -> Result<Self::Output, Attempted> {
+        let i = &*self.client.inner;
+        let stop = |error| Attempted {
+            failure: None,
+            error,
+        };
+        let token = i
+            .tokens
+            .get(&*i.dialect, &i.http, &i.policy)
+            .await
+            .map_err(stop)?;
+        self.token_generation = Some(token.generation);
+        let req = i.dialect.prepare(&self.uuid).map_err(stop)?;
+        let ticket = i.rate.acquire().await;
+        self.counters.attempts += 1;
+        let answer = self
+            .client
+            .send(&req, token.secret.expose_secret(), &self.uuid)
+            .await;
+        let (failure, body, error) = match answer {
+            Ok(answer) => {
+                let status = answer.status;
+                self.counters.http_status = Some(status);
+                if answer.is_success() {
+                    i.rate.on_success();
+                    if answer.oversized {
+                        return Ok(Err(dialect::unexpected(
+                            "body larger than 1 MiB",
+                            &answer.body,
+                        )
+                        .with_status(status)));
+                    }
+                    return Ok(i
+                        .dialect
+                        .parse(&self.uuid, &answer.body)
+                        .map_err(|e| e.with_status(status)));
+                }
+                if status == 429 {
+                    self.counters.rate_limited += 1;
+                    i.rate.on_throttled(ticket, answer.retry_after);
+                }
+                let failure = Failure::Status {
+                    status,
+                    retry_after: answer.retry_after,
+                };
+                // Placeholder: the final error is built from the body in `give_up`.
+                let error = Error::new(ErrorKind::Rejected, String::new());
+                (failure, answer.body, error)
+            }
+            Err(e) => {
+                let f = if e.kind() == ErrorKind::Timeout {
+                    Failure::Timeout
+                } else {
+                    Failure::Connection
+                };
+                (f, Vec::new(), e)
+            }
+        };
+        self.last_request = Some((req, body));
+        Err(Attempted {
+            failure: Some(failure),
+            error,
+        })
+    }
+
+    fn can_refresh(&self) -> bool {
+        true
+    }
+
+    fn refresh(&mut self) {
+        if let Some(g) = self.token_generation {
+            self.client.inner.tokens.invalidate(g);
+        }
+        // The attempt after a refresh is a retry too, in the counts users see.
+        self.counters.retries += 1;
+    }
+
+    fn on_retry(&mut self, attempt: u32, wait: Duration) {
+        self.counters.retries += 1;
+        tracing::debug!(uuid = %self.uuid, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+    }
+
+    fn give_up(&mut self, last: Error, failure: Failure, why: GiveUp, _attempts: u32) -> Error {
+        let Some((req, body)) = self.last_request.take() else {
+            return last;
+        };
+        let transport_err = match failure {
+            Failure::Timeout | Failure::Connection => Some(last),
+            Failure::Status { .. } => None,
+        };
+        self.client
+            .final_error(&req, failure, &body, transport_err, why, self.counters)
     }
 }

@@ -29,12 +29,16 @@ pub mod config;
 pub mod dialect;
 pub mod error;
 mod execute;
+mod http;
 mod oauth;
 pub mod rate;
 pub mod retry;
+mod template;
+mod token;
 
 pub use config::{AuthMethod, ClientConfig, ClientConfigBuilder, Provider, RateSpec};
 pub use dialect::{Dialect, Endpoints, Outputs};
 pub use error::{ClientError, Error, ErrorKind, ExecuteError};
-pub use execute::{Client, ExecuteReport, TokenInfo, MAX_BODY};
+pub use execute::{Client, ExecuteReport, TokenInfo};
+pub use http::MAX_BODY;
 pub use retry::{RetryBudget, RetryPolicy};

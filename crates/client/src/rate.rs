@@ -14,13 +14,43 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter as Governor};
 use tokio::time::Instant;
 
-use crate::config::RateSpec;
+use crate::error::Error;
+
+/// Request rate control.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RateSpec {
+    /// Start unthrottled and adapt to 429s (AIMD).
+    #[default]
+    Auto,
+    /// A fixed token-bucket rate in requests per second.
+    PerSecond(f64),
+    /// No limit beyond the concurrency.
+    Unlimited,
+}
+
+impl FromStr for RateSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "auto" => Ok(RateSpec::Auto),
+            "unlimited" | "none" | "off" => Ok(RateSpec::Unlimited),
+            _ => match t.parse::<f64>() {
+                Ok(r) if r.is_finite() && r > 0.0 => Ok(RateSpec::PerSecond(r)),
+                _ => Err(Error::config(format!(
+                    "invalid rate {s:?}: use a positive number of requests per second, auto or unlimited"
+                ))),
+            },
+        }
+    }
+}
 
 /// A permission to send, carrying the AIMD round it was issued in.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,23 @@
-//! The retry policy: a pure function from (attempt, failure, Retry-After, a random number) to a
-//! decision, so every rule of issue 3 is unit-tested without a clock or a network.
+//! Retries: a pure policy, a shared budget, and the one driver every kind of call goes through.
+//!
+//! Key design decision: the loop is written once ([`drive`]); what differs between a token
+//! request and an execute is a small [`RetryLogic`] (how one attempt is made and classified,
+//! whether a token can be refreshed, how the final error reads), as in Vector's `RetryLogic` and
+//! OpenDAL's retry layer. The policy itself is a pure function from (attempt, failure,
+//! Retry-After, a random number) to a decision, so every rule is unit-tested without a clock or
+//! a network.
 //!
 //! Hand-written rather than `backoff`/`backon`: those drive the loop themselves and know
 //! nothing of Retry-After (its ceiling, "jitter only added on top") or of the 401-refresh rule,
-//! and the loop here also has to count attempts, 429s and spend a shared retry budget.
+//! and the loop here also has to spend a shared retry budget.
 
+use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::error::Error;
+
+pub use crate::http::parse_retry_after;
 
 /// Why an attempt failed, as far as the policy needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,18 +151,6 @@ pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-/// Parses a Retry-After value: delta-seconds (`"120"`) or an HTTP-date. A date in the past is
-/// zero; anything else (negative, fractional, garbage) is `None`, so the caller backs off.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        // Saturate absurdly long values instead of failing: they exceed max_retry_after anyway.
-        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
-    }
-    let when = httpdate::parse_http_date(v).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// A client-wide retry budget as in AWS SDK "standard" retry mode: retries spend tokens
 /// (5, or 10 after a timeout), successes refund them (1, or the retry's cost), and no retry is
 /// made when the bucket cannot pay. When most calls fail the bucket drains and the client stops
@@ -200,6 +199,92 @@ impl RetryBudget {
     /// Tokens left.
     pub fn available(&self) -> u32 {
         *self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A failed attempt as the driver sees it.
+#[derive(Debug)]
+pub(crate) struct Attempted {
+    /// What the policy classifies; `None` ends the call at once with `error` (the logic
+    /// already knows retrying cannot help, e.g. refused credentials).
+    pub(crate) failure: Option<Failure>,
+    /// The error of this attempt, handed back to [`RetryLogic::give_up`].
+    pub(crate) error: Error,
+}
+
+/// What differs between kinds of calls; the loop itself is [`drive`].
+pub(crate) trait RetryLogic {
+    /// What a successful call yields.
+    type Output;
+
+    /// Makes attempt number `attempt` (1 for the first).
+    fn attempt(&mut self, attempt: u32) -> impl Future<Output = Result<Self::Output, Attempted>>;
+
+    /// Whether a 401 may be answered by refreshing the token (once per call).
+    fn can_refresh(&self) -> bool {
+        false
+    }
+
+    /// Drops the rejected token; the next attempt fetches a new one at once.
+    fn refresh(&mut self) {}
+
+    /// Called before each wait-and-retry.
+    fn on_retry(&mut self, _attempt: u32, _wait: Duration) {}
+
+    /// The error the call ends with when the policy gives up after `attempts` attempts.
+    fn give_up(&mut self, last: Error, failure: Failure, why: GiveUp, attempts: u32) -> Error;
+}
+
+/// Runs a call to its end: attempts, asks the policy, spends the budget (when there is one),
+/// waits, and tries again.
+pub(crate) async fn drive<L: RetryLogic>(
+    policy: &RetryPolicy,
+    budget: Option<&RetryBudget>,
+    logic: &mut L,
+) -> Result<L::Output, Error> {
+    let mut refreshed = !logic.can_refresh();
+    let mut spent = 0u32;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let failed = match logic.attempt(attempt).await {
+            Ok(out) => {
+                if let Some(b) = budget {
+                    b.on_success(spent);
+                }
+                return Ok(out);
+            }
+            Err(failed) => failed,
+        };
+        let Some(failure) = failed.failure else {
+            return Err(failed.error);
+        };
+        match policy.decide(attempt, failure, refreshed, rand::random()) {
+            Decision::RefreshToken => {
+                logic.refresh();
+                refreshed = true;
+            }
+            Decision::Retry(wait) => {
+                let cost = if failure == Failure::Timeout {
+                    TIMEOUT_RETRY_COST
+                } else {
+                    RETRY_COST
+                };
+                if let Some(b) = budget {
+                    if !b.try_spend(cost) {
+                        return Err(logic
+                            .give_up(failed.error, failure, GiveUp::Exhausted, attempt)
+                            .prefixed(
+                                "retry budget exhausted (most recent calls failed), not retrying: ",
+                            ));
+                    }
+                }
+                spent += cost;
+                logic.on_retry(attempt, wait);
+                tokio::time::sleep(wait).await;
+            }
+            Decision::Fail(why) => return Err(logic.give_up(failed.error, failure, why, attempt)),
+        }
     }
 }
 
@@ -338,30 +423,6 @@ mod tests {
         assert!(p.backoff(1, 0.999_999) < Duration::from_millis(500));
         // random numbers out of range are clamped
         assert!(p.backoff(2, 7.0) <= Duration::from_secs(1));
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after(" 120 ", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
-        let future = httpdate::fmt_http_date(now + Duration::from_secs(5));
-        assert_eq!(
-            parse_retry_after(&future, now),
-            Some(Duration::from_secs(5))
-        );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(50));
-        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
-        for garbage in ["", "soon", "-1", "1.5", "Tue, 99 Foo 2024", "2 s"] {
-            assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");
-        }
-        assert!(
-            parse_retry_after("99999999999999999999999", now).unwrap() > Duration::from_secs(60)
-        );
     }
 
     #[test]

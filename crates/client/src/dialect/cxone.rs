@@ -22,9 +22,10 @@ use uuid::Uuid;
 
 use super::{join, parse_json, Dialect, Endpoints, Outputs, PreparedRequest, TokenGrant};
 use crate::config::{check_url, AuthMethod, ClientConfig, Provider};
-use crate::error::{excerpt, from_reqwest, server_message, Error, ErrorKind};
-use crate::execute::{read_capped, MAX_BODY};
+use crate::error::{Error, ErrorKind};
+use crate::http::{excerpt, exchange, server_message};
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
+pub use crate::template::{check_template, render_template};
 
 /// What discovery found about the tenant.
 #[derive(Debug, Clone, Default)]
@@ -177,16 +178,12 @@ fn discovery(url: &str, what: String) -> Error {
 /// GETs a discovery document. Transport errors and 5xx stay transient (the token loop retries
 /// them); 4xx and bodies that are not JSON objects are discovery errors naming the URL.
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, Error> {
-    let resp = http
+    let request = http
         .request(Method::GET, url)
-        .header(ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| from_reqwest(&e, "CXone discovery request to", url))?;
-    let status = resp.status().as_u16();
-    let (body, oversized) = read_capped(resp, MAX_BODY)
-        .await
-        .map_err(|e| from_reqwest(&e, "CXone discovery request to", url))?;
+        .header(ACCEPT, "application/json");
+    let answer = exchange(request, "CXone discovery request to", url).await?;
+    let status = answer.status;
+    let (body, oversized) = (answer.body, answer.oversized);
     if (500..=599).contains(&status) || status == 429 {
         return Err(Error::new(
             ErrorKind::TokenUnavailable,
@@ -236,72 +233,6 @@ pub fn jwt_claim(jwt: &str, claim: &str) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-/// Replaces `{{uuid}}` and `{{input.NAME}}` with JSON-escaped values (without quotes: the
-/// template supplies them, e.g. `{"p": "{{uuid}}"}`). An unknown placeholder is a config error.
-pub fn render_template(
-    template: &str,
-    uuid: &Uuid,
-    inputs: &[(String, String)],
-    input_name: &str,
-) -> Result<String, Error> {
-    let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| {
-            Error::config("body template has an unclosed {{ placeholder (--body-template)")
-        })?;
-        let name = after[..end].trim();
-        let value = if name == "uuid" {
-            uuid.hyphenated().to_string()
-        } else if let Some(input) = name.strip_prefix("input.") {
-            if input == input_name {
-                uuid.hyphenated().to_string()
-            } else {
-                inputs
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == input)
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| {
-                        Error::config(format!(
-                            "body template uses {{{{input.{input}}}}} but no --input {input}=VALUE is given"
-                        ))
-                    })?
-            }
-        } else {
-            return Err(Error::config(format!(
-                "body template has an unknown placeholder {{{{{name}}}}}: use {{{{uuid}}}} or {{{{input.NAME}}}}"
-            )));
-        };
-        out.push_str(&json_escape(&value));
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn json_escape(s: &str) -> String {
-    let quoted = serde_json::Value::String(s.to_string()).to_string();
-    quoted[1..quoted.len() - 1].to_string()
-}
-
-/// Checks a template renders to valid JSON with every placeholder known (run by `validate`).
-pub fn check_template(
-    template: &str,
-    inputs: &[(String, String)],
-    input_name: &str,
-) -> Result<(), Error> {
-    let rendered = render_template(template, &Uuid::nil(), inputs, input_name)?;
-    serde_json::from_str::<Value>(&rendered).map_err(|e| {
-        Error::config(format!(
-            "body template is not valid JSON after substitution ({e}); quote string placeholders: \"{{{{uuid}}}}\""
-        ))
-    })?;
-    Ok(())
 }
 
 #[async_trait]
@@ -436,38 +367,6 @@ mod tests {
         for garbage in ["", "abc", "a.!!!.c", "a.bm90IGpzb24.c"] {
             assert_eq!(jwt_claim(garbage, "tenantId"), None, "{garbage}");
         }
-    }
-
-    #[test]
-    fn template_escaping() {
-        let u = Uuid::new_v4();
-        let inputs = vec![("note".to_string(), "he said \"hi\"\n\\ }}".to_string())];
-        let t = r#"{"skill": "{{ input.note }}", "p": ["{{uuid}}", "{{input.uuid}}"]}"#;
-        let s = render_template(t, &u, &inputs, "uuid").unwrap();
-        let v: Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v["skill"], "he said \"hi\"\n\\ }}");
-        assert_eq!(v["p"][0], u.to_string());
-        assert_eq!(v["p"][1], u.to_string());
-        // injection attempt stays inside the string
-        let evil = vec![(
-            "x".to_string(),
-            "\", \"admin\": true, \"y\": \"".to_string(),
-        )];
-        let s = render_template(r#"{"a":"{{input.x}}"}"#, &u, &evil, "uuid").unwrap();
-        let v: Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), 1);
-
-        assert!(render_template("{{input.nope}}", &u, &[], "uuid")
-            .unwrap_err()
-            .is_config());
-        assert!(render_template("{{what}}", &u, &[], "uuid")
-            .unwrap_err()
-            .is_config());
-        assert!(render_template("{{uuid", &u, &[], "uuid")
-            .unwrap_err()
-            .is_config());
-        assert!(check_template(r#"{"a": {{uuid}}}"#, &[], "uuid").is_err());
-        assert!(check_template(r#"{"a": "{{uuid}}"}"#, &[], "uuid").is_ok());
     }
 
     #[test]

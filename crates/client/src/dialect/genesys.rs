@@ -16,7 +16,8 @@ use super::{
     PreparedRequest, TokenGrant,
 };
 use crate::config::{AuthMethod, ClientConfig, Provider};
-use crate::error::{excerpt, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
+use crate::http::excerpt;
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
 
 /// The Genesys Cloud dialect.

@@ -6,36 +6,17 @@ use std::fmt;
 
 use async_trait::async_trait;
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::config::{ClientConfig, Provider};
-use crate::error::{excerpt, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
+use crate::http::excerpt;
+pub use crate::oauth::TokenGrant;
 
 pub mod cxone;
 pub mod genesys;
 pub mod tutorial;
-
-/// A token endpoint's answer, reduced to what the client keeps.
-pub struct TokenGrant {
-    /// The bearer token.
-    pub access_token: SecretString,
-    /// Lifetime in seconds, when the endpoint said.
-    pub expires_in: Option<u64>,
-    /// Granted scope, when the endpoint said.
-    pub scope: Option<String>,
-}
-
-impl fmt::Debug for TokenGrant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenGrant")
-            .field("access_token", &"[REDACTED]")
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
 
 /// One execute request, ready to send (the client adds the bearer token, `Content-Type` and
 /// `Idempotency-Key`).

@@ -1,0 +1,223 @@
+//! One HTTP exchange, as every call of the client makes it: send, read the body up to a cap,
+//! and hand back the status, `Retry-After` and the body; plus the helpers that turn an answer or
+//! a transport failure into a message a user can act on.
+//!
+//! Key design decision: the token request, CXone discovery and execute differ only in what they
+//! send and how they classify the answer, so the part that must be identical (the 1 MiB cap,
+//! the Retry-After grammar, the mapping of reqwest's errors, excerpts that are safe to print)
+//! lives here once and knows nothing of retries, tokens or dialects.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::RETRY_AFTER;
+
+use crate::error::{Error, ErrorKind};
+
+/// Largest response body read; anything longer fails as "unexpected response format".
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// An answer with its body read (up to [`MAX_BODY`]).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// The parsed `Retry-After` header, if any.
+    pub(crate) retry_after: Option<Duration>,
+    /// The body, at most [`MAX_BODY`] bytes.
+    pub(crate) body: Vec<u8>,
+    /// True when the body was longer than [`MAX_BODY`] (the rest was never buffered).
+    pub(crate) oversized: bool,
+}
+
+impl Answer {
+    /// True for a 2xx status.
+    pub(crate) fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Sends `request` and reads its answer. `what` names the call in errors ("token request to").
+pub(crate) async fn exchange(
+    request: reqwest::RequestBuilder,
+    what: &str,
+    url: &str,
+) -> Result<Answer, Error> {
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| from_reqwest(&e, what, url))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let (body, oversized) = read_capped(resp, MAX_BODY)
+        .await
+        .map_err(|e| from_reqwest(&e, what, url))?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+        oversized,
+    })
+}
+
+/// Reads at most `cap` bytes of a body chunk by chunk; the flag says the body was longer (the
+/// rest is never buffered: the connection is dropped instead).
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        // Keep only the start, for the error's excerpt.
+        let mut head = resp.chunk().await?.map(|c| c.to_vec()).unwrap_or_default();
+        head.truncate(1024);
+        return Ok((head, true));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            let room = cap - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
+/// Parses a Retry-After value: delta-seconds (`"120"`) or an HTTP-date. A date in the past is
+/// zero; anything else (negative, fractional, garbage) is `None`, so the caller backs off.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Saturate absurdly long values instead of failing: they exceed max_retry_after anyway.
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Classifies a reqwest error without its URL's query or any header (reqwest's `Display` may
+/// include the URL, which never carries secrets here, but keep the text short and stable).
+pub(crate) fn from_reqwest(err: &reqwest::Error, what: &str, url: &str) -> Error {
+    if err.is_timeout() {
+        Error::new(ErrorKind::Timeout, format!("{what} {url}: timed out"))
+    } else if err.is_connect() {
+        Error::new(
+            ErrorKind::Transport,
+            format!("{what} {url}: connection failed: {}", source_chain(err)),
+        )
+    } else {
+        Error::new(
+            ErrorKind::Transport,
+            format!("{what} {url}: {}", source_chain(err)),
+        )
+    }
+}
+
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    // The innermost cause ("connection refused", "connection closed before message completed")
+    // is what a user can act on; reqwest's own outer text just repeats the URL.
+    let mut last = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        last = e.to_string();
+        cur = e.source();
+    }
+    last
+}
+
+/// A short, printable excerpt of a response body for error messages: at most `max` characters,
+/// control characters replaced, so HTML or binary garbage cannot mess up a terminal or a log.
+pub(crate) fn excerpt(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i >= max {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    let trimmed = out.trim();
+    if trimmed.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// The server's own error text from a JSON error body (`message`, `error_description`,
+/// `error`, `errors[0].message`), else an excerpt of the body.
+pub(crate) fn server_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let mut parts = Vec::new();
+        for key in ["error", "code", "error_description", "message"] {
+            if let Some(s) = v.get(key).and_then(|x| x.as_str()) {
+                if !parts.iter().any(|p: &String| p == s) {
+                    parts.push(s.to_string());
+                }
+            }
+        }
+        if let Some(s) = v
+            .get("errors")
+            .and_then(|e| e.get(0))
+            .and_then(|e| e.get("message"))
+            .and_then(|m| m.as_str())
+        {
+            parts.push(s.to_string());
+        }
+        if !parts.is_empty() {
+            return excerpt(parts.join(": ").as_bytes(), 300);
+        }
+    }
+    excerpt(body, 200)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn excerpt_is_short_and_printable() {
+        let body = b"<html>\n<body>\x07Bad gateway</body></html>";
+        let e = excerpt(body, 20);
+        assert!(!e.contains('\n') && !e.contains('\x07'));
+        assert!(e.chars().count() <= 21);
+        assert_eq!(excerpt(b"  ", 10), "(empty body)");
+    }
+
+    #[test]
+    fn server_message_prefers_json_fields() {
+        let m = server_message(br#"{"error":"invalid_request","message":"uuid missing"}"#);
+        assert_eq!(m, "invalid_request: uuid missing");
+        assert_eq!(server_message(b"plain text"), "plain text");
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        let future = httpdate::fmt_http_date(now + Duration::from_secs(5));
+        assert_eq!(
+            parse_retry_after(&future, now),
+            Some(Duration::from_secs(5))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(50));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        for garbage in ["", "soon", "-1", "1.5", "Tue, 99 Foo 2024", "2 s"] {
+            assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");
+        }
+        assert!(
+            parse_retry_after("99999999999999999999999", now).unwrap() > Duration::from_secs(60)
+        );
+    }
+}
