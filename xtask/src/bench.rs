@@ -9,9 +9,10 @@
 
 mod json;
 mod proc;
+mod report;
+mod runner;
+mod tools;
 
-use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,6 +21,9 @@ use anyhow::{bail, Context, Result};
 
 use json::Json;
 use proc::{measure, Job, Mock, Stdout};
+use report::{human, Row};
+use runner::{count_lines, json_of, ns_per, remove_trail, secs, RunFigures};
+use tools::{LoadGen, Tools};
 
 /// Credentials the mock accepts by default (its `--client-id`/`--client-secret` defaults).
 const CLIENT_ID: &str = "demo-client";
@@ -93,128 +97,6 @@ const QUICK: Sizes = Sizes {
     sqlite_registry: 100_000,
 };
 
-/// One line of the table.
-#[derive(Default)]
-struct Row {
-    id: &'static str,
-    /// What is measured, e.g. `cxone-uuid generate -n 10000000`.
-    what: String,
-    value: Option<f64>,
-    unit: &'static str,
-    /// What it is compared with, with the anchor's own figure.
-    anchor: String,
-    ratio: Option<f64>,
-    /// How to read the ratio, e.g. "× anchor's time".
-    ratio_unit: &'static str,
-    target: String,
-    met: Option<bool>,
-    note: String,
-    error: Option<String>,
-}
-
-/// Why a row can miss its target: the mechanism behind the figure, shown only when it misses.
-fn why(id: &str) -> &'static str {
-    match id {
-        "1a" => {
-            "the time above the bare loop is the tool's own per-UUID work: the SP 800-90B \
-                 health tests over the raw bytes and the exact registry insert (at 10 M, a random \
-                 memory access per UUID)"
-        }
-        "1b" => "moves with row 1a; the Python figure is the interpreter's own cost",
-        "2c" => {
-            "the ceiling does nothing but HTTP with one fixed body; `run` also generates and \
-                 registers each UUID, writes three audit events with a group-commit fsync before \
-                 each POST, and parses and checks every response"
-        }
-        "2d" => {
-            "moves with row 2c; over a real network with TLS the tutorial's new connection per \
-                 request costs far more than on loopback, so loopback understates the gap"
-        }
-        "2e" => {
-            "each fsync costs about 100 µs of CPU on this VM (the disk is virtio), taken from \
-                 the two cores the client and the mock share; group commit spreads one sync \
-                 over dozens of UUIDs, staged ahead of the request slots"
-        }
-        "3a" => {
-            "elapsed time includes start-up and the adaptive rate's recovery: after a 429 the \
-                 rate is cut and climbs back additively, leaving part of the limit unused"
-        }
-        "3b" => {
-            "the adaptive rate starts unthrottled, so its first burst meets the limit before \
-                 the first 429 slows it"
-        }
-        // Only a sink-only (Criterion) figure can miss: a run-derived lower bound is not judged.
-        "4a" => {
-            "the sink's own cost: JSON encoding and SHA-256 sealing per event, one write and \
-                 one fsync per batch"
-        }
-        "4b" => {
-            "SQLite's B-tree work: each event is inserted into the table and four indexes \
-                 when its staged batch is moved into `audit_events`, and the random-keyed \
-                 `uuid` index costs most of it"
-        }
-        "6a" => {
-            "each batch is one commit that writes every B-tree page its random keys touched; \
-                 the file holding more UUIDs spreads a batch over more pages"
-        }
-        "4c" | "4d" => {
-            "verify reads, parses and re-hashes (SHA-256 over the canonical form) every \
-                 event; process start is included in the time"
-        }
-        "5a" => {
-            "peak RSS above the baseline is the registry's table: its load factor sets the \
-                 bytes per UUID"
-        }
-        "5b" => {
-            "growth beyond the registry's share means per-UUID state is kept (a list of \
-                 latencies, events or errors)"
-        }
-        _ => "",
-    }
-}
-
-impl Row {
-    fn new(id: &'static str, what: impl Into<String>) -> Self {
-        Self {
-            id,
-            what: what.into(),
-            ..Self::default()
-        }
-    }
-
-    fn failed(mut self, err: &anyhow::Error) -> Self {
-        self.error = Some(format!("{err:#}"));
-        self
-    }
-
-    fn to_json(&self) -> Json {
-        let num = |v: Option<f64>| v.map_or(Json::Null, Json::Num);
-        Json::Obj(vec![
-            ("id".into(), Json::Str(self.id.into())),
-            ("what".into(), Json::Str(self.what.clone())),
-            ("value".into(), num(self.value)),
-            ("unit".into(), Json::Str(self.unit.into())),
-            ("anchor".into(), Json::Str(self.anchor.clone())),
-            ("ratio".into(), num(self.ratio)),
-            ("ratio_unit".into(), Json::Str(self.ratio_unit.into())),
-            ("target".into(), Json::Str(self.target.clone())),
-            ("met".into(), self.met.map_or(Json::Null, Json::Bool)),
-            ("note".into(), Json::Str(self.note.clone())),
-            (
-                "why_missed".into(),
-                match self.met {
-                    Some(false) => Json::Str(why(self.id).into()),
-                    _ => Json::Null,
-                },
-            ),
-            (
-                "error".into(),
-                self.error.clone().map_or(Json::Null, Json::Str),
-            ),
-        ])
-    }
-}
-
 /// Options of `cargo xtask bench` (parsed in main.rs).
 pub(crate) struct Opts {
     /// Small counts and no tool installs: a smoke run of the harness in CI-like time, whose
@@ -282,79 +164,6 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
     b.write_outputs()
 }
 
-/// The comparison programs, each optional: a missing one fails only its rows.
-struct Tools {
-    bare: Result<Bare>,
-    python: Result<PathBuf>,
-    load: Result<LoadGen>,
-}
-
-enum LoadGen {
-    Oha(PathBuf),
-    Wrk(PathBuf),
-}
-
-impl Tools {
-    fn prepare(b: &mut Bench) -> Self {
-        let bare = build_bare();
-        let python = python_venv();
-        let load = load_generator(b);
-        if let Err(e) = &bare {
-            b.note(format!("bare uuid loop unavailable: {e:#}"));
-        }
-        if let Err(e) = &python {
-            b.note(format!("Python virtualenv unavailable: {e:#}"));
-        }
-        match &load {
-            Ok(LoadGen::Oha(p)) => b.note(format!("load generator: oha ({})", p.display())),
-            Ok(LoadGen::Wrk(p)) => b.note(format!(
-                "load generator: wrk ({}), oha could not be installed",
-                p.display()
-            )),
-            Err(e) => b.note(format!("no load generator: {e:#}")),
-        }
-        Self { bare, python, load }
-    }
-}
-
-/// The bare-loop anchor: xtask/bench/bare-uuid (uuid with `fast-rng`, its own workspace),
-/// else `xtask uuid-loop` built optimised (the workspace's uuid features: no `fast-rng`, so one
-/// getrandom call per UUID, a slower and so kinder anchor; the report says which ran).
-fn build_bare() -> Result<Bare> {
-    let manifest = crate::root().join("xtask/bench/bare-uuid/Cargo.toml");
-    let target = crate::target_dir().join("bench-bare");
-    let standalone = crate::run_cmd(
-        crate::cargo()
-            .args(["build", "--release", "--quiet", "--manifest-path"])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target),
-    );
-    match standalone {
-        Ok(()) => Ok(Bare {
-            program: target.join("release").join("bare-uuid"),
-            args: Vec::new(),
-            what: "bare `uuid::new_v4()` loop (fast-rng), same output",
-        }),
-        Err(e) => {
-            eprintln!("bench: bare-uuid did not build ({e:#}); using `xtask uuid-loop`");
-            crate::run_cmd(crate::cargo().args(["build", "--release", "-p", "xtask"]))?;
-            Ok(Bare {
-                program: crate::target_dir().join("release").join("xtask"),
-                args: vec!["uuid-loop".into()],
-                what: "bare `uuid::new_v4()` loop (xtask uuid-loop, no fast-rng), same output",
-            })
-        }
-    }
-}
-
-/// How to run the bare loop: `program ARGS... N`.
-struct Bare {
-    program: PathBuf,
-    args: Vec<OsString>,
-    what: &'static str,
-}
-
 /// `cargo xtask uuid-loop N`: the bare loop inside xtask, the anchor's fallback when the
 /// standalone bare-uuid project cannot build. Same output path as `cxone-uuid generate`.
 pub(crate) fn uuid_loop(n: u64) -> Result<()> {
@@ -368,156 +177,6 @@ pub(crate) fn uuid_loop(n: u64) -> Result<()> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// target/bench-venv with `requests`, created on first use.
-fn python_venv() -> Result<PathBuf> {
-    let venv = crate::target_dir().join("bench-venv");
-    let python = venv.join("bin").join("python3");
-    let has_requests = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import requests"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.is_file() && has_requests(&python) {
-        return Ok(python);
-    }
-    let system = crate::services::find_on_path("python3")
-        .context("python3 is not on PATH (Debian: apt-get install -y python3 python3-venv)")?;
-    crate::run_cmd(Command::new(system).arg("-m").arg("venv").arg(&venv))
-        .context("create the bench virtualenv (Debian: apt-get install -y python3-venv)")?;
-    crate::run_cmd(Command::new(venv.join("bin").join("pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "requests",
-    ]))
-    .context("pip install requests (needs PyPI)")?;
-    if !has_requests(&python) {
-        bail!("{} cannot import requests after install", python.display());
-    }
-    Ok(python)
-}
-
-/// oha from target/bench-tools or PATH; installed with cargo when absent (not in --quick);
-/// else Debian's wrk.
-fn load_generator(b: &Bench) -> Result<LoadGen> {
-    let tools = crate::target_dir().join("bench-tools");
-    let local = tools.join("bin").join("oha");
-    if local.is_file() {
-        return Ok(LoadGen::Oha(local));
-    }
-    if let Some(p) = crate::services::find_on_path("oha") {
-        return Ok(LoadGen::Oha(p));
-    }
-    let install = if b.opts.quick {
-        Err(anyhow::anyhow!(
-            "oha is not installed and --quick installs nothing (a full run installs it into {})",
-            tools.display()
-        ))
-    } else {
-        crate::run_cmd(
-            crate::cargo()
-                .args(["install", "oha", "--locked", "--root"])
-                .arg(&tools),
-        )
-    };
-    match install {
-        Ok(()) if local.is_file() => Ok(LoadGen::Oha(local)),
-        other => {
-            let why = match other {
-                Err(e) => format!("{e:#}"),
-                Ok(()) => "cargo install oha left no binary".into(),
-            };
-            crate::services::find_on_path("wrk")
-                .map(LoadGen::Wrk)
-                .with_context(|| {
-                    format!("{why}; and wrk is not on PATH (Debian: apt-get install -y wrk)")
-                })
-        }
-    }
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-fn ns_per(d: Duration, n: u64) -> f64 {
-    d.as_secs_f64() * 1e9 / n as f64
-}
-
-/// Numbers for people: 3 significant digits, thousands separated.
-fn human(v: f64) -> String {
-    if !v.is_finite() {
-        return "—".into();
-    }
-    let a = v.abs();
-    let digits = if a >= 100.0 {
-        0
-    } else if a >= 10.0 {
-        1
-    } else if a >= 1.0 {
-        2
-    } else {
-        3
-    };
-    let s = format!("{v:.digits$}");
-    let (int, frac) = s
-        .split_once('.')
-        .map_or((s.as_str(), None), |(i, f)| (i, Some(f)));
-    let (sign, int) = int.strip_prefix('-').map_or(("", int), |i| ("-", i));
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    match frac {
-        Some(f) => format!("{sign}{grouped}.{f}"),
-        None => format!("{sign}{grouped}"),
-    }
-}
-
-fn json_of(out: &proc::Outcome, what: &str) -> Result<Json> {
-    json::last_object(&out.stdout_text()).with_context(|| {
-        format!(
-            "{what} printed no JSON summary; stderr: {}",
-            proc::tail(&out.stderr_log, 4)
-        )
-    })
-}
-
-fn count_lines(path: &Path) -> Result<u64> {
-    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-    Ok(bytes.iter().filter(|&&b| b == b'\n').count() as u64)
-}
-
-fn remove_trail(path: &Path) {
-    // A trail continues across runs appended to the same file: start each run from nothing.
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let (Some(dir), false) = (path.parent(), name.is_empty()) {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&name) {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-    }
-}
-
-/// What one `cxone-uuid run` measured.
-struct RunFigures {
-    throughput: f64,
-    succeeded: f64,
-    elapsed_s: f64,
-    peak_rss_kib: Option<u64>,
-    summary: Json,
 }
 
 impl Bench {
@@ -554,118 +213,8 @@ impl Bench {
         Duration::from_secs_f64((expected_s * 10.0).max(60.0))
     }
 
-    /// The fastest of `k` runs: on a shared machine the minimum is the figure least disturbed
-    /// by other work, for ours and the anchors alike.
-    fn best_of(
-        &self,
-        k: usize,
-        label: &str,
-        job: &Job,
-        stdout: Stdout,
-        timeout: Duration,
-    ) -> Result<proc::Outcome> {
-        let mut best: Option<proc::Outcome> = None;
-        for i in 0..k {
-            let o = measure(&format!("{label}-{i}"), job, stdout, timeout, &self.logs)?;
-            if best.as_ref().is_none_or(|b| o.wall < b.wall) {
-                best = Some(o);
-            }
-        }
-        best.context("best_of: no run")
-    }
-
     fn job(&self) -> Job {
         Job::new(&self.bin)
-    }
-
-    /// The best (highest throughput) of `repeats` runs, each from an empty `trail`, so the
-    /// trail left behind always holds exactly one run.
-    #[allow(clippy::too_many_arguments)]
-    fn run_best(
-        &self,
-        label: &str,
-        mock: &Mock,
-        n: u64,
-        extra: &[&str],
-        expected_s: f64,
-        trail: Option<&Path>,
-        repeats: usize,
-    ) -> Result<RunFigures> {
-        let mut best: Option<RunFigures> = None;
-        for i in 0..repeats.max(1) {
-            if let Some(t) = trail {
-                remove_trail(t);
-            }
-            let f = self.run_against(&format!("{label}-{i}"), mock, n, extra, expected_s)?;
-            if best.as_ref().is_none_or(|b| f.throughput > b.throughput) {
-                best = Some(f);
-            }
-        }
-        best.context("run_best: no run")
-    }
-
-    /// Runs `cxone-uuid run` against `mock` and reads its JSON summary.
-    fn run_against(
-        &self,
-        label: &str,
-        mock: &Mock,
-        n: u64,
-        extra: &[&str],
-        expected_s: f64,
-    ) -> Result<RunFigures> {
-        let env = vec![
-            ("CXONE_CLIENT_ID".to_string(), CLIENT_ID.to_string()),
-            ("CXONE_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
-            ("CXONE_DATA_ACTION_ID".into(), ACTION_ID.into()),
-            ("CXONE_BASE_URL".into(), mock.base_url.clone()),
-            (
-                "CXONE_TOKEN_URL".into(),
-                format!("{}/oauth2/token", mock.base_url),
-            ),
-        ];
-        let job = self
-            .job()
-            .args(["run", "-n", &n.to_string(), "--output", "json"])
-            .args(extra.iter().copied())
-            .envs(&env)
-            .cwd(&self.dir);
-        let out = measure(
-            label,
-            &job,
-            Stdout::Capture,
-            self.timeout(expected_s),
-            &self.logs,
-        )?;
-        let summary = json_of(&out, "run")?;
-        let succeeded = summary.num("succeeded").unwrap_or(0.0);
-        let elapsed_s = summary.num("elapsed_s").unwrap_or(secs(out.wall));
-        if summary.num("failed").unwrap_or(0.0) > 0.0 {
-            let first = summary
-                .at("errors")
-                .and_then(|e| match e {
-                    Json::Arr(items) => items.first().and_then(|i| i.get("error")).cloned(),
-                    _ => None,
-                })
-                .map(|e| match e {
-                    Json::Str(s) => s,
-                    _ => String::new(),
-                })
-                .unwrap_or_default();
-            bail!(
-                "{} of {n} UUIDs failed (first: {first})",
-                summary.num("failed").unwrap_or(0.0)
-            );
-        }
-        let throughput = summary
-            .num("throughput_per_s")
-            .unwrap_or(succeeded / elapsed_s.max(1e-9));
-        Ok(RunFigures {
-            throughput,
-            succeeded,
-            elapsed_s,
-            peak_rss_kib: out.peak_rss_kib,
-            summary,
-        })
     }
 
     // ---- 1 and 5a: generation -------------------------------------------------------------
@@ -1594,7 +1143,7 @@ impl Bench {
         Ok(all)
     }
 
-    // ---- output ---------------------------------------------------------------------------
+    // ---- 6a: the SQLite registry ----------------------------------------------------------
 
     /// Row 6a: the SQLite registry as `generate` uses it, on a file that already holds
     /// `sqlite_registry` UUIDs (the first run fills it, the second is timed).
@@ -1646,181 +1195,6 @@ impl Bench {
         }
         self.push(row);
     }
-
-    fn write_outputs(&mut self) -> Result<()> {
-        // Measured in the order that reuses trails; shown in the issue's order.
-        self.rows.sort_by_key(|r| r.id);
-        let total = secs(self.started.elapsed());
-        let date = Command::new("date")
-            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("model name"))
-                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".into());
-        let load = std::fs::read_to_string("/proc/loadavg")
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default();
-        let mode = if self.opts.quick { "quick" } else { "full" };
-
-        let mut md = String::new();
-        let _ = writeln!(md, "# Benchmarks\n");
-        let _ = writeln!(
-            md,
-            "Regenerated by `cargo xtask bench{}` on {date}: {cores} cores ({cpu}), load average at the end {load}, \
-             {mode} mode, {} s in all ({} s setup: builds and tool installs). Loopback only; release build. \
-             Figures on a shared machine move by ±20% between runs; the ratios are what to read.\n",
-            if self.opts.quick { " --quick" } else { "" },
-            human(total),
-            human(self.figures.iter().find(|(k, _)| k == "setup_s").and_then(|(_, v)| if let Json::Num(n) = v { Some(*n) } else { None }).unwrap_or(0.0)),
-        );
-        let _ = writeln!(
-            md,
-            "| # | Measured | Value | Anchor | Ratio | Target | Met |"
-        );
-        let _ = writeln!(md, "|---|---|---:|---|---:|---|:-:|");
-        for r in &self.rows {
-            let (value, ratio) = match &r.error {
-                Some(_) => ("error".to_string(), "—".to_string()),
-                None => (
-                    r.value
-                        .map_or("—".into(), |v| format!("{} {}", human(v), r.unit)),
-                    r.ratio
-                        .map_or("—".into(), |x| format!("{} {}", human(x), r.ratio_unit)),
-                ),
-            };
-            let met = match (r.met, &r.error) {
-                (_, Some(_)) => "error",
-                (Some(true), _) => "yes",
-                (Some(false), _) => "**no**",
-                (None, _) => "—",
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                r.id,
-                cell(&r.what),
-                value,
-                cell(&r.anchor),
-                ratio,
-                cell(&r.target),
-                met
-            );
-        }
-        let _ = writeln!(md, "\n## Notes per row\n");
-        for r in &self.rows {
-            if let Some(e) = &r.error {
-                let _ = writeln!(md, "- **{}** error: {}", r.id, cell(e));
-                continue;
-            }
-            let mut text = r.note.clone();
-            if r.met == Some(false) && !why(r.id).is_empty() {
-                if !text.is_empty() {
-                    text.push_str(". ");
-                }
-                let _ = write!(text, "Target missed: {}.", why(r.id));
-            }
-            if !text.is_empty() {
-                let _ = writeln!(md, "- **{}** {}", r.id, cell(&text));
-            }
-        }
-        let missed: Vec<&str> = self
-            .rows
-            .iter()
-            .filter(|r| r.met == Some(false))
-            .map(|r| r.id)
-            .collect();
-        let _ = writeln!(md, "\n## Run notes\n");
-        let s = self.sizes;
-        let _ = writeln!(
-            md,
-            "- Counts: generate {}, tutorial Python generation {}, `run` at c1/c8/c64: {}/{}/{} \
-             (c1 scaled down: one request at a time), tutorial client {}, goodput {}, memory {} vs {}.",
-            s.gen, s.py_gen, s.e2e[0].1, s.e2e[1].1, s.e2e[2].1, s.py_client, s.goodput, s.mem_large, s.e2e[2].1
-        );
-        for n in &self.notes {
-            let _ = writeln!(md, "- {}", cell(n));
-        }
-        if missed.is_empty() {
-            let _ = writeln!(
-                md,
-                "- Every row with a target met it (or errored, as marked)."
-            );
-        } else {
-            let _ = writeln!(
-                md,
-                "- Targets not met: {} (see each row's note).",
-                missed.join(", ")
-            );
-        }
-        let _ = writeln!(
-            md,
-            "- Every figure: `target/bench/report.json`; logs of each child: `target/bench/logs/`."
-        );
-
-        println!("{md}");
-        let md_path = if self.opts.quick {
-            self.dir.join("BENCHMARKS.md")
-        } else {
-            crate::root().join("BENCHMARKS.md")
-        };
-        std::fs::write(&md_path, &md).with_context(|| format!("write {}", md_path.display()))?;
-
-        let report = Json::Obj(vec![
-            ("date".into(), Json::Str(date)),
-            ("cores".into(), Json::Num(cores as f64)),
-            ("cpu".into(), Json::Str(cpu)),
-            ("load_average".into(), Json::Str(load)),
-            ("mode".into(), Json::Str(mode.into())),
-            ("total_s".into(), Json::Num(total)),
-            (
-                "rows".into(),
-                Json::Arr(self.rows.iter().map(Row::to_json).collect()),
-            ),
-            (
-                "figures".into(),
-                Json::Obj(std::mem::take(&mut self.figures)),
-            ),
-            (
-                "notes".into(),
-                Json::Arr(self.notes.iter().cloned().map(Json::Str).collect()),
-            ),
-        ]);
-        let mut text = String::new();
-        report.write(&mut text);
-        text.push('\n');
-        let json_path = self.dir.join("report.json");
-        std::fs::write(&json_path, text)
-            .with_context(|| format!("write {}", json_path.display()))?;
-        eprintln!(
-            "bench: wrote {} and {}",
-            md_path.display(),
-            json_path.display()
-        );
-        Ok(())
-    }
-}
-
-impl Tools {
-    fn load_name(&self) -> &'static str {
-        match &self.load {
-            Ok(LoadGen::Oha(_)) => "oha",
-            Ok(LoadGen::Wrk(_)) => "wrk",
-            Err(_) => "load generator",
-        }
-    }
-}
-
-/// A table cell: no pipes or newlines.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// Requests/s from oha's JSON, refusing a run in which the mock answered anything but 200.
@@ -1928,14 +1302,5 @@ sqlite_sink/batch/8192  time:   [40.0 ms 41.0 ms 42.0 ms]
         assert!((got[0].1 - 613_790.0).abs() < 1.0);
         assert_eq!(got[1].0, "sqlite_sink/batch/8192");
         assert!((got[1].1 - 1_200_000.0).abs() < 1.0);
-    }
-
-    #[test]
-    fn numbers_read_as_people_write_them() {
-        assert_eq!(human(1_234_567.8), "1,234,568");
-        assert_eq!(human(12.345), "12.3");
-        assert_eq!(human(0.61234), "0.612");
-        assert_eq!(human(-4321.0), "-4,321");
-        assert_eq!(human(f64::NAN), "—");
     }
 }
