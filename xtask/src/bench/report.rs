@@ -27,67 +27,9 @@ pub(super) struct Row {
     pub(super) met: Option<bool>,
     pub(super) note: String,
     pub(super) error: Option<String>,
-}
-
-/// Why a row can miss its target: the mechanism behind the figure, shown only when it misses.
-fn why(id: &str) -> &'static str {
-    match id {
-        "1a" => {
-            "the time above the bare loop is the tool's own per-UUID work: the SP 800-90B \
-                 health tests over the raw bytes and the exact registry insert (at 10 M, a random \
-                 memory access per UUID)"
-        }
-        "1b" => "moves with row 1a; the Python figure is the interpreter's own cost",
-        "2c" => {
-            "the ceiling does nothing but HTTP with one fixed body; `run` also generates and \
-                 registers each UUID, writes three audit events with a group-commit fsync before \
-                 each POST, and parses and checks every response"
-        }
-        "2d" => {
-            "moves with row 2c; over a real network with TLS the tutorial's new connection per \
-                 request costs far more than on loopback, so loopback understates the gap"
-        }
-        "2e" => {
-            "each fsync costs about 100 µs of CPU on this VM (the disk is virtio), taken from \
-                 the two cores the client and the mock share; group commit spreads one sync \
-                 over dozens of UUIDs, staged ahead of the request slots"
-        }
-        "3a" => {
-            "elapsed time includes start-up and the adaptive rate's recovery: after a 429 the \
-                 rate is cut and climbs back additively, leaving part of the limit unused"
-        }
-        "3b" => {
-            "the adaptive rate starts unthrottled, so its first burst meets the limit before \
-                 the first 429 slows it"
-        }
-        // Only a sink-only (Criterion) figure can miss: a run-derived lower bound is not judged.
-        "4a" => {
-            "the sink's own cost: JSON encoding and SHA-256 sealing per event, one write and \
-                 one fsync per batch"
-        }
-        "4b" => {
-            "SQLite's B-tree work: each event is inserted into the table and four indexes \
-                 when its staged batch is moved into `audit_events`, and the random-keyed \
-                 `uuid` index costs most of it"
-        }
-        "6a" => {
-            "each batch is one commit that writes every B-tree page its random keys touched; \
-                 the file holding more UUIDs spreads a batch over more pages"
-        }
-        "4c" | "4d" => {
-            "verify reads, parses and re-hashes (SHA-256 over the canonical form) every \
-                 event; process start is included in the time"
-        }
-        "5a" => {
-            "peak RSS above the baseline is the registry's table: its load factor sets the \
-                 bytes per UUID"
-        }
-        "5b" => {
-            "growth beyond the registry's share means per-UUID state is kept (a list of \
-                 latencies, events or errors)"
-        }
-        _ => "",
-    }
+    /// Why the row can miss its target: the mechanism behind the figure, shown only when it
+    /// misses. Each group of rows keeps its reasons beside its thresholds.
+    pub(super) why: &'static str,
 }
 
 impl Row {
@@ -120,7 +62,7 @@ impl Row {
             (
                 "why_missed".into(),
                 match self.met {
-                    Some(false) => Json::Str(why(self.id).into()),
+                    Some(false) => Json::Str(self.why.into()),
                     _ => Json::Null,
                 },
             ),
@@ -134,7 +76,7 @@ impl Row {
 
 impl Bench {
     pub(super) fn write_outputs(&mut self) -> Result<()> {
-        // Measured in the order that reuses trails; shown in the issue's order.
+        // Measured in the order that reuses trails; shown in row order.
         self.rows.sort_by_key(|r| r.id);
         let total = secs(self.started.elapsed());
         let date = Command::new("date")
@@ -207,11 +149,11 @@ impl Bench {
                 continue;
             }
             let mut text = r.note.clone();
-            if r.met == Some(false) && !why(r.id).is_empty() {
+            if r.met == Some(false) && !r.why.is_empty() {
                 if !text.is_empty() {
                     text.push_str(". ");
                 }
-                let _ = write!(text, "Target missed: {}.", why(r.id));
+                let _ = write!(text, "Target missed: {}.", r.why);
             }
             if !text.is_empty() {
                 let _ = writeln!(md, "- **{}** {}", r.id, cell(&text));
