@@ -151,21 +151,6 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
     b.write_outputs()
 }
 
-/// `cargo xtask uuid-loop N`: the bare loop inside xtask, the anchor's fallback when the
-/// standalone bare-uuid project cannot build. Same output path as `cxone-uuid generate`.
-pub(crate) fn uuid_loop(n: u64) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut buf = uuid::Uuid::encode_buffer();
-    for _ in 0..n {
-        let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-        out.write_all(s.as_bytes())?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
 impl Bench {
     fn note(&mut self, text: impl Into<String>) {
         let text = text.into();

@@ -1,7 +1,6 @@
 //! The comparison programs the anchors need: the bare uuid loop, the tutorial's Python (in a
 //! virtualenv with `requests`) and a load generator (oha, else wrk).
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,7 +10,8 @@ use super::Bench;
 
 /// The comparison programs, each optional: a missing one fails only its rows.
 pub(super) struct Tools {
-    pub(super) bare: Result<Bare>,
+    /// The bare-uuid program, run as `bare-uuid N`.
+    pub(super) bare: Result<PathBuf>,
     pub(super) python: Result<PathBuf>,
     pub(super) load: Result<LoadGen>,
 }
@@ -44,42 +44,19 @@ impl Tools {
     }
 }
 
-/// The bare-loop anchor: xtask/bench/bare-uuid (uuid with `fast-rng`, its own workspace),
-/// else `xtask uuid-loop` built optimised (the workspace's uuid features: no `fast-rng`, so one
-/// getrandom call per UUID, a slower and so kinder anchor; the report says which ran).
-fn build_bare() -> Result<Bare> {
+/// The bare-loop anchor, row 1a's one comparison: xtask/bench/bare-uuid (`uuid::new_v4()` with
+/// `fast-rng`, in its own workspace so this one never builds or locks it), built optimised.
+fn build_bare() -> Result<PathBuf> {
     let manifest = crate::root().join("xtask/bench/bare-uuid/Cargo.toml");
     let target = crate::target_dir().join("bench-bare");
-    let standalone = crate::run_cmd(
+    crate::run_cmd(
         crate::cargo()
             .args(["build", "--release", "--quiet", "--manifest-path"])
             .arg(&manifest)
             .arg("--target-dir")
             .arg(&target),
-    );
-    match standalone {
-        Ok(()) => Ok(Bare {
-            program: target.join("release").join("bare-uuid"),
-            args: Vec::new(),
-            what: "bare `uuid::new_v4()` loop (fast-rng), same output",
-        }),
-        Err(e) => {
-            eprintln!("bench: bare-uuid did not build ({e:#}); using `xtask uuid-loop`");
-            crate::run_cmd(crate::cargo().args(["build", "--release", "-p", "xtask"]))?;
-            Ok(Bare {
-                program: crate::target_dir().join("release").join("xtask"),
-                args: vec!["uuid-loop".into()],
-                what: "bare `uuid::new_v4()` loop (xtask uuid-loop, no fast-rng), same output",
-            })
-        }
-    }
-}
-
-/// How to run the bare loop: `program ARGS... N`.
-pub(super) struct Bare {
-    pub(super) program: PathBuf,
-    pub(super) args: Vec<OsString>,
-    pub(super) what: &'static str,
+    )?;
+    Ok(target.join("release").join("bare-uuid"))
 }
 
 /// target/bench-venv with `requests`, created on first use.
