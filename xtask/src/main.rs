@@ -95,15 +95,6 @@ fn run() -> Result<()> {
             }
             bench::bench(opts)
         }
-        // The bench's bare-loop anchor, run from an optimised xtask build.
-        Some("uuid-loop") => {
-            let n = rest
-                .first()
-                .and_then(|a| a.to_str())
-                .and_then(|a| a.parse().ok())
-                .context("uuid-loop N")?;
-            bench::uuid_loop(n)
-        }
         Some("services") => {
             no_args("services", &rest)?;
             let services = services::Services::start()?;
