@@ -18,6 +18,7 @@ mod mock_cmd;
 mod registries;
 mod run;
 mod s3_args;
+mod settings;
 mod sinks;
 mod token;
 mod validate;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cxone_uuid_audit::{AuditEvent, AuditWriter, EventKind, GroupCommit, SyncMode};
-use cxone_uuid_client::{Client, ClientConfig, ExecuteReport};
+use cxone_uuid_client::{Client, ClientConfig, ExecuteReport, ProviderConfig};
 use cxone_uuid_core::{collision_probability, Generator, UniqueGenerator, UuidVersion};
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
@@ -26,6 +26,7 @@ use crate::config::{ConnectArgs, TransportArgs};
 use crate::exit::{usage, FAILURE, INTERRUPTED};
 use crate::registries::RegistryArgs;
 use crate::s3_args::S3Args;
+use crate::settings::client_error;
 use crate::sinks::SinkOptions;
 
 /// The audit file the tutorial wrote; kept so existing scripts find it.
@@ -182,15 +183,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// made. Built field by field from the configuration so a secret can never slip in.
 fn settings_of(config: &ClientConfig) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert("provider".into(), json!(config.provider.as_str()));
+    m.insert("provider".into(), json!(config.provider_kind().as_str()));
     m.insert("base_url".into(), json!(config.base_url));
     m.insert("token_url".into(), json!(config.token_url));
-    if config.provider == cxone_uuid_client::Provider::Cxone {
-        m.insert("issuer".into(), json!(config.issuer));
-        m.insert("execute_path".into(), json!(config.execute_path));
-    }
-    if config.region.is_some() {
-        m.insert("region".into(), json!(config.region));
+    match &config.provider {
+        ProviderConfig::Cxone(x) => {
+            m.insert("issuer".into(), json!(x.issuer));
+            m.insert("execute_path".into(), json!(x.execute_path));
+        }
+        ProviderConfig::Genesys(g) if g.region.is_some() => {
+            m.insert("region".into(), json!(g.region));
+        }
+        _ => {}
     }
     m.insert(
         "auth_method".into(),
@@ -219,14 +223,6 @@ fn settings_of(config: &ClientConfig) -> Map<String, Value> {
         json!(config.backoff_cap.as_secs_f64()),
     );
     m
-}
-
-fn client_error(e: cxone_uuid_client::Error) -> anyhow::Error {
-    if e.is_config() {
-        usage(e.to_string())
-    } else {
-        anyhow::Error::new(e)
-    }
 }
 
 /// Counters of one run, summarised at the end.
@@ -354,8 +350,9 @@ pub(crate) async fn execute_job(
         return Err(usage("--count must be at least 1"));
     }
     // Everything that can be checked locally is checked before any record is written.
-    config.validate().map_err(client_error)?;
-    let client = Client::new(config.clone()).map_err(client_error)?;
+    let provider = config.provider_kind();
+    config.validate().map_err(|e| client_error(e, provider))?;
+    let client = Client::new(config.clone()).map_err(|e| client_error(e, provider))?;
     let pending = if args.resume {
         crate::sinks::pending_uuids(&args.audit.audit, &args.s3)
             .await
@@ -405,11 +402,11 @@ pub(crate) async fn execute_job(
     );
 
     let run_id = Uuid::now_v7();
-    let action_id = config
-        .action_id
-        .clone()
-        .or_else(|| config.execute_path.clone())
-        .unwrap_or_default();
+    let action_id = match &config.provider {
+        ProviderConfig::Cxone(x) => x.execute_path.clone(),
+        other => other.action_id().map(str::to_string),
+    }
+    .unwrap_or_default();
     let mut settings = Map::new();
     settings.insert("tool_version".into(), json!(env!("CARGO_PKG_VERSION")));
     settings.insert("count".into(), json!(args.count));

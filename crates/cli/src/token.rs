@@ -32,13 +32,8 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = crate::config::client_config(&args.connect, &args.transport)?;
-    let to_usage = |e: cxone_uuid_client::Error| {
-        if e.is_config() {
-            crate::exit::usage(e.to_string())
-        } else {
-            anyhow::Error::new(e)
-        }
-    };
+    let provider = config.provider_kind();
+    let to_usage = |e| crate::settings::client_error(e, provider);
     config.validate_for_token().map_err(to_usage)?;
     let client = Client::new(config).map_err(to_usage)?;
     let info = match client.token_info().await {

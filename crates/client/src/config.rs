@@ -1,15 +1,21 @@
-//! Everything the client needs, as one plain struct the CLI fills from flags, environment and
-//! TOML; [`ClientConfig::validate`] checks it before any request is sent.
+//! What the client needs: the settings every platform shares, flat in [`ClientConfig`], and what
+//! only one platform knows in its own [`ProviderConfig`] variant with its own validation.
+//!
+//! Key design decision: the library reports *which* [`Setting`] is missing or wrong and never
+//! names a flag or an environment variable; the CLI maps each setting to its own names. A
+//! builder with flat setters keeps callers simple: it assembles the provider's variant at
+//! [`ClientConfigBuilder::build`], so the order of calls does not matter.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
 pub use crate::rate::RateSpec;
+pub use crate::setting::Setting;
 
 /// Default issuer for CXone discovery.
 pub const DEFAULT_ISSUER: &str = "https://cxone.niceincontact.com";
@@ -21,7 +27,7 @@ pub const DEFAULT_PATH_TEMPLATE: &str = "/api/v2/data-actions/{id}/execute";
 pub const DEFAULT_BASE_URL: &str = "https://api.nicecxone.com";
 
 /// Which platform's API the client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Provider {
     /// The tutorial's API: client credentials, `/api/v2/data-actions/{id}/execute`.
     #[default]
@@ -85,50 +91,195 @@ impl FromStr for AuthMethod {
     }
 }
 
-/// All client settings. Build with [`ClientConfig::builder`] or fill the public fields from
-/// [`Default`]; secrets are [`SecretString`] so `Debug` never shows them.
+/// The tutorial's own settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TutorialConfig {
+    /// The Data Action to execute.
+    pub action_id: Option<String>,
+    /// Execute path template with `{id}`.
+    pub path_template: String,
+}
+
+impl Default for TutorialConfig {
+    fn default() -> Self {
+        TutorialConfig {
+            action_id: None,
+            path_template: DEFAULT_PATH_TEMPLATE.to_string(),
+        }
+    }
+}
+
+impl TutorialConfig {
+    fn missing(&self, for_execute: bool, missing: &mut Vec<Setting>) {
+        if for_execute && empty(&self.action_id) {
+            missing.push(Setting::DataActionId);
+        }
+    }
+}
+
+/// Genesys Cloud's own settings.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GenesysConfig {
+    /// The Data Action to execute.
+    pub action_id: Option<String>,
+    /// Region domain, e.g. `mypurecloud.com`; explicit URLs win over it.
+    pub region: Option<String>,
+    /// The output compared with the UUID sent.
+    pub echo_field: Option<String>,
+    /// Use the `/test` variant of the execute endpoint.
+    pub test_action: bool,
+}
+
+impl GenesysConfig {
+    fn missing(&self, common: &ClientConfig, for_execute: bool, missing: &mut Vec<Setting>) {
+        if empty(&self.region) && (empty(&common.token_url) || empty(&common.base_url)) {
+            missing.push(Setting::Region);
+        }
+        if for_execute && empty(&self.action_id) {
+            missing.push(Setting::DataActionId);
+        }
+    }
+
+    fn check_values(&self) -> Result<(), Error> {
+        if let Some(r) = self.region.as_deref() {
+            if r.contains('/') || r.contains(':') || r.trim().is_empty() {
+                return Err(Error::invalid(
+                    Setting::Region,
+                    format!(
+                        "invalid Genesys region {r:?}: give the domain only, e.g. mypurecloud.com"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// NICE CXone's own settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CxoneConfig {
+    /// OpenID issuer for discovery.
+    pub issuer: String,
+    /// Access key id (password grant username).
+    pub access_key_id: Option<String>,
+    /// Access key secret (password grant password).
+    pub access_key_secret: Option<SecretString>,
+    /// Execute path (relative to the discovered API host) or absolute URL.
+    pub execute_path: Option<String>,
+    /// JSON body template with `{{uuid}}` and `{{input.NAME}}` placeholders.
+    pub body_template: Option<String>,
+}
+
+impl Default for CxoneConfig {
+    fn default() -> Self {
+        CxoneConfig {
+            issuer: DEFAULT_ISSUER.to_string(),
+            access_key_id: None,
+            access_key_secret: None,
+            execute_path: None,
+            body_template: None,
+        }
+    }
+}
+
+impl CxoneConfig {
+    fn missing(&self, for_execute: bool, missing: &mut Vec<Setting>) {
+        if empty(&self.access_key_id) {
+            missing.push(Setting::AccessKeyId);
+        }
+        if empty_secret(&self.access_key_secret) {
+            missing.push(Setting::AccessKeySecret);
+        }
+        if for_execute && empty(&self.execute_path) {
+            missing.push(Setting::ExecutePath);
+        }
+        if for_execute && empty(&self.body_template) {
+            missing.push(Setting::BodyTemplate);
+        }
+    }
+
+    fn check_values(&self, common: &ClientConfig, for_execute: bool) -> Result<(), Error> {
+        check_setting_url(&self.issuer, Setting::Issuer)?;
+        if let Some(p) = self.execute_path.as_deref() {
+            if p.contains("://") {
+                check_setting_url(p, Setting::ExecutePath)?;
+            }
+        }
+        if for_execute {
+            if let Some(t) = self.body_template.as_deref() {
+                crate::template::check_template(t, &common.extra_inputs, &common.input_name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What only one platform knows, with its own validation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProviderConfig {
+    /// The tutorial's API.
+    Tutorial(TutorialConfig),
+    /// Genesys Cloud Data Actions.
+    Genesys(GenesysConfig),
+    /// NICE CXone with access keys and discovery.
+    Cxone(CxoneConfig),
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig::Tutorial(TutorialConfig::default())
+    }
+}
+
+impl ProviderConfig {
+    /// Which platform this is.
+    pub fn kind(&self) -> Provider {
+        match self {
+            ProviderConfig::Tutorial(_) => Provider::Tutorial,
+            ProviderConfig::Genesys(_) => Provider::Genesys,
+            ProviderConfig::Cxone(_) => Provider::Cxone,
+        }
+    }
+
+    /// The Data Action id, for the platforms that have one.
+    pub fn action_id(&self) -> Option<&str> {
+        match self {
+            ProviderConfig::Tutorial(t) => t.action_id.as_deref(),
+            ProviderConfig::Genesys(g) => g.action_id.as_deref(),
+            ProviderConfig::Cxone(_) => None,
+        }
+    }
+}
+
+/// All client settings. Build with [`ClientConfig::builder`]; secrets are [`SecretString`] so
+/// `Debug` never shows them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
-    /// Which platform's API.
-    pub provider: Provider,
+    /// Which platform, with what only that platform knows.
+    pub provider: ProviderConfig,
     /// OAuth client id (`CXONE_CLIENT_ID`, `GENESYS_CLIENT_ID`).
     pub client_id: Option<String>,
     /// OAuth client secret.
     pub client_secret: Option<SecretString>,
-    /// CXone access key id (password grant username).
-    pub access_key_id: Option<String>,
-    /// CXone access key secret (password grant password).
-    pub access_key_secret: Option<SecretString>,
-    /// API base URL (`CXONE_BASE_URL` / `--api-url`); overrides region or discovery.
+    /// API base URL; overrides region or discovery.
     pub base_url: Option<String>,
     /// Token URL; overrides the default, the region or discovery.
     pub token_url: Option<String>,
-    /// CXone issuer for discovery.
-    pub issuer: String,
-    /// Genesys region, e.g. `mypurecloud.com`.
-    pub region: Option<String>,
     /// OAuth scope; the tutorial dialect defaults to [`DEFAULT_SCOPE`], the others send none
     /// unless set.
     pub scope: Option<String>,
     /// Client authentication at the token endpoint; `None` picks the dialect's default
     /// (tutorial: post, genesys and cxone: basic).
     pub auth_method: Option<AuthMethod>,
-    /// Data action id (tutorial, genesys).
-    pub action_id: Option<String>,
-    /// Tutorial execute path template with `{id}`.
-    pub path_template: String,
     /// Name of the input carrying the UUID.
     pub input_name: String,
     /// Extra inputs sent with every request, in order.
     pub extra_inputs: Vec<(String, String)>,
-    /// Genesys: output field compared with the UUID sent.
-    pub echo_field: Option<String>,
-    /// Genesys: use the `/test` variant of the execute endpoint.
-    pub test_action: bool,
-    /// CXone: execute path (relative to the discovered API host) or absolute URL.
-    pub execute_path: Option<String>,
-    /// CXone: JSON body template with `{{uuid}}` and `{{input.NAME}}` placeholders.
-    pub body_template: Option<String>,
     /// Retries after the first attempt (3 → at most 4 attempts).
     pub max_retries: u32,
     /// Per-attempt timeout.
@@ -151,25 +302,15 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            provider: Provider::Tutorial,
+            provider: ProviderConfig::default(),
             client_id: None,
             client_secret: None,
-            access_key_id: None,
-            access_key_secret: None,
             base_url: None,
             token_url: None,
-            issuer: DEFAULT_ISSUER.to_string(),
-            region: None,
             scope: None,
             auth_method: None,
-            action_id: None,
-            path_template: DEFAULT_PATH_TEMPLATE.to_string(),
             input_name: "uuid".to_string(),
             extra_inputs: Vec::new(),
-            echo_field: None,
-            test_action: false,
-            execute_path: None,
-            body_template: None,
             max_retries: 3,
             timeout: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
@@ -183,9 +324,14 @@ impl Default for ClientConfig {
 }
 
 /// Builder for [`ClientConfig`]: `ClientConfig::builder().provider(..).with_max_retries(3).build()`.
+/// Platform settings may be given in any order; those of other platforms are ignored.
 #[derive(Debug, Clone, Default)]
 pub struct ClientConfigBuilder {
     config: ClientConfig,
+    kind: Provider,
+    tutorial: TutorialConfig,
+    genesys: GenesysConfig,
+    cxone: CxoneConfig,
 }
 
 macro_rules! setter {
@@ -206,8 +352,11 @@ macro_rules! setter {
 }
 
 impl ClientConfigBuilder {
-    setter!(/// Sets the provider.
-        provider, provider: Provider);
+    /// Sets the provider.
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.kind = provider;
+        self
+    }
     setter!(/// Sets the client id.
         opt with_client_id, client_id);
     /// Sets the client secret.
@@ -215,11 +364,14 @@ impl ClientConfigBuilder {
         self.config.client_secret = Some(SecretString::from(secret.into()));
         self
     }
-    setter!(/// Sets the CXone access key id.
-        opt with_access_key_id, access_key_id);
+    /// Sets the CXone access key id.
+    pub fn with_access_key_id(mut self, id: impl Into<String>) -> Self {
+        self.cxone.access_key_id = Some(id.into());
+        self
+    }
     /// Sets the CXone access key secret.
     pub fn with_access_key_secret(mut self, secret: impl Into<String>) -> Self {
-        self.config.access_key_secret = Some(SecretString::from(secret.into()));
+        self.cxone.access_key_secret = Some(SecretString::from(secret.into()));
         self
     }
     setter!(/// Sets the API base URL.
@@ -228,11 +380,14 @@ impl ClientConfigBuilder {
         opt with_token_url, token_url);
     /// Sets the CXone issuer.
     pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.config.issuer = issuer.into();
+        self.cxone.issuer = issuer.into();
         self
     }
-    setter!(/// Sets the Genesys region.
-        opt with_region, region);
+    /// Sets the Genesys region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.genesys.region = Some(region.into());
+        self
+    }
     setter!(/// Sets the OAuth scope.
         opt with_scope, scope);
     /// Sets the client authentication method.
@@ -240,11 +395,16 @@ impl ClientConfigBuilder {
         self.config.auth_method = Some(method);
         self
     }
-    setter!(/// Sets the data action id.
-        opt with_action_id, action_id);
+    /// Sets the data action id (tutorial and Genesys).
+    pub fn with_action_id(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        self.tutorial.action_id = Some(id.clone());
+        self.genesys.action_id = Some(id);
+        self
+    }
     /// Sets the tutorial path template (`{id}` is the action id).
     pub fn with_path_template(mut self, template: impl Into<String>) -> Self {
-        self.config.path_template = template.into();
+        self.tutorial.path_template = template.into();
         self
     }
     /// Sets the name of the UUID input.
@@ -257,14 +417,26 @@ impl ClientConfigBuilder {
         self.config.extra_inputs.push((name.into(), value.into()));
         self
     }
-    setter!(/// Sets the Genesys echo field.
-        opt with_echo_field, echo_field);
-    setter!(/// Uses the Genesys `/test` endpoint.
-        with_test_action, test_action: bool);
-    setter!(/// Sets the CXone execute path.
-        opt with_execute_path, execute_path);
-    setter!(/// Sets the CXone body template.
-        opt with_body_template, body_template);
+    /// Sets the Genesys echo field.
+    pub fn with_echo_field(mut self, field: impl Into<String>) -> Self {
+        self.genesys.echo_field = Some(field.into());
+        self
+    }
+    /// Uses the Genesys `/test` endpoint.
+    pub fn with_test_action(mut self, test: bool) -> Self {
+        self.genesys.test_action = test;
+        self
+    }
+    /// Sets the CXone execute path.
+    pub fn with_execute_path(mut self, path: impl Into<String>) -> Self {
+        self.cxone.execute_path = Some(path.into());
+        self
+    }
+    /// Sets the CXone body template.
+    pub fn with_body_template(mut self, template: impl Into<String>) -> Self {
+        self.cxone.body_template = Some(template.into());
+        self
+    }
     setter!(/// Sets the number of retries after the first attempt.
         with_max_retries, max_retries: u32);
     setter!(/// Sets the per-attempt timeout.
@@ -285,8 +457,24 @@ impl ClientConfigBuilder {
     /// Returns the configuration; call [`ClientConfig::validate`] (or [`crate::Client::new`],
     /// which does) before use.
     pub fn build(self) -> ClientConfig {
-        self.config
+        let provider = match self.kind {
+            Provider::Tutorial => ProviderConfig::Tutorial(self.tutorial),
+            Provider::Genesys => ProviderConfig::Genesys(self.genesys),
+            Provider::Cxone => ProviderConfig::Cxone(self.cxone),
+        };
+        ClientConfig {
+            provider,
+            ..self.config
+        }
     }
+}
+
+fn empty(s: &Option<String>) -> bool {
+    s.as_deref().is_none_or(|v| v.trim().is_empty())
+}
+
+fn empty_secret(s: &Option<SecretString>) -> bool {
+    s.as_ref().is_none_or(|v| v.expose_secret().is_empty())
 }
 
 impl ClientConfig {
@@ -295,16 +483,21 @@ impl ClientConfig {
         ClientConfigBuilder::default()
     }
 
+    /// Which platform this configuration speaks to.
+    pub fn provider_kind(&self) -> Provider {
+        self.provider.kind()
+    }
+
     /// The client authentication method in effect.
     pub fn effective_auth_method(&self) -> AuthMethod {
-        self.auth_method.unwrap_or(match self.provider {
+        self.auth_method.unwrap_or(match self.provider.kind() {
             Provider::Tutorial => AuthMethod::Post,
             Provider::Genesys | Provider::Cxone => AuthMethod::Basic,
         })
     }
 
     /// Checks everything `run` needs: credentials, action or execute template, and URLs.
-    /// The error names every missing variable at once.
+    /// The error names every missing setting at once.
     pub fn validate(&self) -> Result<(), Error> {
         self.check(true)
     }
@@ -315,115 +508,66 @@ impl ClientConfig {
     }
 
     fn check(&self, for_execute: bool) -> Result<(), Error> {
-        let mut missing: Vec<&str> = Vec::new();
-        let empty = |s: &Option<String>| s.as_deref().is_none_or(|v| v.trim().is_empty());
-        let empty_secret = |s: &Option<SecretString>| {
-            use secrecy::ExposeSecret;
-            s.as_ref().is_none_or(|v| v.expose_secret().is_empty())
-        };
-        match self.provider {
-            Provider::Tutorial => {
-                if empty(&self.client_id) {
-                    missing.push("CXONE_CLIENT_ID (--client-id)");
-                }
-                if empty_secret(&self.client_secret) {
-                    missing.push("CXONE_CLIENT_SECRET (--client-secret-file)");
-                }
-                if for_execute && empty(&self.action_id) {
-                    missing.push("CXONE_DATA_ACTION_ID (--action-id)");
-                }
-            }
-            Provider::Genesys => {
-                if empty(&self.client_id) {
-                    missing.push("GENESYS_CLIENT_ID or CXONE_CLIENT_ID (--client-id)");
-                }
-                if empty_secret(&self.client_secret) {
-                    missing.push("GENESYS_CLIENT_SECRET or CXONE_CLIENT_SECRET");
-                }
-                if empty(&self.region) && (empty(&self.token_url) || empty(&self.base_url)) {
-                    missing.push(
-                        "GENESYS_REGION (--region), or both CXONE_BASE_URL and CXONE_TOKEN_URL",
-                    );
-                }
-                if for_execute && empty(&self.action_id) {
-                    missing.push("CXONE_DATA_ACTION_ID (--action-id)");
-                }
-            }
-            Provider::Cxone => {
-                if empty(&self.client_id) {
-                    missing.push("CXONE_CLIENT_ID (--client-id)");
-                }
-                if empty_secret(&self.client_secret) {
-                    missing.push("CXONE_CLIENT_SECRET (--client-secret-file)");
-                }
-                if empty(&self.access_key_id) {
-                    missing.push("CXONE_ACCESS_KEY_ID (--access-key-id)");
-                }
-                if empty_secret(&self.access_key_secret) {
-                    missing.push("CXONE_ACCESS_KEY_SECRET");
-                }
-                if for_execute && empty(&self.execute_path) {
-                    missing.push("--execute-path (CXONE_EXECUTE_PATH)");
-                }
-                if for_execute && empty(&self.body_template) {
-                    missing.push("--body-template (CXONE_BODY_TEMPLATE)");
-                }
-            }
+        let mut missing = Vec::new();
+        if empty(&self.client_id) {
+            missing.push(Setting::ClientId);
+        }
+        if empty_secret(&self.client_secret) {
+            missing.push(Setting::ClientSecret);
+        }
+        match &self.provider {
+            ProviderConfig::Tutorial(t) => t.missing(for_execute, &mut missing),
+            ProviderConfig::Genesys(g) => g.missing(self, for_execute, &mut missing),
+            ProviderConfig::Cxone(c) => c.missing(for_execute, &mut missing),
         }
         if !missing.is_empty() {
-            return Err(Error::config(format!(
-                "missing required settings for provider {}: {}",
-                self.provider,
-                missing.join(", ")
-            )));
+            return Err(Error::missing(self.provider.kind().as_str(), missing));
         }
 
         if let Some(u) = self.base_url.as_deref() {
-            check_url(u, "API base URL (CXONE_BASE_URL)")?;
+            check_setting_url(u, Setting::BaseUrl)?;
         }
         if let Some(u) = self.token_url.as_deref() {
-            check_url(u, "token URL (CXONE_TOKEN_URL)")?;
+            check_setting_url(u, Setting::TokenUrl)?;
         }
-        if self.provider == Provider::Cxone {
-            check_url(&self.issuer, "issuer (--issuer)")?;
-            if let Some(p) = self.execute_path.as_deref() {
-                if p.contains("://") {
-                    check_url(p, "execute path (--execute-path)")?;
-                }
-            }
-        }
-        if self.provider == Provider::Genesys {
-            if let Some(r) = self.region.as_deref() {
-                if r.contains('/') || r.contains(':') || r.trim().is_empty() {
-                    return Err(Error::config(format!(
-                        "invalid Genesys region {r:?}: give the domain only, e.g. mypurecloud.com"
-                    )));
-                }
-            }
+        match &self.provider {
+            ProviderConfig::Tutorial(_) => {}
+            ProviderConfig::Genesys(g) => g.check_values()?,
+            ProviderConfig::Cxone(c) => c.check_values(self, for_execute)?,
         }
         if self.input_name.trim().is_empty() {
-            return Err(Error::config("the input name (--input-name) is empty"));
+            return Err(Error::invalid(
+                Setting::InputName,
+                "the input name is empty",
+            ));
         }
         if self.concurrency == 0 {
-            return Err(Error::config("concurrency must be at least 1"));
+            return Err(Error::invalid(
+                Setting::Concurrency,
+                "concurrency must be at least 1",
+            ));
         }
         if self.timeout.is_zero() {
-            return Err(Error::config("timeout must be greater than zero"));
+            return Err(Error::invalid(
+                Setting::Timeout,
+                "timeout must be greater than zero",
+            ));
         }
         if let RateSpec::PerSecond(r) = self.rate {
             if !(r.is_finite() && r > 0.0) {
-                return Err(Error::config(format!(
-                    "invalid rate {r}: must be a positive number of requests per second"
-                )));
-            }
-        }
-        if self.provider == Provider::Cxone && for_execute {
-            if let Some(t) = self.body_template.as_deref() {
-                crate::template::check_template(t, &self.extra_inputs, &self.input_name)?;
+                return Err(Error::invalid(
+                    Setting::Rate,
+                    format!("invalid rate {r}: must be a positive number of requests per second"),
+                ));
             }
         }
         Ok(())
     }
+}
+
+/// [`check_url`] for a configured setting: the error names the setting.
+fn check_setting_url(raw: &str, setting: Setting) -> Result<url::Url, Error> {
+    check_url(raw, setting.describe()).map_err(|e| Error::invalid(setting, e.message()))
 }
 
 /// Refuses anything but `https://`, except `http://` to a loopback host (127.0.0.0/8, ::1,
@@ -510,35 +654,73 @@ mod tests {
     #[test]
     fn missing_values_are_all_named() {
         let e = ClientConfig::default().validate().unwrap_err();
-        assert!(e.is_config());
-        let m = e.to_string();
-        for name in [
-            "CXONE_CLIENT_ID",
-            "CXONE_CLIENT_SECRET",
-            "CXONE_DATA_ACTION_ID",
-        ] {
-            assert!(m.contains(name), "{m}");
-        }
+        assert!(e.is_config() && e.is_missing_settings());
+        assert_eq!(
+            e.settings(),
+            [
+                Setting::ClientId,
+                Setting::ClientSecret,
+                Setting::DataActionId
+            ]
+        );
         // token command does not need the action id
         let e = ClientConfig::default().validate_for_token().unwrap_err();
-        assert!(!e.to_string().contains("CXONE_DATA_ACTION_ID"));
+        assert!(!e.settings().contains(&Setting::DataActionId));
 
         let cx = ClientConfig::builder().provider(Provider::Cxone).build();
-        let m = cx.validate().unwrap_err().to_string();
-        for name in [
-            "CXONE_ACCESS_KEY_ID",
-            "CXONE_ACCESS_KEY_SECRET",
-            "--execute-path",
-            "--body-template",
+        let e = cx.validate().unwrap_err();
+        for s in [
+            Setting::AccessKeyId,
+            Setting::AccessKeySecret,
+            Setting::ExecutePath,
+            Setting::BodyTemplate,
         ] {
-            assert!(m.contains(name), "{m}");
+            assert!(e.settings().contains(&s), "{s:?}: {e}");
         }
         let g = ClientConfig::builder().provider(Provider::Genesys).build();
         assert!(g
             .validate()
             .unwrap_err()
-            .to_string()
-            .contains("GENESYS_REGION"));
+            .settings()
+            .contains(&Setting::Region));
+    }
+
+    #[test]
+    fn wrong_values_name_their_setting() {
+        let c = ClientConfig::builder()
+            .with_client_id("id")
+            .with_client_secret("s")
+            .with_action_id("a")
+            .with_token_url("ftp://127.0.0.1/")
+            .build();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.settings(), [Setting::TokenUrl]);
+        assert!(!e.is_missing_settings());
+        let c = ClientConfig::builder()
+            .provider(Provider::Genesys)
+            .with_client_id("id")
+            .with_client_secret("s")
+            .with_action_id("a")
+            .with_region("https://mypurecloud.com")
+            .build();
+        assert_eq!(c.validate().unwrap_err().settings(), [Setting::Region]);
+    }
+
+    #[test]
+    fn builder_order_does_not_matter() {
+        let a = ClientConfig::builder()
+            .with_region("mypurecloud.ie")
+            .with_action_id("x")
+            .provider(Provider::Genesys)
+            .build();
+        match &a.provider {
+            ProviderConfig::Genesys(g) => {
+                assert_eq!(g.region.as_deref(), Some("mypurecloud.ie"));
+                assert_eq!(g.action_id.as_deref(), Some("x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(a.provider.action_id(), Some("x"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::setting::Setting;
+
 /// What went wrong, coarse enough for a caller to decide (exit code, stop the run, count it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -70,12 +72,17 @@ impl fmt::Display for ErrorKind {
 /// An error from the client: [`kind`](Error::kind) to match on, `Display` for the user.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
+#[non_exhaustive]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     status: Option<u16>,
     retry_after: Option<std::time::Duration>,
     fatal: bool,
+    /// The settings a configuration error is about (empty for other kinds).
+    settings: Vec<Setting>,
+    /// True when `settings` are missing rather than wrong.
+    missing: bool,
 }
 
 /// Errors from [`Client::new`](crate::Client::new) and [`Client::token_info`](crate::Client::token_info).
@@ -92,7 +99,28 @@ impl Error {
             status: None,
             retry_after: None,
             fatal: false,
+            settings: Vec::new(),
+            missing: false,
         }
+    }
+
+    /// Required settings that were not given, all named at once.
+    pub fn missing(provider: &str, settings: Vec<Setting>) -> Self {
+        let names: Vec<&str> = settings.iter().map(|s| s.describe()).collect();
+        let mut e = Error::config(format!(
+            "missing required settings for provider {provider}: {}",
+            names.join(", ")
+        ));
+        e.settings = settings;
+        e.missing = true;
+        e
+    }
+
+    /// A setting whose value is wrong; the message says why and what to give instead.
+    pub fn invalid(setting: Setting, message: impl Into<String>) -> Self {
+        let mut e = Error::config(message);
+        e.settings = vec![setting];
+        e
     }
 
     /// A configuration error (exit 2).
@@ -134,6 +162,17 @@ impl Error {
     /// The user-facing message (same as `Display`).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The settings a configuration error is about, so a program can name its own flag or
+    /// variable for each (empty for other errors).
+    pub fn settings(&self) -> &[Setting] {
+        &self.settings
+    }
+
+    /// True when [`settings`](Error::settings) were missing rather than wrong.
+    pub fn is_missing_settings(&self) -> bool {
+        self.missing
     }
 
     /// The HTTP status of the last answer, when there was one.

@@ -74,7 +74,7 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("provider", &self.inner.config.provider)
+            .field("provider", &self.inner.config.provider.kind())
             .field("endpoints", &self.inner.dialect.endpoints())
             .field("policy", &self.inner.policy)
             .field("rate", &self.inner.config.rate)
@@ -146,19 +146,22 @@ impl Client {
         let token = i.tokens.get(&*i.dialect, &i.http, &i.policy).await?;
         let ep = i.dialect.endpoints();
         Ok(TokenInfo {
-            provider: i.config.provider,
+            provider: i.config.provider.kind(),
             token_endpoint: ep.token_endpoint.unwrap_or_default(),
             api_base: ep.api_base,
             expires_at: token.expires_at,
-            scope: token.scope.clone().or_else(|| match i.config.provider {
-                Provider::Tutorial => Some(
-                    i.config
-                        .scope
-                        .clone()
-                        .unwrap_or_else(|| crate::config::DEFAULT_SCOPE.to_string()),
-                ),
-                _ => i.config.scope.clone(),
-            }),
+            scope: token
+                .scope
+                .clone()
+                .or_else(|| match i.config.provider.kind() {
+                    Provider::Tutorial => Some(
+                        i.config
+                            .scope
+                            .clone()
+                            .unwrap_or_else(|| crate::config::DEFAULT_SCOPE.to_string()),
+                    ),
+                    _ => i.config.scope.clone(),
+                }),
             tenant_id: ep.tenant_id,
             area: ep.area,
             auth_method: i.config.effective_auth_method(),

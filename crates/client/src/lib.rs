@@ -33,12 +33,17 @@ mod http;
 mod oauth;
 pub mod rate;
 pub mod retry;
+pub mod setting;
 mod template;
 mod token;
 
-pub use config::{AuthMethod, ClientConfig, ClientConfigBuilder, Provider, RateSpec};
+pub use config::{
+    AuthMethod, ClientConfig, ClientConfigBuilder, CxoneConfig, GenesysConfig, Provider,
+    ProviderConfig, RateSpec, TutorialConfig,
+};
 pub use dialect::{Dialect, Endpoints, Outputs};
 pub use error::{ClientError, Error, ErrorKind, ExecuteError};
 pub use execute::{Client, ExecuteReport, TokenInfo};
 pub use http::MAX_BODY;
 pub use retry::{RetryBudget, RetryPolicy};
+pub use setting::Setting;

@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::{join, parse_json, Dialect, Endpoints, Outputs, PreparedRequest, TokenGrant};
-use crate::config::{check_url, AuthMethod, ClientConfig, Provider};
+use crate::config::{check_url, AuthMethod, ClientConfig, CxoneConfig, Provider};
 use crate::error::{Error, ErrorKind};
 use crate::http::{excerpt, exchange, server_message};
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
@@ -57,9 +57,9 @@ pub struct Cxone {
 
 impl Cxone {
     /// Builds from a validated configuration. No request is sent until the first token.
-    pub fn new(c: &ClientConfig) -> Result<Self, Error> {
+    pub fn new(c: &ClientConfig, x: &CxoneConfig) -> Result<Self, Error> {
         Ok(Cxone {
-            issuer: c.issuer.trim_end_matches('/').to_string(),
+            issuer: x.issuer.trim_end_matches('/').to_string(),
             token_url_override: c.token_url.clone(),
             api_override: c.base_url.clone(),
             client_id: c.client_id.clone().unwrap_or_default(),
@@ -67,15 +67,15 @@ impl Cxone {
                 .client_secret
                 .clone()
                 .unwrap_or_else(|| SecretString::from(String::new())),
-            access_key_id: c.access_key_id.clone().unwrap_or_default(),
-            access_key_secret: c
+            access_key_id: x.access_key_id.clone().unwrap_or_default(),
+            access_key_secret: x
                 .access_key_secret
                 .clone()
                 .unwrap_or_else(|| SecretString::from(String::new())),
             scope: c.scope.clone(),
             auth: c.effective_auth_method(),
-            execute_path: c.execute_path.clone(),
-            body_template: c.body_template.clone(),
+            execute_path: x.execute_path.clone(),
+            body_template: x.body_template.clone(),
             input_name: c.input_name.clone(),
             extra_inputs: c.extra_inputs.clone(),
             token_endpoint: OnceCell::new(),
@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn parse_accepts_json_or_empty() {
-        let d = Cxone::new(&ClientConfig::builder().provider(Provider::Cxone).build()).unwrap();
+        let d = Cxone::new(&ClientConfig::default(), &CxoneConfig::default()).unwrap();
         let u = Uuid::new_v4();
         assert!(d.parse(&u, b"").unwrap().fields.is_empty());
         assert_eq!(d.parse(&u, br#"{"contactId":1}"#).unwrap().fields.len(), 1);

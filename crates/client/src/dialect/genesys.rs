@@ -15,10 +15,11 @@ use super::{
     echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
     PreparedRequest, TokenGrant,
 };
-use crate::config::{AuthMethod, ClientConfig, Provider};
+use crate::config::{AuthMethod, ClientConfig, GenesysConfig, Provider};
 use crate::error::{Error, ErrorKind};
 use crate::http::excerpt;
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
+use crate::setting::Setting;
 
 /// The Genesys Cloud dialect.
 #[derive(Debug)]
@@ -38,27 +39,21 @@ pub struct Genesys {
 
 impl Genesys {
     /// Builds from a validated configuration: explicit URLs win over the region's.
-    pub fn new(c: &ClientConfig) -> Result<Self, Error> {
-        let region = c.region.as_deref().map(str::trim);
-        let api_base =
-            match (&c.base_url, region) {
-                (Some(u), _) => u.clone(),
-                (None, Some(r)) => format!("https://api.{r}"),
-                (None, None) => return Err(Error::config(
-                    "GENESYS_REGION is not set: export it or pass --region (e.g. mypurecloud.com)",
-                )),
-            };
-        let token_url =
-            match (&c.token_url, region) {
-                (Some(u), _) => u.clone(),
-                (None, Some(r)) => format!("https://login.{r}/oauth/token"),
-                (None, None) => return Err(Error::config(
-                    "GENESYS_REGION is not set: export it or pass --region (e.g. mypurecloud.com)",
-                )),
-            };
-        let verb = if c.test_action { "test" } else { "execute" };
+    pub fn new(c: &ClientConfig, g: &GenesysConfig) -> Result<Self, Error> {
+        let region = g.region.as_deref().map(str::trim);
+        let api_base = match (&c.base_url, region) {
+            (Some(u), _) => u.clone(),
+            (None, Some(r)) => format!("https://api.{r}"),
+            (None, None) => return Err(Error::missing("genesys", vec![Setting::Region])),
+        };
+        let token_url = match (&c.token_url, region) {
+            (Some(u), _) => u.clone(),
+            (None, Some(r)) => format!("https://login.{r}/oauth/token"),
+            (None, None) => return Err(Error::missing("genesys", vec![Setting::Region])),
+        };
+        let verb = if g.test_action { "test" } else { "execute" };
         Ok(Genesys {
-            execute_url: c.action_id.as_deref().map(|id| {
+            execute_url: g.action_id.as_deref().map(|id| {
                 join(
                     &api_base,
                     &format!("/api/v2/integrations/actions/{}/{verb}", encode_segment(id)),
@@ -75,8 +70,8 @@ impl Genesys {
             auth: c.effective_auth_method(),
             input_name: c.input_name.clone(),
             extra_inputs: c.extra_inputs.clone(),
-            echo_field: c.echo_field.clone(),
-            test_action: c.test_action,
+            echo_field: g.echo_field.clone(),
+            test_action: g.test_action,
         })
     }
 }
@@ -208,6 +203,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn genesys(c: &ClientConfig) -> Result<Genesys, Error> {
+        match &c.provider {
+            crate::config::ProviderConfig::Genesys(g) => Genesys::new(c, g),
+            other => panic!("not a Genesys configuration: {other:?}"),
+        }
+    }
+
     fn cfg(test: bool) -> ClientConfig {
         ClientConfig::builder()
             .provider(Provider::Genesys)
@@ -222,7 +224,7 @@ mod tests {
 
     #[test]
     fn region_urls_and_body() {
-        let d = Genesys::new(&cfg(false)).unwrap();
+        let d = genesys(&cfg(false)).unwrap();
         let ep = d.endpoints();
         assert_eq!(
             ep.token_endpoint.unwrap(),
@@ -237,13 +239,13 @@ mod tests {
         );
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v, serde_json::json!({"uuid": u.to_string()}));
-        let t = Genesys::new(&cfg(true)).unwrap();
+        let t = genesys(&cfg(true)).unwrap();
         assert!(t.prepare(&u).unwrap().url.ends_with("/test"));
     }
 
     #[test]
     fn parse_object_and_echo() {
-        let d = Genesys::new(&cfg(false)).unwrap();
+        let d = genesys(&cfg(false)).unwrap();
         let u = Uuid::new_v4();
         let ok = format!(r#"{{"uuid":"{u}","status":"ok"}}"#);
         assert_eq!(
@@ -258,7 +260,7 @@ mod tests {
 
     #[test]
     fn test_variant_reports_steps() {
-        let d = Genesys::new(&cfg(true)).unwrap();
+        let d = genesys(&cfg(true)).unwrap();
         let u = Uuid::new_v4();
         let ok = format!(
             r#"{{"operations":[{{"step":1,"name":"resolve","success":true}}],"success":true,"finalResult":{{"uuid":"{u}"}}}}"#

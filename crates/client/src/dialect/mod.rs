@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::{ClientConfig, Provider};
+use crate::config::{ClientConfig, Provider, ProviderConfig};
 use crate::error::{Error, ErrorKind};
 use crate::http::excerpt;
 pub use crate::oauth::TokenGrant;
@@ -94,10 +94,10 @@ pub trait Dialect: Send + Sync + fmt::Debug {
 
 /// Builds the dialect for a validated configuration.
 pub fn for_config(config: &ClientConfig) -> Result<Box<dyn Dialect>, Error> {
-    Ok(match config.provider {
-        Provider::Tutorial => Box::new(tutorial::Tutorial::new(config)?),
-        Provider::Genesys => Box::new(genesys::Genesys::new(config)?),
-        Provider::Cxone => Box::new(cxone::Cxone::new(config)?),
+    Ok(match &config.provider {
+        ProviderConfig::Tutorial(t) => Box::new(tutorial::Tutorial::new(config, t)?),
+        ProviderConfig::Genesys(g) => Box::new(genesys::Genesys::new(config, g)?),
+        ProviderConfig::Cxone(x) => Box::new(cxone::Cxone::new(config, x)?),
     })
 }
 

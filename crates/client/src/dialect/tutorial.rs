@@ -11,7 +11,9 @@ use super::{
     echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
     PreparedRequest, TokenGrant,
 };
-use crate::config::{AuthMethod, ClientConfig, Provider, DEFAULT_BASE_URL, DEFAULT_SCOPE};
+use crate::config::{
+    AuthMethod, ClientConfig, Provider, TutorialConfig, DEFAULT_BASE_URL, DEFAULT_SCOPE,
+};
 use crate::error::Error;
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
 
@@ -34,7 +36,7 @@ pub struct Tutorial {
 
 impl Tutorial {
     /// Builds from a configuration validated for at least token use.
-    pub fn new(c: &ClientConfig) -> Result<Self, Error> {
+    pub fn new(c: &ClientConfig, t: &TutorialConfig) -> Result<Self, Error> {
         let api_base = c
             .base_url
             .clone()
@@ -44,10 +46,10 @@ impl Tutorial {
             .clone()
             .unwrap_or_else(|| join(&api_base, "/oauth2/token"));
         Ok(Tutorial {
-            execute_url: c.action_id.as_deref().map(|id| {
+            execute_url: t.action_id.as_deref().map(|id| {
                 join(
                     &api_base,
-                    &c.path_template.replace("{id}", &encode_segment(id)),
+                    &t.path_template.replace("{id}", &encode_segment(id)),
                 )
             }),
             token_url,
@@ -166,16 +168,17 @@ mod tests {
     use crate::error::ErrorKind;
 
     fn dialect() -> Tutorial {
-        Tutorial::new(
-            &ClientConfig::builder()
-                .with_client_id("id")
-                .with_client_secret("s")
-                .with_action_id("act 1")
-                .with_base_url("http://127.0.0.1:9")
-                .with_input("team", "a\"b")
-                .build(),
-        )
-        .unwrap()
+        let c = ClientConfig::builder()
+            .with_client_id("id")
+            .with_client_secret("s")
+            .with_action_id("act 1")
+            .with_base_url("http://127.0.0.1:9")
+            .with_input("team", "a\"b")
+            .build();
+        let crate::config::ProviderConfig::Tutorial(t) = &c.provider else {
+            panic!("not a tutorial configuration");
+        };
+        Tutorial::new(&c, t).unwrap()
     }
 
     #[test]
