@@ -1,0 +1,251 @@
+//! Which platform, and what only that platform knows: each provider's settings with their own
+//! validation, so a new platform adds a variant here instead of fields every other one carries.
+
+use std::fmt;
+use std::str::FromStr;
+
+use secrecy::SecretString;
+
+use super::{
+    check_setting_url, empty, empty_secret, ClientConfig, DEFAULT_ISSUER, DEFAULT_PATH_TEMPLATE,
+};
+use crate::error::Error;
+use crate::setting::Setting;
+
+/// Which platform's API the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Provider {
+    /// The tutorial's API: client credentials, `/api/v2/data-actions/{id}/execute`.
+    #[default]
+    Tutorial,
+    /// Genesys Cloud Data Actions.
+    Genesys,
+    /// NICE CXone with access keys and discovery.
+    Cxone,
+}
+
+impl Provider {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Tutorial => "tutorial",
+            Provider::Genesys => "genesys",
+            Provider::Cxone => "cxone",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tutorial" => Ok(Provider::Tutorial),
+            "genesys" => Ok(Provider::Genesys),
+            "cxone" => Ok(Provider::Cxone),
+            other => Err(Error::config(format!(
+                "unknown provider {other:?}: use tutorial, genesys or cxone"
+            ))),
+        }
+    }
+}
+
+/// How the OAuth client id and secret reach the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// In the form body (`client_id`, `client_secret`).
+    Post,
+    /// As HTTP Basic authentication.
+    Basic,
+}
+
+impl FromStr for AuthMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "post" => Ok(AuthMethod::Post),
+            "basic" => Ok(AuthMethod::Basic),
+            other => Err(Error::config(format!(
+                "unknown auth method {other:?}: use post or basic"
+            ))),
+        }
+    }
+}
+
+/// The tutorial's own settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TutorialConfig {
+    /// The Data Action to execute.
+    pub action_id: Option<String>,
+    /// Execute path template with `{id}`.
+    pub path_template: String,
+}
+
+impl Default for TutorialConfig {
+    fn default() -> Self {
+        TutorialConfig {
+            action_id: None,
+            path_template: DEFAULT_PATH_TEMPLATE.to_string(),
+        }
+    }
+}
+
+impl TutorialConfig {
+    pub(super) fn missing(&self, for_execute: bool, missing: &mut Vec<Setting>) {
+        if for_execute && empty(&self.action_id) {
+            missing.push(Setting::DataActionId);
+        }
+    }
+}
+
+/// Genesys Cloud's own settings.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GenesysConfig {
+    /// The Data Action to execute.
+    pub action_id: Option<String>,
+    /// Region domain, e.g. `mypurecloud.com`; explicit URLs win over it.
+    pub region: Option<String>,
+    /// The output compared with the UUID sent.
+    pub echo_field: Option<String>,
+    /// Use the `/test` variant of the execute endpoint.
+    pub test_action: bool,
+}
+
+impl GenesysConfig {
+    pub(super) fn missing(
+        &self,
+        common: &ClientConfig,
+        for_execute: bool,
+        missing: &mut Vec<Setting>,
+    ) {
+        if empty(&self.region) && (empty(&common.token_url) || empty(&common.base_url)) {
+            missing.push(Setting::Region);
+        }
+        if for_execute && empty(&self.action_id) {
+            missing.push(Setting::DataActionId);
+        }
+    }
+
+    pub(super) fn check_values(&self) -> Result<(), Error> {
+        if let Some(r) = self.region.as_deref() {
+            if r.contains('/') || r.contains(':') || r.trim().is_empty() {
+                return Err(Error::invalid(
+                    Setting::Region,
+                    format!(
+                        "invalid Genesys region {r:?}: give the domain only, e.g. mypurecloud.com"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// NICE CXone's own settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CxoneConfig {
+    /// OpenID issuer for discovery.
+    pub issuer: String,
+    /// Access key id (password grant username).
+    pub access_key_id: Option<String>,
+    /// Access key secret (password grant password).
+    pub access_key_secret: Option<SecretString>,
+    /// Execute path (relative to the discovered API host) or absolute URL.
+    pub execute_path: Option<String>,
+    /// JSON body template with `{{uuid}}` and `{{input.NAME}}` placeholders.
+    pub body_template: Option<String>,
+}
+
+impl Default for CxoneConfig {
+    fn default() -> Self {
+        CxoneConfig {
+            issuer: DEFAULT_ISSUER.to_string(),
+            access_key_id: None,
+            access_key_secret: None,
+            execute_path: None,
+            body_template: None,
+        }
+    }
+}
+
+impl CxoneConfig {
+    pub(super) fn missing(&self, for_execute: bool, missing: &mut Vec<Setting>) {
+        if empty(&self.access_key_id) {
+            missing.push(Setting::AccessKeyId);
+        }
+        if empty_secret(&self.access_key_secret) {
+            missing.push(Setting::AccessKeySecret);
+        }
+        if for_execute && empty(&self.execute_path) {
+            missing.push(Setting::ExecutePath);
+        }
+        if for_execute && empty(&self.body_template) {
+            missing.push(Setting::BodyTemplate);
+        }
+    }
+
+    pub(super) fn check_values(
+        &self,
+        common: &ClientConfig,
+        for_execute: bool,
+    ) -> Result<(), Error> {
+        check_setting_url(&self.issuer, Setting::Issuer)?;
+        if let Some(p) = self.execute_path.as_deref() {
+            if p.contains("://") {
+                check_setting_url(p, Setting::ExecutePath)?;
+            }
+        }
+        if for_execute {
+            if let Some(t) = self.body_template.as_deref() {
+                crate::template::check_template(t, &common.extra_inputs, &common.input_name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What only one platform knows, with its own validation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProviderConfig {
+    /// The tutorial's API.
+    Tutorial(TutorialConfig),
+    /// Genesys Cloud Data Actions.
+    Genesys(GenesysConfig),
+    /// NICE CXone with access keys and discovery.
+    Cxone(CxoneConfig),
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig::Tutorial(TutorialConfig::default())
+    }
+}
+
+impl ProviderConfig {
+    /// Which platform this is.
+    pub fn kind(&self) -> Provider {
+        match self {
+            ProviderConfig::Tutorial(_) => Provider::Tutorial,
+            ProviderConfig::Genesys(_) => Provider::Genesys,
+            ProviderConfig::Cxone(_) => Provider::Cxone,
+        }
+    }
+
+    /// The Data Action id, for the platforms that have one.
+    pub fn action_id(&self) -> Option<&str> {
+        match self {
+            ProviderConfig::Tutorial(t) => t.action_id.as_deref(),
+            ProviderConfig::Genesys(g) => g.action_id.as_deref(),
+            ProviderConfig::Cxone(_) => None,
+        }
+    }
+}
