@@ -119,7 +119,8 @@ fn registry(c: &mut Criterion) {
     memory_report();
 }
 
-/// The issue 6 budget: ≤ 24 bytes per UUID held at 10 million.
+/// The budget the memory registry is designed to (see `memory.rs`): ≤ 24 bytes per UUID held at
+/// 10 million, below the 28.5 (peak 42) a `HashSet<u128>` needs there.
 fn memory_report() {
     let n = 10_000_000;
     let ids = fresh_ids(n);

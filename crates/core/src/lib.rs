@@ -11,6 +11,8 @@
 #![deny(missing_docs)]
 
 mod collision;
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod generate;
 pub mod health;
 mod memory;

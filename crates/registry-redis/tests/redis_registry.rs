@@ -1,88 +1,51 @@
-//! The Redis registry against a real `redis-server` (see `support`): atomicity across racing
-//! callers, duplicates inside a batch, TTL, and an outage reported, never skipped.
+//! The Redis registry against a real `redis-server` (see `support`): the registry contract
+//! (atomicity across racing callers, duplicates inside a batch, a later connection remembering)
+//! from the shared conformance suite, then what is Redis's own: key layout and TTL, and an
+//! outage reported, never skipped.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use cxone_uuid_core::conformance::Backend;
 use cxone_uuid_core::{Novelty, Registry, RegistryError};
 use cxone_uuid_registry_redis::{OpenError, RedisRegistry};
 use support::{unique_prefix, TestRedis};
 use uuid::Uuid;
 
-async fn open(server: &TestRedis, name: &str) -> RedisRegistry {
-    RedisRegistry::builder(server.url())
-        .with_prefix(unique_prefix(name))
-        .connect()
-        .await
-        .unwrap()
+/// A store is a key prefix on the server no other test uses; each handle is a connection of its
+/// own, as separate processes would have. `Registry::len` is unknown for Redis, so the suite
+/// counts with `SCAN` over the prefix.
+struct Redis {
+    server: TestRedis,
 }
 
-#[tokio::test]
-async fn duplicates_within_a_batch_are_new_once_then_duplicate() {
-    let server = TestRedis::shared();
-    let reg = open(&server, "batch").await;
-    let a = Uuid::new_v4();
-    let b = Uuid::new_v4();
-    use Novelty::{Duplicate as D, New as N};
-    assert_eq!(
-        reg.check_and_insert(&[a, b, a, b, a]).await.unwrap(),
-        vec![N, N, D, D, D]
-    );
-    assert_eq!(reg.check_and_insert(&[b]).await.unwrap(), vec![D]);
-    assert_eq!(reg.count_keys().await.unwrap(), 2);
-}
+impl Backend for Redis {
+    type Registry = RedisRegistry;
+    type Store = String;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_tasks_on_separate_connections_get_exactly_one_new_per_uuid() {
-    let server = TestRedis::shared();
-    let prefix = unique_prefix("race");
-    let pool: Vec<Uuid> = (0..3_000).map(|_| Uuid::new_v4()).collect();
-    let mut tasks = Vec::new();
-    for t in 0..8usize {
-        // Each task has its own connection, as separate processes would.
-        let reg = RedisRegistry::builder(server.url())
+    async fn create(&self) -> Self::Store {
+        unique_prefix("conformance")
+    }
+
+    async fn open(&self, prefix: &Self::Store) -> Self::Registry {
+        RedisRegistry::builder(self.server.url())
             .with_prefix(prefix.clone())
             .connect()
             .await
-            .unwrap();
-        let mut mine: Vec<Uuid> = pool[t * 200..t * 200 + 1_500].to_vec();
-        if t % 2 == 1 {
-            mine.reverse();
-        }
-        tasks.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
-            for chunk in mine.chunks(101) {
-                let got = reg.check_and_insert(chunk).await.unwrap();
-                answers.extend(chunk.iter().copied().zip(got));
-            }
-            answers
-        }));
+            .unwrap()
     }
-    let mut news: HashMap<Uuid, usize> = HashMap::new();
-    let mut offered = HashSet::new();
-    for task in tasks {
-        for (id, n) in task.await.unwrap() {
-            offered.insert(id);
-            if n == Novelty::New {
-                *news.entry(id).or_default() += 1;
-            }
-        }
+
+    async fn count(&self, reg: &Self::Registry) -> u64 {
+        reg.count_keys().await.unwrap()
     }
-    assert_eq!(
-        news.len(),
-        offered.len(),
-        "every offered UUID is new somewhere"
-    );
-    assert!(news.values().all(|&c| c == 1), "no UUID is new twice");
-    let reg = RedisRegistry::builder(server.url())
-        .with_prefix(prefix)
-        .connect()
-        .await
-        .unwrap();
-    assert_eq!(reg.count_keys().await.unwrap(), offered.len() as u64);
+}
+
+mod conformance {
+    use super::{Redis, TestRedis};
+    // The server lives as long as the test: a fresh one, or the one xtask started.
+    cxone_uuid_core::registry_conformance!(Redis { server: TestRedis::shared() }; persistent);
 }
 
 #[tokio::test]

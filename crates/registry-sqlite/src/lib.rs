@@ -294,14 +294,6 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn empty_batch_is_empty_answer() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = SqliteRegistry::open(dir.path().join("r.db")).await.unwrap();
-        assert!(reg.check_and_insert(&[]).await.unwrap().is_empty());
-        assert_eq!(reg.len().await.unwrap(), Some(0));
-    }
-
-    #[tokio::test]
     async fn foreign_table_shape_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
