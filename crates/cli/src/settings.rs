@@ -142,4 +142,56 @@ mod tests {
         assert!(m.contains("CXONE_DATA_ACTION_ID (--data-action-id)"), "{m}");
         assert!(m.contains("CXONE_CLIENT_ID (--client-id)"), "{m}");
     }
+
+    /// Every long flag of every command, recursively.
+    fn all_longs(cmd: &clap::Command, out: &mut Vec<String>) {
+        out.extend(
+            cmd.get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(str::to_string),
+        );
+        out.extend(["help", "version"].map(str::to_string));
+        for sub in cmd.get_subcommands() {
+            all_longs(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_flag_named_in_a_message_exists() {
+        // Scan the string literals of the client and the cli for `--flag`: a message or help
+        // text that names a flag the program does not have sends the user the wrong way.
+        let mut longs = Vec::new();
+        all_longs(&crate::Cli::command(), &mut longs);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut named = Vec::new();
+        for dir in ["client/src", "cli/src"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(d) = stack.pop() {
+                for entry in std::fs::read_dir(&d).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|e| e == "rs") {
+                        let text = std::fs::read_to_string(&path).unwrap();
+                        for literal in text.split('"').skip(1).step_by(2) {
+                            for flag in flags_in(literal) {
+                                named.push((flag, path.display().to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Cargo's own flags, shown in build hints.
+        let foreign = ["features", "no-default-features", "path", "release"];
+        for (flag, file) in named {
+            if flag.is_empty() || foreign.contains(&flag.as_str()) {
+                continue;
+            }
+            assert!(
+                longs.contains(&flag),
+                "--{flag} named in {file} is no flag of cxone-uuid"
+            );
+        }
+    }
 }

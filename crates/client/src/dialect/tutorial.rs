@@ -102,7 +102,10 @@ impl Dialect for Tutorial {
 
     fn prepare(&self, uuid: &Uuid) -> Result<PreparedRequest, Error> {
         let url = self.execute_url.clone().ok_or_else(|| {
-            Error::config("CXONE_DATA_ACTION_ID is not set: export it or pass --action-id")
+            Error::missing(
+                self.provider().as_str(),
+                vec![crate::setting::Setting::DataActionId],
+            )
         })?;
         let body = serde_json::json!({
             "inputs": inputs(&self.input_name, &self.extra_inputs, uuid)
