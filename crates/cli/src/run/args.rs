@@ -1,0 +1,148 @@
+//! The flags of `run`: what to submit, where to audit it, how to report it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cxone_uuid_audit::SyncMode;
+
+use crate::config::{ConnectArgs, TransportArgs};
+use crate::exit::usage;
+use crate::registries::RegistryArgs;
+use crate::s3_args::S3Args;
+use crate::sinks::SinkOptions;
+
+/// The audit file the tutorial wrote; kept so existing scripts find it.
+pub(crate) const DEFAULT_AUDIT: &str = "jsonl:cxone_uuid_audit.jsonl";
+
+const AFTER_HELP: &str = "\
+Examples:
+  export CXONE_CLIENT_ID=... CXONE_CLIENT_SECRET=... CXONE_DATA_ACTION_ID=...
+  cxone-uuid run -n 1000 --concurrency 16 --audit jsonl:trail.jsonl --audit sqlite:trail.db
+  cxone-uuid run -n 50 --rate 20 --output json | jq .latency_ms
+  cxone-uuid run --resume --audit jsonl:trail.jsonl     # finish UUIDs a crash left pending
+
+Exit codes: 0 all succeeded, 1 any failed or the run stopped, 2 usage/configuration, 130 Ctrl-C.";
+
+/// Where and how the audit trail is written.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct AuditArgs {
+    /// Audit sink (repeatable): jsonl:PATH, sqlite:PATH, s3://BUCKET/PREFIX or none.
+    #[arg(long = "audit", value_name = "SINK", default_value = DEFAULT_AUDIT)]
+    pub(crate) audit: Vec<String>,
+
+    /// When audit events are made durable: `batch` (group commit, default), `always` (one sync
+    /// per event), `none` (never sync before exit: a crash may LOSE events).
+    #[arg(long, default_value = "batch", value_name = "MODE")]
+    pub(crate) audit_sync: String,
+
+    /// Ed25519 private key (from `cxone-uuid audit keygen`) to sign checkpoints.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) audit_signing_key: Option<PathBuf>,
+
+    /// Also write a signed checkpoint every N events (needs --audit-signing-key).
+    #[arg(long, value_name = "N")]
+    pub(crate) checkpoint_every: Option<u64>,
+
+    /// Rotate JSONL files at this size in MiB (PATH, PATH.1, ...; the chain continues).
+    #[arg(long, value_name = "MB")]
+    pub(crate) audit_rotate_mb: Option<u64>,
+}
+
+impl AuditArgs {
+    pub(crate) fn sink_options(&self) -> anyhow::Result<SinkOptions> {
+        let sync = parse_sync(&self.audit_sync)?;
+        let signing_key = match &self.audit_signing_key {
+            Some(path) => Some(Arc::new(
+                cxone_uuid_audit::signing::read_signing_key(path).map_err(|e| {
+                    usage(format!(
+                        "cannot use --audit-signing-key {}: {e}; make one with `cxone-uuid audit keygen`",
+                        path.display()
+                    ))
+                })?,
+            )),
+            None => None,
+        };
+        if self.checkpoint_every.is_some() && signing_key.is_none() {
+            return Err(usage(
+                "--checkpoint-every needs --audit-signing-key: checkpoints are signed",
+            ));
+        }
+        if self.checkpoint_every == Some(0) {
+            return Err(usage("--checkpoint-every must be at least 1"));
+        }
+        Ok(SinkOptions {
+            sync,
+            signing: signing_key.map(|key| cxone_uuid_audit::signing::Signing {
+                key,
+                every: self.checkpoint_every,
+            }),
+            rotate_mb: self.audit_rotate_mb,
+        })
+    }
+}
+
+fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
+    match text {
+        "batch" => Ok(SyncMode::Batch),
+        "always" => Ok(SyncMode::Always),
+        "none" => Ok(SyncMode::None),
+        other => Err(usage(format!(
+            "--audit-sync {other:?} is not known: use batch, always or none"
+        ))),
+    }
+}
+
+/// Output format of the summary.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputFormat {
+    /// Human-readable lines.
+    Text,
+    /// Exactly one JSON object on stdout.
+    Json,
+}
+
+/// Arguments of `run`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = AFTER_HELP)]
+pub(crate) struct Args {
+    /// How many UUIDs to generate and submit.
+    #[arg(short = 'n', long, default_value_t = 5)]
+    pub(crate) count: u64,
+
+    #[command(flatten)]
+    pub(crate) connect: ConnectArgs,
+
+    #[command(flatten)]
+    pub(crate) transport: TransportArgs,
+
+    #[command(flatten)]
+    pub(crate) audit: AuditArgs,
+
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
+
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+
+    /// UUID version: 4 (random) or 7 (time-ordered, for users who index by UUID).
+    #[arg(long, default_value = "4", value_parser = ["4", "7"])]
+    pub(crate) uuid_version: String,
+
+    /// Consecutive duplicates tolerated for one UUID before the entropy source is declared
+    /// suspect and the run stops.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) duplicate_limit: u32,
+
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub(crate) output: OutputFormat,
+
+    /// Submit again the UUIDs the audit trail shows as submitted without an outcome (same UUID,
+    /// same Idempotency-Key), instead of generating new ones.
+    #[arg(long)]
+    pub(crate) resume: bool,
+
+    /// TESTS ONLY: replace the CSPRNG with a deterministic source (e.g. repeat:SEED:PERIOD).
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub(crate) test_entropy: Option<String>,
+}

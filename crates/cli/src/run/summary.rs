@@ -1,0 +1,239 @@
+//! The summary of a run: counted as results come in ([`Tally`]), then frozen into a [`Summary`]
+//! that both output formats and the `run_finished` record are made from, so the text lines,
+//! the JSON object and the audit trail cannot disagree about a number.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use cxone_uuid_client::ExecuteReport;
+use cxone_uuid_core::{collision_probability, UniquenessStats};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::args::OutputFormat;
+
+/// Counters of one run, summarised at the end.
+pub(super) struct Tally {
+    succeeded: u64,
+    pub(super) failed: u64,
+    /// Made durable but never sent: left for `run --resume`.
+    pub(super) pending: u64,
+    retries: u64,
+    rate_limited: u64,
+    errors: Vec<(Uuid, String)>,
+    latency_us: hdrhistogram::Histogram<u64>,
+}
+
+impl Tally {
+    pub(super) fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            succeeded: 0,
+            failed: 0,
+            pending: 0,
+            retries: 0,
+            rate_limited: 0,
+            errors: Vec::new(),
+            // 1 µs .. 1 hour at 3 significant digits: constant memory whatever n is.
+            latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .context("cannot create the latency histogram")?,
+        })
+    }
+
+    pub(super) fn add(&mut self, uuid: Uuid, report: &ExecuteReport) {
+        self.retries += u64::from(report.retries);
+        self.rate_limited += u64::from(report.rate_limited);
+        let us = u64::try_from(report.latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us.saturating_record(us.max(1));
+        match &report.outcome {
+            Ok(_) => self.succeeded += 1,
+            Err(e) => {
+                self.failed += 1;
+                self.errors.push((uuid, e.to_string()));
+            }
+        }
+    }
+}
+
+/// What `--output json` prints, as one object.
+///
+/// Fields are in alphabetical order on purpose: the object was first built as a
+/// `serde_json::Map`, which (without serde_json's `preserve_order`) sorts its keys, and scripts
+/// may compare the output as text. Keep the order when adding a field.
+#[derive(Serialize, Debug)]
+pub(super) struct Summary {
+    aborted: bool,
+    collision_probability: f64,
+    duplicates: u64,
+    elapsed_s: f64,
+    errors: Vec<Failure>,
+    failed: u64,
+    latency_ms: Latency,
+    not_submitted: u64,
+    pending: u64,
+    rate_limited: u64,
+    requested: u64,
+    retries: u64,
+    stop_reason: Option<String>,
+    succeeded: u64,
+    throughput_per_s: f64,
+    uniqueness_rate: f64,
+}
+
+/// Request latency in milliseconds over the UUIDs sent (alphabetical, as [`Summary`]).
+#[derive(Serialize, Debug)]
+struct Latency {
+    avg: f64,
+    max: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+/// One UUID that failed and why (alphabetical, as [`Summary`]).
+#[derive(Serialize, Debug)]
+struct Failure {
+    error: String,
+    uuid: String,
+}
+
+impl Summary {
+    /// Freezes the counters at the end of a run; `requested` is what the run set out to send.
+    pub(super) fn new(
+        tally: &Tally,
+        requested: u64,
+        stats: &UniquenessStats,
+        elapsed: Duration,
+        stop: Option<&str>,
+        interrupted: bool,
+    ) -> Self {
+        let h = &tally.latency_us;
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p) as f64 / 1000.0
+            }
+        };
+        let completed = tally.succeeded + tally.failed;
+        let secs = elapsed.as_secs_f64();
+        Self {
+            aborted: stop.is_some() || interrupted,
+            collision_probability: collision_probability(stats.unique as f64),
+            duplicates: stats.duplicates,
+            elapsed_s: (secs * 1000.0).round() / 1000.0,
+            errors: tally
+                .errors
+                .iter()
+                .map(|(u, e)| Failure {
+                    error: e.clone(),
+                    uuid: u.to_string(),
+                })
+                .collect(),
+            failed: tally.failed,
+            latency_ms: Latency {
+                avg: if h.is_empty() {
+                    0.0
+                } else {
+                    (h.mean() / 1000.0 * 1000.0).round() / 1000.0
+                },
+                max: if h.is_empty() {
+                    0.0
+                } else {
+                    h.max() as f64 / 1000.0
+                },
+                p50: q(0.50),
+                p95: q(0.95),
+                p99: q(0.99),
+            },
+            not_submitted: requested.saturating_sub(completed),
+            pending: tally.pending,
+            rate_limited: tally.rate_limited,
+            requested,
+            retries: tally.retries,
+            stop_reason: stop.map(str::to_string),
+            succeeded: tally.succeeded,
+            throughput_per_s: if secs > 0.0 {
+                ((completed as f64 / secs) * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            uniqueness_rate: stats.uniqueness_rate(),
+        }
+    }
+
+    /// The counts `run_finished` records, so the trail alone says how a run ended.
+    pub(super) fn finished_metadata(&self) -> Map<String, Value> {
+        let mut md = Map::new();
+        md.insert("requested".into(), json!(self.requested));
+        md.insert("succeeded".into(), json!(self.succeeded));
+        md.insert("failed".into(), json!(self.failed));
+        md.insert("retries".into(), json!(self.retries));
+        md.insert("rate_limited".into(), json!(self.rate_limited));
+        md.insert("duplicates".into(), json!(self.duplicates));
+        md
+    }
+
+    /// Prints the summary on stdout in the chosen format, and on stderr what is left to resume.
+    pub(super) fn print(&self, output: OutputFormat, sinks: &str) {
+        match output {
+            OutputFormat::Json => match serde_json::to_string(self) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("error: cannot write the summary as JSON: {e}"),
+            },
+            OutputFormat::Text => self.print_text(sinks),
+        }
+        // Said in both formats, on stderr: the one thing left to do after a stopped run.
+        if self.pending > 0 {
+            eprintln!(
+                "{} UUIDs are recorded as submitted but were not sent: `cxone-uuid run --resume` with the same --audit ({sinks}) sends them",
+                self.pending
+            );
+        }
+    }
+
+    fn print_text(&self, sinks: &str) {
+        let l = &self.latency_ms;
+        println!(
+            "requested {}  succeeded {}  failed {}  retries {}  rate-limited {}",
+            self.requested, self.succeeded, self.failed, self.retries, self.rate_limited
+        );
+        println!(
+            "duplicates {}  uniqueness rate {}  collision probability {:e}",
+            self.duplicates,
+            as_json(self.uniqueness_rate),
+            // What JSON cannot hold (not finite) was printed as 0 when this read the JSON back.
+            if self.collision_probability.is_finite() {
+                self.collision_probability
+            } else {
+                0.0
+            }
+        );
+        println!(
+            "elapsed {} s  throughput {} /s  latency ms: avg {} p50 {} p95 {} p99 {} max {}",
+            as_json(self.elapsed_s),
+            as_json(self.throughput_per_s),
+            as_json(l.avg),
+            as_json(l.p50),
+            as_json(l.p95),
+            as_json(l.p99),
+            as_json(l.max)
+        );
+        for e in self.errors.iter().take(20) {
+            println!("failed {}: {}", e.uuid, e.error);
+        }
+        if self.errors.len() > 20 {
+            println!(
+                "... and {} more (see --output json)",
+                self.errors.len() - 20
+            );
+        }
+        println!("audit: {sinks}");
+    }
+}
+
+/// A number as the JSON output writes it (`1.0`, not Rust's `1`; `null` when not finite), so the
+/// text lines show the same digits as `--output json`.
+fn as_json(x: f64) -> Value {
+    Value::from(x)
+}
