@@ -226,6 +226,87 @@ async fn kill_9_with_the_sqlite_sink_loses_nothing_and_resume_finishes_the_pendi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
+    drains_on_signal("-INT", 130, "interrupted by the user").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_like_ctrl_c_and_exits_143() {
+    drains_on_signal("-TERM", 143, "interrupted by SIGTERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_drains_like_ctrl_c_and_exits_129() {
+    drains_on_signal("-HUP", 129, "interrupted by SIGHUP").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once_and_resume_finishes_the_rest() {
+    let server = mock(MockConfig {
+        latency_ms: 2000,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 200);
+    cmd.args(["--concurrency", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_for_requests(&server, 4).await;
+    let started = Instant::now();
+    signal(child.id(), "-TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(child.id(), "-TERM");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(143), "stderr: {}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the second signal does not wait for the 2 s requests in flight"
+    );
+    assert!(
+        stderr(&out).contains("stopping at once"),
+        "{}",
+        stderr(&out)
+    );
+    let spec = format!("jsonl:{}", audit_path(dir.path()).display());
+    assert_verifies(&spec).await;
+    let evs = events(&audit_path(dir.path()));
+    assert!(
+        of_kind(&evs, "run_finished").is_empty(),
+        "no summary after the second signal"
+    );
+
+    // Every UUID with a write-ahead record and no outcome is sent again by --resume, those
+    // whose request was in flight included (the same UUID and Idempotency-Key).
+    let answered: HashSet<String> = of_kind(&evs, "action_executed")
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap().to_string())
+        .collect();
+    let pending: HashSet<String> = of_kind(&evs, "action_submitted")
+        .iter()
+        .map(|e| e["uuid"].as_str().unwrap().to_string())
+        .filter(|u| !answered.contains(u))
+        .collect();
+    assert!(!pending.is_empty());
+    let before = server.recorded().execute_requests.len();
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.arg("--resume");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let resent: HashSet<String> = server.recorded().execute_requests[before..]
+        .iter()
+        .map(|r| r.uuid.clone().unwrap())
+        .collect();
+    assert_eq!(resent, pending);
+    assert_verifies(&spec).await;
+}
+
+/// A stop signal mid-run: requests in flight finish and are recorded, the summary and
+/// `run_finished` are written, the exit code is 128 + the signal, and `--resume` sends exactly
+/// the UUIDs that were staged but not sent.
+async fn drains_on_signal(flag: &str, code: i32, reason: &str) {
     let server = mock(MockConfig {
         latency_ms: 200,
         ..MockConfig::default()
@@ -238,11 +319,11 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
         .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     wait_for_requests(&server, 8).await;
-    signal(child.id(), "-INT");
+    signal(child.id(), flag);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(130), "stderr: {}", stderr(&out));
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(&out));
     let s = summary(&out);
     let done = s["succeeded"].as_u64().unwrap() + s["failed"].as_u64().unwrap();
     assert!(done < 1000);
@@ -259,7 +340,7 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
     );
     let fin = of_kind(&evs, "run_finished");
     assert_eq!(fin.len(), 1);
-    assert!(fin[0]["error"].as_str().unwrap().contains("interrupted"));
+    assert_eq!(fin[0]["error"].as_str().unwrap(), reason);
 
     // UUIDs whose write-ahead record was already durable (staged for the next free request
     // slot) are not sent after Ctrl-C: they stay pending, are counted and named on stderr, and
@@ -302,4 +383,5 @@ async fn ctrl_c_drains_in_flight_requests_writes_the_summary_and_exits_130() {
         .map(|r| r.uuid.clone().unwrap())
         .collect();
     assert_eq!(resent, staged, "--resume sends exactly the staged UUIDs");
+    assert_verifies(&format!("jsonl:{}", audit_path(dir.path()).display())).await;
 }

@@ -189,3 +189,21 @@ fn help_shows_an_example_and_hides_test_entropy() {
     assert!(help.contains("cxone-uuid generate -n 1000000"), "{help}");
     assert!(!help.contains("test-entropy"), "{help}");
 }
+
+#[test]
+fn the_log_flag_wins_over_rust_log() {
+    let run = |rust_log: &str, flag: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cxone-uuid"));
+        cmd.env("RUST_LOG", rust_log)
+            .env_remove("CXONE_UUID_LOG")
+            .args(["generate", "-n", "3"]);
+        if let Some(f) = flag {
+            cmd.args(["--log", f]);
+        }
+        stderr(&cmd.output().expect("run cxone-uuid generate"))
+    };
+    assert!(!run("info", Some("warn")).contains("generation finished"));
+    assert!(run("off", Some("info")).contains("generation finished"));
+    // Without the flag RUST_LOG still applies.
+    assert!(run("info", None).contains("generation finished"));
+}

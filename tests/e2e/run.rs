@@ -454,3 +454,39 @@ async fn secrets_never_reach_output_logs_or_the_audit_trail() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_token_endpoint_stops_the_run_at_once() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/oauth2/token", dead.local_addr().unwrap());
+    drop(dead);
+    let mut cmd = run_cmd(&server, dir.path(), 200);
+    cmd.env("CXONE_TOKEN_URL", &url)
+        .args(["--concurrency", "4"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("could not be reached") && err.contains(&url),
+        "{err}"
+    );
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The run stopped on the first token failure: the UUIDs in flight then failed with it and
+    // the rest were never submitted (no longer one token retry cycle per UUID).
+    assert!(s["failed"].as_u64().unwrap() <= 4, "{s}");
+    assert!(
+        s["not_submitted"].as_u64().unwrap() >= 196 - s["pending"].as_u64().unwrap(),
+        "{s}"
+    );
+    assert!(server.recorded().execute_requests.is_empty());
+    let mut verify = bin();
+    verify.args([
+        "audit",
+        "verify",
+        &format!("jsonl:{}", audit_path(dir.path()).display()),
+    ]);
+    let v = output(verify).await;
+    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+}

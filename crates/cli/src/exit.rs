@@ -40,9 +40,13 @@ pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
     }
 }
 
-/// Logs go to stderr so stdout stays machine-readable.
-pub(crate) fn init_logging(filter: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+/// Logs go to stderr so stdout stays machine-readable. `--log` (or CXONE_UUID_LOG) wins over
+/// RUST_LOG, which a shell may export for other programs; `warn` when neither is given.
+pub(crate) fn init_logging(flag: Option<&str>) {
+    let filter = flag
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "warn".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

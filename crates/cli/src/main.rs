@@ -19,6 +19,7 @@ mod registries;
 mod run;
 mod s3_args;
 mod settings;
+mod signals;
 mod sinks;
 mod token;
 mod validate;
@@ -27,9 +28,10 @@ mod validate;
 #[derive(Parser, Debug)]
 #[command(name = "cxone-uuid", version, about, long_about = None, propagate_version = true)]
 struct Cli {
-    /// Log filter for stderr (e.g. `info`, `debug`, `cxone_uuid_client=trace`); also RUST_LOG.
-    #[arg(long, global = true, env = "CXONE_UUID_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter for stderr (e.g. `info`, `debug`, `cxone_uuid_client=trace`) [default: warn].
+    /// The flag wins over CXONE_UUID_LOG, which wins over RUST_LOG.
+    #[arg(long, global = true, env = "CXONE_UUID_LOG", value_name = "FILTER")]
+    log: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -72,7 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    exit::init_logging(&cli.log);
+    exit::init_logging(cli.log.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -143,7 +143,10 @@ impl Client {
     /// Fetches (or reuses) a token and says who and where it authenticated.
     pub async fn token_info(&self) -> Result<TokenInfo, Error> {
         let i = &self.inner;
-        let token = i.tokens.get(&*i.dialect, &i.http, &i.policy).await?;
+        let token = i
+            .tokens
+            .get(&*i.dialect, &i.http, &i.policy, i.budget.as_ref())
+            .await?;
         let ep = i.dialect.endpoints();
         Ok(TokenInfo {
             provider: i.config.provider.kind(),
@@ -331,7 +334,7 @@ impl RetryLogic for ExecuteLogic<'_> {
         };
         let token = i
             .tokens
-            .get(&*i.dialect, &i.http, &i.policy)
+            .get(&*i.dialect, &i.http, &i.policy, i.budget.as_ref())
             .await
             .map_err(stop)?;
         self.token_generation = Some(token.generation);

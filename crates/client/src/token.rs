@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::dialect::Dialect;
 use crate::error::{Error, ErrorKind};
 use crate::oauth::TokenGrant;
-use crate::retry::{drive, Attempted, Failure, GiveUp, RetryLogic, RetryPolicy};
+use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
 
 /// A cached access token. `Debug` never shows the token.
 pub(crate) struct CachedToken {
@@ -87,12 +87,14 @@ impl TokenCache {
         }
     }
 
-    /// A fresh token, fetching (with retries for 5xx, 429 and transport errors) if needed.
+    /// A fresh token, fetching (with retries for 5xx, 429 and transport errors, paid from the
+    /// same retry budget as executes) if needed.
     pub(crate) async fn get(
         &self,
         dialect: &dyn Dialect,
         http: &reqwest::Client,
         policy: &RetryPolicy,
+        budget: Option<&RetryBudget>,
     ) -> Result<Arc<CachedToken>, Error> {
         if let Some(e) = self.fatal_error() {
             return Err(e);
@@ -119,7 +121,7 @@ impl TokenCache {
                 return Err(e);
             }
         }
-        match self.fetch_with_retries(dialect, http, policy).await {
+        match self.fetch_with_retries(dialect, http, policy, budget).await {
             Ok(t) => Ok(t),
             Err(e) => {
                 if e.is_fatal() {
@@ -137,14 +139,16 @@ impl TokenCache {
         dialect: &dyn Dialect,
         http: &reqwest::Client,
         policy: &RetryPolicy,
+        budget: Option<&RetryBudget>,
     ) -> Result<Arc<CachedToken>, Error> {
         let mut logic = TokenLogic {
             dialect,
             http,
             requests: &self.requests,
         };
-        // Token retries spend no budget: the budget protects the execute endpoint.
-        let grant = drive(policy, None, &mut logic).await?;
+        // One budget for every retry the client makes: a sick token endpoint must not multiply
+        // the load any more than a sick execute endpoint.
+        let grant = drive(policy, budget, &mut logic).await?;
         Ok(self.store(grant))
     }
 
@@ -201,7 +205,20 @@ impl RetryLogic for TokenLogic<'_> {
         })
     }
 
-    fn give_up(&mut self, last: Error, _failure: Failure, _why: GiveUp, attempts: u32) -> Error {
+    fn give_up(&mut self, last: Error, failure: Failure, _why: GiveUp, attempts: u32) -> Error {
+        if matches!(failure, Failure::Connection | Failure::Timeout) {
+            // An endpoint that cannot be reached at all fails every UUID the same way: stop
+            // the run, as refused credentials do, instead of retrying it once per UUID.
+            return Error::new(
+                ErrorKind::TokenUnavailable,
+                format!(
+                    "the token endpoint could not be reached after {attempts} attempt(s): {last}; \
+                     nothing more is sent: check the URL and the network path to it (DNS, proxy, \
+                     firewall)"
+                ),
+            )
+            .into_fatal();
+        }
         let mut e = Error::new(
             ErrorKind::TokenUnavailable,
             format!("could not obtain an access token after {attempts} attempt(s): {last}"),

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,9 @@ use uuid::Uuid;
 use super::args::{Args, OutputFormat};
 use super::progress::Progress;
 use super::summary::{Summary, Tally};
-use crate::exit::{usage, FAILURE, INTERRUPTED};
+use crate::exit::{usage, FAILURE};
 use crate::settings::client_error;
+use crate::signals::{StopSignal, StopSignals};
 
 /// Fewest UUIDs staged (made durable ahead of their request). Against a fast endpoint one request
 /// takes less time than one sync, so a stage of a few UUIDs (at `--concurrency 1` or 8) runs dry
@@ -193,7 +194,8 @@ pub(crate) async fn execute_job(
         eprintln!("{banner}");
     }
 
-    let interrupted = Arc::new(AtomicBool::new(false));
+    // 0 while running; the exit code of the stop signal once one came.
+    let interrupted = Arc::new(AtomicU8::new(0));
     // Wakes a submission loop waiting for a free slot; the flag is what everything else reads.
     let interrupt = Arc::new(tokio::sync::Notify::new());
     let halt = Arc::new(AtomicBool::new(false));
@@ -201,13 +203,27 @@ pub(crate) async fn execute_job(
         let interrupted = interrupted.clone();
         let interrupt = interrupt.clone();
         let halt = halt.clone();
+        let mut signals = StopSignals::new();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            let first = signals.recv().await;
+            if first == StopSignal::Interrupt {
                 eprintln!("interrupted: finishing requests in flight, then writing the summary");
-                interrupted.store(true, Ordering::SeqCst);
-                halt.store(true, Ordering::SeqCst);
-                interrupt.notify_waiters();
+            } else {
+                eprintln!(
+                    "received {}: finishing requests in flight, then writing the summary",
+                    first.name()
+                );
             }
+            interrupted.store(first.exit_code(), Ordering::SeqCst);
+            halt.store(true, Ordering::SeqCst);
+            interrupt.notify_waiters();
+            let second = signals.recv().await;
+            eprintln!(
+                "received {} again: stopping at once; UUIDs staged but not answered stay pending, \
+                 and run --resume with the same --audit sends them",
+                second.name()
+            );
+            std::process::exit(i32::from(second.exit_code()));
         });
     }
 
@@ -239,7 +255,9 @@ pub(crate) async fn execute_job(
     let mut remaining = if args.resume { 0 } else { args.count };
     let mut batch: std::vec::IntoIter<(Uuid, f64)> = Vec::new().into_iter();
     loop {
-        if interrupted.load(Ordering::SeqCst) || ctx.abort.load(Ordering::SeqCst) || stop.is_some()
+        if interrupted.load(Ordering::SeqCst) != 0
+            || ctx.abort.load(Ordering::SeqCst)
+            || stop.is_some()
         {
             break;
         }
@@ -319,7 +337,8 @@ pub(crate) async fn execute_job(
             .unwrap_or_else(|| "a fatal error".to_string());
         stop = Some(format!("run stopped: {why}"));
     }
-    let was_interrupted = interrupted.load(Ordering::SeqCst);
+    let signal_code = interrupted.load(Ordering::SeqCst);
+    let was_interrupted = signal_code != 0;
 
     let elapsed = started.elapsed();
     let stats = unique.stats();
@@ -336,9 +355,7 @@ pub(crate) async fn execute_job(
     ev.action_id = Some(action_id);
     ev.uniqueness_rate = Some(unique.uniqueness_rate());
     ev.total_latency_ms = Some(ms(elapsed));
-    ev.error = stop
-        .clone()
-        .or_else(|| was_interrupted.then(|| "interrupted by the user".to_string()));
+    ev.error = stop.clone().or_else(|| signal_reason(signal_code));
     ev.metadata = Some(summary.finished_metadata());
     let audit_result = async {
         writer.record_durable(ev).await?;
@@ -352,7 +369,7 @@ pub(crate) async fn execute_job(
         return Ok(ExitCode::from(FAILURE));
     }
     if was_interrupted {
-        return Ok(ExitCode::from(INTERRUPTED));
+        return Ok(ExitCode::from(signal_code));
     }
     if let Some(why) = &stop {
         eprintln!("error: {why}");
@@ -479,4 +496,16 @@ impl TaskCtx {
             audit_error,
         }
     }
+}
+
+/// Why `run_finished` says the run stopped, from the stop signal's exit code.
+fn signal_reason(code: u8) -> Option<String> {
+    [
+        StopSignal::Interrupt,
+        StopSignal::Terminate,
+        StopSignal::Hangup,
+    ]
+    .into_iter()
+    .find(|s| s.exit_code() == code)
+    .map(StopSignal::reason)
 }

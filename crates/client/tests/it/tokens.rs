@@ -132,3 +132,50 @@ async fn token_info_never_shows_the_token() {
     assert!(!shown.contains("demo-secret"));
     assert!(!shown.to_ascii_lowercase().contains("bearer"));
 }
+
+/// A loopback port nothing listens on: connections are refused at once.
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_stops_the_run_naming_its_url() {
+    let server = mock(MockConfig::default()).await;
+    let url = format!("http://127.0.0.1:{}/oauth2/token", dead_port());
+    let c = client(
+        tutorial(&server)
+            .with_token_url(url.clone())
+            .with_max_retries(2)
+            .with_backoff_base(std::time::Duration::from_millis(1)),
+    );
+    let err = c.execute(Uuid::new_v4()).await.outcome.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TokenUnavailable);
+    assert!(err.is_fatal(), "every UUID would fail the same way: {err}");
+    assert!(err.to_string().contains(&url), "{err}");
+    assert_eq!(c.token_requests(), 3, "the retry policy's attempts, once");
+    // Later UUIDs fail at once with the same error instead of retrying the endpoint again.
+    let again = c.execute(Uuid::new_v4()).await;
+    assert!(again.outcome.unwrap_err().is_fatal());
+    assert_eq!(c.token_requests(), 3);
+    assert!(server.recorded().execute_requests.is_empty());
+}
+
+#[tokio::test]
+async fn token_retries_spend_the_shared_retry_budget() {
+    let server = mock(MockConfig {
+        token_script: parse_script("500*20").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    // A budget of one retry: the second token retry is refused by the budget.
+    let c = client(
+        tutorial(&server)
+            .with_max_retries(5)
+            .with_retry_budget(Some(5))
+            .with_backoff_base(std::time::Duration::from_millis(1)),
+    );
+    let err = c.execute(Uuid::new_v4()).await.outcome.unwrap_err();
+    assert!(err.to_string().contains("retry budget exhausted"), "{err}");
+    assert_eq!(server.recorded().token_requests, 2);
+}
