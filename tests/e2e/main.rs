@@ -8,6 +8,7 @@ mod generate;
 mod mock;
 mod options;
 mod providers;
+mod readme;
 mod registry;
 mod run;
 mod s3;

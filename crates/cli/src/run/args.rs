@@ -106,7 +106,13 @@ pub(crate) enum OutputFormat {
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct Args {
     /// How many UUIDs to generate and submit.
-    #[arg(short = 'n', long, default_value_t = 5)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = crate::exit::parse_count,
+        default_value_t = 5)]
     pub(crate) count: u64,
 
     #[command(flatten)]
