@@ -24,9 +24,26 @@ mod sinks;
 mod token;
 mod validate;
 
+const TOP_HELP: &str = "\
+Examples:
+  cxone-uuid demo                                  the main job against an embedded stand-in
+  cxone-uuid generate -n 10                        ten UUIDs, offline
+  cxone-uuid run -n 100 --audit jsonl:trail.jsonl  submit 100 UUIDs (settings: run --help)
+  cxone-uuid audit verify jsonl:trail.jsonl        prove the trail intact
+
+Exit codes: 0 success, 1 the job failed, 2 usage or configuration error (nothing was sent),
+130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP after draining.";
+
 /// Generate RFC 9562 UUIDs, submit each to a CXone Data Action, keep a tamper-evident audit trail.
 #[derive(Parser, Debug)]
-#[command(name = "cxone-uuid", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "cxone-uuid",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = TOP_HELP
+)]
 struct Cli {
     /// Log filter for stderr (e.g. `info`, `debug`, `cxone_uuid_client=trace`) [default: warn].
     /// The flag wins over CXONE_UUID_LOG, which wins over RUST_LOG.
