@@ -82,8 +82,27 @@ enum Command {
     Manpage,
 }
 
+/// The command tree as users see it. Environment values are never shown in `--help`: they may
+/// be private, and clap shows an unset one as `[env: NAME=]`, which reads like a setting.
+fn command() -> clap::Command {
+    fn hide_env_values(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|a| {
+            if a.get_env().is_some() {
+                a.hide_env_values(true)
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(hide_env_values)
+    }
+    hide_env_values(<Cli as clap::CommandFactory>::command())
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout with exit 0, and usage errors with exit 2.
@@ -112,12 +131,12 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(*args).await,
             Command::Audit(cmd) => audit_cmd::run(cmd).await,
             Command::Completions { shell } => {
-                let mut cmd = <Cli as clap::CommandFactory>::command();
+                let mut cmd = command();
                 clap_complete::generate(shell, &mut cmd, "cxone-uuid", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)
             }
             Command::Manpage => {
-                let cmd = <Cli as clap::CommandFactory>::command();
+                let cmd = command();
                 clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -126,5 +145,32 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => exit::report(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    /// Every command's long help, recursively, with its path.
+    fn helps(cmd: &mut clap::Command, path: String, out: &mut Vec<(String, String)>) {
+        out.push((path.clone(), cmd.render_long_help().to_string()));
+        for sub in cmd.get_subcommands_mut() {
+            let p = format!("{path} {}", sub.get_name());
+            helps(sub, p, out);
+        }
+    }
+
+    #[test]
+    fn no_help_shows_an_empty_environment_value() {
+        let mut cli = super::command();
+        cli.build();
+        let mut all = Vec::new();
+        helps(&mut cli, "cxone-uuid".to_string(), &mut all);
+        for (path, text) in all {
+            for part in text.split("[env: ").skip(1) {
+                let shown = part.split(']').next().unwrap_or_default();
+                assert!(!shown.ends_with('='), "{path} --help shows [env: {shown}]");
+            }
+        }
     }
 }

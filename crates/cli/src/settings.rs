@@ -73,7 +73,6 @@ pub(crate) fn client_error(e: Error, provider: Provider) -> anyhow::Error {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use clap::CommandFactory;
 
     const ALL: [Setting; 21] = [
         Setting::Provider,
@@ -115,7 +114,7 @@ mod tests {
 
     #[test]
     fn every_mapped_flag_exists_on_run() {
-        let cli = crate::Cli::command();
+        let cli = crate::command();
         let run = cli.find_subcommand("run").unwrap();
         let longs: Vec<&str> = run.get_arguments().filter_map(|a| a.get_long()).collect();
         for provider in [Provider::Tutorial, Provider::Genesys, Provider::Cxone] {
@@ -161,7 +160,7 @@ mod tests {
         // Scan the string literals of the client and the cli for `--flag`: a message or help
         // text that names a flag the program does not have sends the user the wrong way.
         let mut longs = Vec::new();
-        all_longs(&crate::Cli::command(), &mut longs);
+        all_longs(&crate::command(), &mut longs);
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut named = Vec::new();
         for dir in ["client/src", "cli/src"] {
