@@ -52,6 +52,9 @@ impl Recorded {
 pub struct RecordedRequest {
     /// The request path.
     pub path: String,
+    /// The query string, if any (e.g. `flatten=true`).
+    #[serde(default)]
+    pub query: Option<String>,
     /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
     /// The UUID found in the body, if any.
