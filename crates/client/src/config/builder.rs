@@ -113,6 +113,11 @@ impl ClientConfigBuilder {
         self.genesys.test_action = test;
         self
     }
+    /// Asks Genesys to flatten outputs to dotted keys (`flatten=true`).
+    pub fn with_flatten(mut self, flatten: bool) -> Self {
+        self.genesys.flatten = flatten;
+        self
+    }
     /// Sets the CXone execute path.
     pub fn with_execute_path(mut self, path: impl Into<String>) -> Self {
         self.cxone.execute_path = Some(path.into());

@@ -116,6 +116,8 @@ pub struct GenesysConfig {
     pub echo_field: Option<String>,
     /// Use the `/test` variant of the execute endpoint.
     pub test_action: bool,
+    /// Send `flatten=true`: outputs come back with dotted keys.
+    pub flatten: bool,
 }
 
 impl GenesysConfig {

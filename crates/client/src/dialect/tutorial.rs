@@ -17,6 +17,11 @@ use crate::config::{
 use crate::error::Error;
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
 
+/// The line added when the tutorial's endpoint is not there: a user with a real tenant most
+/// likely forgot `--provider`.
+pub const NOT_THE_TUTORIAL_HINT: &str = "this is the tutorial's endpoint; a real NICE CXone \
+     tenant needs --provider cxone, Genesys Cloud --provider genesys";
+
 /// The output a tutorial action uses to echo the UUID.
 pub const ECHO_OUTPUT: &str = "output_uuid";
 
@@ -145,6 +150,17 @@ impl Dialect for Tutorial {
             echo_check(uuid, ECHO_OUTPUT, Some(echo))?;
         }
         Ok(out)
+    }
+
+    fn failure_detail(&self, status: u16, _body: &[u8]) -> Option<String> {
+        // The "; " the caller puts before a detail ends the server's line; the hint is its own.
+        (status == 404).then(|| format!("\n{NOT_THE_TUTORIAL_HINT}"))
+    }
+
+    /// The default host `api.nicecxone.com` is the tutorial's: when it does not resolve or
+    /// connect, the user most likely meant another platform.
+    fn transport_hint(&self) -> Option<String> {
+        (self.api_base == DEFAULT_BASE_URL).then(|| NOT_THE_TUTORIAL_HINT.to_string())
     }
 
     fn required_permission(&self) -> String {
