@@ -36,6 +36,8 @@ pub struct TokenInfo {
     pub area: Option<String>,
     /// Client authentication method used.
     pub auth_method: AuthMethod,
+    /// The CXone token flow, for the CXone dialect.
+    pub cxone_auth: Option<crate::config::CxoneAuth>,
 }
 
 /// The result of one UUID's execution with the counters the summary needs.
@@ -193,6 +195,10 @@ impl Client {
             tenant_id: ep.tenant_id,
             area: ep.area,
             auth_method: i.config.effective_auth_method(),
+            cxone_auth: match &i.config.provider {
+                crate::config::ProviderConfig::Cxone(x) => Some(x.auth),
+                _ => None,
+            },
         })
     }
 

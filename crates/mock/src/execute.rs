@@ -255,6 +255,7 @@ async fn execute(
         body,
         status: outcome.status,
         at_ms,
+        correlation_id: respond::correlation_id(),
     });
     let wait = state.config.latency_ms + outcome.delay_ms;
     if wait > 0 {

@@ -65,6 +65,9 @@ pub struct RecordedRequest {
     pub status: u16,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// The `ININ-Correlation-Id` the answer carried (Genesys dialect).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
 /// Token bucket: refills `rate` tokens a second up to `burst`; an empty bucket tells how long

@@ -19,7 +19,7 @@ pub use crate::rate::RateSpec;
 pub use crate::setting::Setting;
 pub use builder::ClientConfigBuilder;
 pub use provider::{
-    AuthMethod, CxoneConfig, GenesysConfig, Provider, ProviderConfig, TutorialConfig,
+    AuthMethod, CxoneAuth, CxoneConfig, GenesysConfig, Provider, ProviderConfig, TutorialConfig,
 };
 pub use url::{check_url, is_loopback};
 
@@ -140,16 +140,20 @@ impl ClientConfig {
 
     fn check(&self, for_execute: bool) -> Result<(), Error> {
         let mut missing = Vec::new();
-        if empty(&self.client_id) {
+        let needs_client = match &self.provider {
+            ProviderConfig::Cxone(c) => c.needs_client(),
+            _ => true,
+        };
+        if needs_client && empty(&self.client_id) {
             missing.push(Setting::ClientId);
         }
-        if empty_secret(&self.client_secret) {
+        if needs_client && empty_secret(&self.client_secret) {
             missing.push(Setting::ClientSecret);
         }
         match &self.provider {
             ProviderConfig::Tutorial(t) => t.missing(for_execute, &mut missing),
             ProviderConfig::Genesys(g) => g.missing(self, for_execute, &mut missing),
-            ProviderConfig::Cxone(c) => c.missing(for_execute, &mut missing),
+            ProviderConfig::Cxone(c) => c.missing(self, for_execute, &mut missing),
         }
         if !missing.is_empty() {
             return Err(Error::missing(self.provider.kind().as_str(), missing));
