@@ -211,6 +211,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cxone_access_key_needs_no_client_but_an_area_or_token_url() {
+        let base = || {
+            ClientConfig::builder()
+                .provider(Provider::Cxone)
+                .with_access_key_id("k")
+                .with_access_key_secret("s")
+                .with_cxone_auth(CxoneAuth::AccessKey)
+        };
+        let e = base().build().validate_for_token().unwrap_err();
+        assert_eq!(e.settings(), [Setting::Area]);
+        assert!(base().with_area("na1").build().validate_for_token().is_ok());
+        assert!(base()
+            .with_token_url("http://127.0.0.1:9/authentication/v1/token/access-key")
+            .build()
+            .validate_for_token()
+            .is_ok());
+        let e = base()
+            .with_area("na1/x")
+            .build()
+            .validate_for_token()
+            .unwrap_err();
+        assert_eq!(e.settings(), [Setting::Area]);
+        // The password grant still needs the registered application.
+        let e = base()
+            .with_cxone_auth(CxoneAuth::Password)
+            .build()
+            .validate_for_token()
+            .unwrap_err();
+        assert_eq!(e.settings(), [Setting::ClientId, Setting::ClientSecret]);
+    }
+
+    #[test]
     fn missing_values_are_all_named() {
         let e = ClientConfig::default().validate().unwrap_err();
         assert!(e.is_config() && e.is_missing_settings());

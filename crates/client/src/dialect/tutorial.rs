@@ -245,4 +245,28 @@ mod tests {
         let e = d.parse(&u, mismatch.as_bytes()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::EchoMismatch);
     }
+
+    #[test]
+    fn hints_point_at_the_provider_flag() {
+        let d = dialect();
+        assert!(d
+            .failure_detail(404, b"")
+            .unwrap()
+            .contains("--provider cxone"));
+        assert_eq!(d.failure_detail(500, b""), None);
+        // A configured host is the user's own: no hint when it is unreachable.
+        assert_eq!(d.transport_hint(), None);
+        let c = ClientConfig::builder()
+            .with_client_id("id")
+            .with_client_secret("s")
+            .build();
+        let crate::config::ProviderConfig::Tutorial(t) = &c.provider else {
+            panic!("not a tutorial configuration");
+        };
+        let default_host = Tutorial::new(&c, t).unwrap();
+        assert!(default_host
+            .transport_hint()
+            .unwrap()
+            .contains("--provider genesys"));
+    }
 }
