@@ -187,3 +187,44 @@ async fn flatten_gives_dotted_keys_and_test_failures_carry_error_bodies() {
         "internal.server.error"
     );
 }
+
+#[tokio::test]
+async fn the_rate_limiter_and_random_failures_name_the_limit_too() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        rate_limit: Some(0.5),
+        genesys_limit: Some(
+            "client.credentials.token.rate.per.minute=300"
+                .parse()
+                .unwrap(),
+        ),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    assert_eq!(call(&server, &token, "execute").await.status(), 200);
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "2");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["limit"]["key"],
+        "client.credentials.token.rate.per.minute"
+    );
+    assert_eq!(body["limit"]["namespace"], "platform.api");
+
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        fail_rate: 1.0,
+        fail_status: 429,
+        genesys_limit: Some("requests.volume.max=7".parse().unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["limit"]["value"], 7);
+}
