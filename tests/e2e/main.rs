@@ -7,6 +7,7 @@ mod features;
 mod generate;
 mod mock;
 mod options;
+mod platforms;
 mod providers;
 mod readme;
 mod registry;

@@ -39,6 +39,12 @@ pub(crate) fn where_set(setting: Setting, provider: Provider) -> String {
         }
         Setting::ExecutePath => "--execute-path".into(),
         Setting::BodyTemplate => "--body-template".into(),
+        Setting::CxoneAuth => "CXONE_AUTH (--cxone-auth)".into(),
+        Setting::Area => {
+            "CXONE_AREA (--area), or CXONE_TOKEN_URL (--token-url) for the access-key endpoint"
+                .into()
+        }
+        Setting::TenantId => "CXONE_TENANT_ID (--tenant-id)".into(),
         Setting::Concurrency => "--concurrency".into(),
         Setting::Rate => "--rate".into(),
         Setting::Timeout => "--timeout".into(),
@@ -74,7 +80,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const ALL: [Setting; 21] = [
+    const ALL: [Setting; 24] = [
         Setting::Provider,
         Setting::ClientId,
         Setting::ClientSecret,
@@ -93,6 +99,9 @@ mod tests {
         Setting::AccessKeySecret,
         Setting::ExecutePath,
         Setting::BodyTemplate,
+        Setting::CxoneAuth,
+        Setting::Area,
+        Setting::TenantId,
         Setting::Concurrency,
         Setting::Rate,
         Setting::Timeout,

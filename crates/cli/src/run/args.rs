@@ -20,6 +20,9 @@ Examples:
   cxone-uuid run -n 1000 --concurrency 16 --audit jsonl:trail.jsonl --audit sqlite:trail.db
   cxone-uuid run -n 50 --rate 20 --output json | jq .latency_ms
   cxone-uuid run --resume --audit jsonl:trail.jsonl     # finish UUIDs a crash left pending
+  cxone-uuid run --provider genesys --region mypurecloud.ie --flatten --echo-field record.id
+  cxone-uuid run --provider cxone --cxone-auth access-key --area na1 \\
+    --execute-path /incontactapi/services/v31.0/scripts/start --body-template TEMPLATE
 
 Exit codes: 0 all succeeded, 1 any failed or the run stopped, 2 usage/configuration, 130 Ctrl-C.";
 
