@@ -41,8 +41,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
 use uuid::Uuid;
 
 /// The schema version this build writes (`PRAGMA user_version`). Version 1 had no
-/// `audit_events_recent`; opening it for writing migrates it, and readers accept both.
-pub const SCHEMA_VERSION: i64 = 2;
+/// `audit_events_recent`, version 2 no `correlation_id`, `wait_ms` and `ambiguous_attempts`; opening an older database
+/// for writing migrates it, and readers accept every version as it is.
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATION_1: &str = "
 CREATE TABLE audit_events (
@@ -141,6 +142,25 @@ SELECT latest.uuid,
  WHERE latest.uuid NOT IN (SELECT uuid FROM audit_events_recent WHERE uuid IS NOT NULL);
 ";
 
+/// Version 3: the events' `correlation_id`, `wait_ms` and `ambiguous_attempts`, added at the end of both tables so that
+/// the move (`INSERT ... SELECT *`) still lines the columns up; `audit_events_all` is made again
+/// so its `*` takes them in.
+const MIGRATION_3: &str = "
+ALTER TABLE audit_events ADD COLUMN correlation_id TEXT;
+ALTER TABLE audit_events ADD COLUMN wait_ms REAL;
+ALTER TABLE audit_events ADD COLUMN ambiguous_attempts INTEGER;
+ALTER TABLE audit_events_recent ADD COLUMN correlation_id TEXT;
+ALTER TABLE audit_events_recent ADD COLUMN wait_ms REAL;
+ALTER TABLE audit_events_recent ADD COLUMN ambiguous_attempts INTEGER;
+DROP VIEW audit_events_all;
+CREATE VIEW audit_events_all AS
+SELECT * FROM audit_events UNION ALL SELECT * FROM audit_events_recent;
+";
+
+/// The columns version 3 added, as a read-only reader of an older database supplies them.
+const V3_COLUMNS_AS_NULL: &str =
+    "NULL AS correlation_id, NULL AS wait_ms, NULL AS ambiguous_attempts";
+
 /// The page size of a database this sink creates (see `open_rw`).
 pub const PAGE_SIZE: i64 = 16_384;
 
@@ -170,7 +190,7 @@ const MERGE: &str = "INSERT INTO audit_events SELECT * FROM audit_events_recent 
 
 const COLUMNS: &str = "seq, schema, timestamp, event, run_id, uuid, action_id, attempts, \
     http_status, error, generation_latency_ms, execution_latency_ms, total_latency_ms, \
-    uniqueness_rate, metadata, prev_hash, hash";
+    uniqueness_rate, metadata, prev_hash, hash, correlation_id, wait_ms, ambiguous_attempts";
 
 /// One event row into `$table`, binding the columns in [`COLUMNS`] order.
 macro_rules! insert_into {
@@ -180,8 +200,10 @@ macro_rules! insert_into {
             $table,
             " (seq, schema, timestamp, event, run_id, uuid, action_id, attempts, http_status, \
              error, generation_latency_ms, execution_latency_ms, total_latency_ms, \
-             uniqueness_rate, metadata, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+             uniqueness_rate, metadata, prev_hash, hash, correlation_id, wait_ms, \
+             ambiguous_attempts) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19, ?20)"
         )
     };
 }
@@ -317,6 +339,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), AuditError> {
         ))
         .map_err(&err)?;
     }
+    if version < 3 {
+        conn.execute_batch(&format!(
+            "BEGIN; {MIGRATION_3} PRAGMA user_version = 3; COMMIT;"
+        ))
+        .map_err(&err)?;
+    }
     // Events staged by a writer that crashed: move them now, so that `audit_events` is whole
     // again before anything new is written. Checked first: even an empty move commits a page.
     let staged: bool = conn
@@ -362,14 +390,26 @@ pub fn open_read(path: &Path) -> Result<Connection, AuditError> {
             ),
         });
     }
-    if version == 1 {
-        conn.execute_batch(
-            "CREATE TEMP TABLE audit_events_recent AS SELECT * FROM main.audit_events WHERE 0; \
+    // Older schemas cannot be migrated through a read-only handle: temporary views of the same
+    // names (the temp schema is searched first) give readers the current columns, those a
+    // version lacks as NULL.
+    let views = match version {
+        1 => format!(
+            "CREATE TEMP VIEW audit_events AS SELECT *, {V3_COLUMNS_AS_NULL} FROM main.audit_events; \
+             CREATE TEMP TABLE audit_events_recent AS SELECT * FROM temp.audit_events WHERE 0; \
              CREATE TEMP VIEW audit_events_all AS \
-             SELECT * FROM main.audit_events UNION ALL SELECT * FROM temp.audit_events_recent;",
-        )
-        .map_err(&err)?;
-    }
+             SELECT * FROM temp.audit_events UNION ALL SELECT * FROM temp.audit_events_recent;"
+        ),
+        2 => format!(
+            "CREATE TEMP VIEW audit_events AS SELECT *, {V3_COLUMNS_AS_NULL} FROM main.audit_events; \
+             CREATE TEMP VIEW audit_events_recent AS \
+             SELECT *, {V3_COLUMNS_AS_NULL} FROM main.audit_events_recent; \
+             CREATE TEMP VIEW audit_events_all AS \
+             SELECT * FROM temp.audit_events UNION ALL SELECT * FROM temp.audit_events_recent;"
+        ),
+        _ => String::new(),
+    };
+    conn.execute_batch(&views).map_err(&err)?;
     Ok(conn)
 }
 
@@ -415,13 +455,15 @@ impl SqliteSink {
 
     /// `(seq, hash)` of the last event (seq 0 when empty).
     pub fn head(&self) -> (u64, String) {
-        match self.inner.lock() {
-            Ok(g) => (
-                g.sealer.chain().last_seq(),
-                g.sealer.chain().head_hash().to_string(),
-            ),
-            Err(_) => (0, String::new()),
-        }
+        // A panic elsewhere does not change the head: read it through a poisoned lock too.
+        let g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            g.sealer.chain().last_seq(),
+            g.sealer.chain().head_hash().to_string(),
+        )
     }
 
     /// Stores events that are already sealed (an import keeping the source's seq and hashes).
@@ -494,6 +536,9 @@ fn write_to(g: &mut Inner, path: &Path, indexed: bool) -> Result<(), AuditError>
                 metadata,
                 ev.prev_hash,
                 ev.hash,
+                ev.correlation_id,
+                ev.wait_ms,
+                ev.ambiguous_attempts,
             ])?;
             if ev.event == EventKind::Checkpoint {
                 let text = serde_json::to_string(ev)
@@ -664,6 +709,9 @@ fn fill_event(r: &rusqlite::Row<'_>, ev: &mut AuditEvent) -> rusqlite::Result<()
         .map_err(|e| conv(14, e))?;
     set(&mut ev.prev_hash, required(r, 15)?);
     set(&mut ev.hash, required(r, 16)?);
+    set_opt(&mut ev.correlation_id, text(r, 17)?);
+    ev.wait_ms = r.get(18)?;
+    ev.ambiguous_attempts = r.get(19)?;
     Ok(())
 }
 
@@ -1023,6 +1071,9 @@ mod tests {
                 e.attempts = Some(2);
                 e.http_status = Some(if i % 3 == 0 { 200 } else { 500 });
                 e.execution_latency_ms = Some(12.345_678);
+                e.wait_ms = Some(0.5);
+                e.correlation_id = Some(format!("corr-{i}"));
+                e.ambiguous_attempts = Some(1);
                 let mut md = serde_json::Map::new();
                 md.insert("version".into(), 4.into());
                 e.metadata = Some(md);
@@ -1162,13 +1213,23 @@ mod tests {
         sink.close().await.unwrap();
     }
 
+    /// Events as versions 1 and 2 could hold them: without the fields version 3 added.
+    fn version_2_events(mut evs: Vec<AuditEvent>) -> Vec<AuditEvent> {
+        for e in &mut evs {
+            e.correlation_id = None;
+            e.wait_ms = None;
+            e.ambiguous_attempts = None;
+        }
+        evs
+    }
+
     #[tokio::test]
     async fn a_version_1_database_is_read_as_it_is_and_migrated_by_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.db");
         let uuids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
         let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
-        sink.append(&run_events(Uuid::now_v7(), &uuids))
+        sink.append(&version_2_events(run_events(Uuid::now_v7(), &uuids)))
             .await
             .unwrap();
         sink.close().await.unwrap();
@@ -1178,7 +1239,10 @@ mod tests {
             .unwrap()
             .execute_batch(&format!(
                 "DROP VIEW uuid_status; DROP VIEW audit_events_all; \
-                 DROP TABLE audit_events_recent; {v1_view} PRAGMA user_version = 1;"
+                 DROP TABLE audit_events_recent; {v1_view} \
+                 ALTER TABLE audit_events DROP COLUMN correlation_id; \
+                 ALTER TABLE audit_events DROP COLUMN wait_ms; \
+                 ALTER TABLE audit_events DROP COLUMN ambiguous_attempts; PRAGMA user_version = 1;"
             ))
             .unwrap();
         assert_eq!(verify(&p, None).unwrap().events, 9);
@@ -1197,6 +1261,59 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         assert_eq!(verify(&p, None).unwrap().events, 13);
         assert_eq!(pending(&p).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_version_2_database_is_read_as_it_is_and_migrated_by_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        let uuids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        sink.append(&version_2_events(run_events(Uuid::now_v7(), &uuids)))
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        drop(sink);
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch(
+                "DROP VIEW audit_events_all; \
+                 ALTER TABLE audit_events DROP COLUMN correlation_id; \
+                 ALTER TABLE audit_events DROP COLUMN wait_ms; \
+                 ALTER TABLE audit_events_recent DROP COLUMN correlation_id; \
+                 ALTER TABLE audit_events_recent DROP COLUMN wait_ms; \
+                 ALTER TABLE audit_events DROP COLUMN ambiguous_attempts; \
+                 ALTER TABLE audit_events_recent DROP COLUMN ambiguous_attempts; \
+                 CREATE VIEW audit_events_all AS \
+                 SELECT * FROM audit_events UNION ALL SELECT * FROM audit_events_recent; \
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        assert_eq!(verify(&p, None).unwrap().events, 9);
+        assert_eq!(pending(&p).unwrap().len(), 1);
+        assert_eq!(query(&p, &Query::default()).unwrap().len(), 9);
+
+        let sink = SqliteSink::open(&p, SqliteOptions::default()).unwrap();
+        let u = Uuid::new_v4();
+        sink.append(&run_events(Uuid::now_v7(), &[u]))
+            .await
+            .unwrap();
+        sink.close().await.unwrap();
+        let conn = Connection::open(&p).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let (corr, wait): (String, f64) = conn
+            .query_row(
+                "SELECT correlation_id, wait_ms FROM audit_events_all \
+                 WHERE uuid = ?1 AND event = 'action_executed'",
+                [u.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((corr.as_str(), wait), ("corr-0", 0.5));
+        assert_eq!(verify(&p, None).unwrap().events, 13);
     }
 
     fn page_size(p: &Path) -> i64 {

@@ -15,7 +15,7 @@
 //! - absent optional fields omitted (never `null`).
 //!
 //! The sealer normalises numbers before hashing so the stored text *is* the hashed text: the
-//! latency fields (milliseconds) are rounded to microseconds (3 decimals), `uniqueness_rate` to
+//! latency fields (milliseconds, `wait_ms` too) are rounded to microseconds (3 decimals), `uniqueness_rate` to
 //! 9 decimals, and non-finite floats are dropped. Sorting is done here, key by key, not by
 //! relying on serde_json's `Map` order (another crate may turn on `preserve_order`).
 //!
@@ -60,6 +60,7 @@ pub fn normalize(event: &mut AuditEvent) {
     event.execution_latency_ms = normalized(event.execution_latency_ms, 1e3);
     event.total_latency_ms = normalized(event.total_latency_ms, 1e3);
     event.uniqueness_rate = normalized(event.uniqueness_rate, 1e9);
+    event.wait_ms = normalized(event.wait_ms, 1e3);
 }
 
 /// Appends the canonical form of `event` (without `hash`) to `out`.
@@ -112,9 +113,17 @@ fn write_canonical_parts(
         key(out, "action_id");
         write_str(out, v);
     }
+    if let Some(v) = event.ambiguous_attempts {
+        key(out, "ambiguous_attempts");
+        write_int(out, u64::from(v));
+    }
     if let Some(v) = event.attempts {
         key(out, "attempts");
         write_int(out, u64::from(v));
+    }
+    if let Some(v) = &event.correlation_id {
+        key(out, "correlation_id");
+        write_str(out, v);
     }
     if let Some(v) = &event.error {
         key(out, "error");
@@ -159,6 +168,10 @@ fn write_canonical_parts(
     if let Some(v) = &event.uuid {
         key(out, "uuid");
         write_uuid(out, v);
+    }
+    if let Some(v) = num(event.wait_ms, 1e3) {
+        key(out, "wait_ms");
+        write_f64(out, v);
     }
     out.push(b'}');
 }
@@ -646,7 +659,8 @@ fn fast_parse(line: &[u8]) -> Option<Fast<'_>> {
         .ok()?;
     let prev_at = rfind(body, b",\"prev_hash\":\"")? + 14;
     let prev_hash = body.get(prev_at..prev_at + 64)?;
-    // `event` is preceded only by action_id, attempts and error (no nested keys).
+    // `event` is preceded only by action_id, ambiguous_attempts, attempts, correlation_id and error (no nested
+    // keys; a string's text cannot hold a bare `"`).
     let event_at = find(body, b"\"event\":\"")? + 9;
     let is_checkpoint = body[event_at..].starts_with(b"checkpoint\"");
     Some(Fast {
@@ -758,6 +772,38 @@ mod tests {
             text,
             r#"{"event":"run_started","metadata":{"a":"\u0001\n é","z":{"a":[1.5,{"x":null,"y":0}],"b":1}},"prev_hash":"","run_id":"00000000-0000-0000-0000-000000000000","schema":1,"seq":0,"timestamp":"2026-01-01T00:00:00.000000Z"}"#
         );
+    }
+
+    #[test]
+    fn every_field_is_in_the_canonical_form_in_sorted_order() {
+        // serde_json's Map sorts keys (no preserve_order here), so its compact text of the
+        // serialised event is the documented canonical form: each field, correlation_id and
+        // wait_ms included, must be written and in its place.
+        let mut ev = AuditEvent::new(EventKind::ActionFailed, Uuid::now_v7());
+        ev.uuid = Some(Uuid::new_v4());
+        ev.action_id = Some("custom_-_abc".into());
+        ev.attempts = Some(3);
+        ev.ambiguous_attempts = Some(1);
+        ev.http_status = Some(429);
+        ev.error = Some("rate limited (429)".into());
+        ev.correlation_id = Some("7f1c6c1e-0b51-4a0e-9d3e-cc1b5f0a2e11".into());
+        ev.generation_latency_ms = Some(0.125);
+        ev.execution_latency_ms = Some(12.5);
+        ev.total_latency_ms = Some(12.625);
+        ev.wait_ms = Some(48.25);
+        ev.uniqueness_rate = Some(1.0);
+        ev.metadata = Some(serde_json::Map::new());
+        let mut chain = Chain::default();
+        chain.seal(&mut ev);
+        let mut value = serde_json::to_value(&ev).unwrap();
+        value.as_object_mut().unwrap().remove("hash");
+        let text = String::from_utf8(canonical_json(&ev)).unwrap();
+        assert_eq!(text, serde_json::to_string(&value).unwrap());
+        assert!(text.contains(r#""correlation_id":"7f1c6c1e-"#), "{text}");
+        assert!(text.ends_with(r#","wait_ms":48.25}"#), "{text}");
+        let mut line = Vec::new();
+        encode_line(&ev, &mut line);
+        assert_eq!(verify(&[line]).unwrap(), 1);
     }
 
     #[test]

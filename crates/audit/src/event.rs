@@ -72,12 +72,21 @@ pub struct AuditEvent {
     /// HTTP attempts made for this UUID so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// Attempts whose outcome is unknown (a timeout or reset after the request was written, 500,
+    /// 502, 504): neither platform honours an idempotency key, so each may have run the action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambiguous_attempts: Option<u32>,
     /// The last HTTP status seen, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     /// Why it failed, in words (never containing secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The platform's id for the request that gave the outcome (Genesys's
+    /// `ININ-Correlation-Id`, else the error body's `contextId`; `X-Request-Id` or
+    /// `X-Correlation-Id` elsewhere), so a failure can be traced with the vendor's support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
     /// Time to generate, validate and register the UUID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_latency_ms: Option<f64>,
@@ -87,6 +96,10 @@ pub struct AuditEvent {
     /// Generation plus execution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_latency_ms: Option<f64>,
+    /// Time the request was held back by the client's own pacing and concurrency limit, apart
+    /// from the server latency in `execution_latency_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<f64>,
     /// Share of generated candidates that were unique, 0..=1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uniqueness_rate: Option<f64>,
@@ -119,6 +132,9 @@ impl AuditEvent {
             execution_latency_ms: None,
             total_latency_ms: None,
             uniqueness_rate: None,
+            correlation_id: None,
+            ambiguous_attempts: None,
+            wait_ms: None,
             metadata: None,
             prev_hash: String::new(),
             hash: String::new(),
