@@ -4,13 +4,16 @@
 mod audit;
 mod durability;
 mod features;
+mod full_disk;
 mod generate;
+mod locks;
 mod mock;
 mod options;
 mod platforms;
 mod providers;
 mod readme;
 mod registry;
+mod resume;
 mod run;
 mod s3;
 mod support;

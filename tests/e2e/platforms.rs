@@ -103,7 +103,72 @@ async fn limit_named(key: &str, value: u64) {
         .collect::<Vec<Value>>();
     assert_eq!(failed.len(), 1);
     assert!(failed[0]["error"].as_str().unwrap().contains(key));
+    assert_eq!(failed[0]["correlation_id"], last.as_str());
     audit_verifies(dir.path()).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_outcome_carries_the_correlation_id_into_both_trails() {
+    let server = mock(MockConfig {
+        provider: Provider::Genesys,
+        // Each UUID: a 500, then success; the outcome keeps the last answer's id.
+        script: parse_script("500,200").unwrap(),
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("trail.db");
+    let mut cmd = genesys_cmd(&server, dir.path(), 3);
+    cmd.args(["--concurrency", "1", "--audit"])
+        .arg(format!("sqlite:{}", db.display()));
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // What the stand-in sent with each UUID's last answer is what its outcome recorded.
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    for r in &server.recorded().execute_requests {
+        last.insert(r.uuid.clone().unwrap(), r.correlation_id.clone().unwrap());
+    }
+    assert_eq!(server.recorded().execute_requests.len(), 6);
+    let sent: Vec<String> = last.into_values().collect();
+    assert_eq!(sent.len(), 3);
+    let evs = events(&audit_path(dir.path()));
+    let outcomes: Vec<&Value> = evs
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["event"].as_str(),
+                Some("action_executed" | "action_failed")
+            )
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 3);
+    let mut recorded: Vec<String> = outcomes
+        .iter()
+        .map(|e| e["correlation_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected = sent.clone();
+    recorded.sort();
+    expected.sort();
+    assert_eq!(recorded, expected);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT correlation_id FROM audit_events_all \
+             WHERE event IN ('action_executed', 'action_failed') ORDER BY correlation_id",
+        )
+        .unwrap();
+    let in_db: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(in_db, expected);
+    audit_verifies(dir.path()).await;
+    let mut cmd = bin();
+    cmd.args(["audit", "verify", &format!("sqlite:{}", db.display())]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,5 +387,30 @@ async fn tutorial_404_points_at_the_provider_flag() {
              Genesys Cloud --provider genesys"
         ),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_genesys_region_with_only_a_base_url_is_refused_naming_both() {
+    let d = MockConfig::default();
+    let mut cmd = bin();
+    cmd.env("GENESYS_CLIENT_ID", &d.client_id)
+        .env("GENESYS_CLIENT_SECRET", &d.client_secret)
+        .env("CXONE_BASE_URL", "https://api.example.com")
+        .env_remove("CXONE_TOKEN_URL")
+        .args([
+            "token",
+            "--provider",
+            "genesys",
+            "--region",
+            "mypurecloud.ie",
+        ]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: a Genesys region sets both the API and the token URL, but the API base URL is \
+         given without the token URL: give the token URL too, or unset the API base URL so the \
+         region sets both [set by CXONE_BASE_URL (--base-url)]"
     );
 }

@@ -242,6 +242,60 @@ async fn run_archives_a_trail_that_audit_verify_proves_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_one_s3_spool_exits_2_before_sending() {
+    let moto = moto();
+    let bucket = create_bucket(&moto.endpoint, "lock");
+    let slow = mock(MockConfig {
+        latency_ms: 200,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let uri = format!("s3://{bucket}/trail");
+    let mut first = run_cmd(&slow, dir.path(), 10);
+    first.args(["--audit", &uri, "--concurrency", "1"]);
+    s3_flags(&mut first, &moto.endpoint, &spool);
+    let mut first = crate::locks::start_and_wait(first, &slow).await;
+
+    // Its own local trail, the same S3 destination and spool.
+    let other = mock(MockConfig::default()).await;
+    let mut second = run_cmd(&other, other_dir.path(), 2);
+    second.args(["--audit", &uri]);
+    s3_flags(&mut second, &moto.endpoint, &spool);
+    let out = output(second).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{uri} is being written by another cxone-uuid process (pid {})",
+            first.id()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(other.recorded().execute_requests.is_empty());
+    // `audit flush` leaves the spool to the run that writes it.
+    let out = output(audit_cmd("flush", &uri, &moto.endpoint, &spool)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("let that run upload its spool"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    let out = output(audit_cmd("verify", &uri, &moto.endpoint, &spool)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_mid_run_loses_nothing_and_flush_then_verify_show_every_event_once() {
     let moto = moto();
     let bucket = create_bucket(&moto.endpoint, "outage");

@@ -6,6 +6,10 @@
 //! so no byte anyone wrote is ever silently dropped. Lines are the canonical form plus `hash`
 //! ([`cxone_uuid_audit::chain::encode_line`]), so verifying hashes the stored bytes directly.
 //!
+//! A write that fails (a full disk, an I/O error) leaves no partial record: the sink drops what
+//! it had buffered, cuts the file back to its last complete line, syncs it and refuses further
+//! appends, so the trail verifies exactly as the failed run left it and `--resume` continues it.
+//!
 //! Rotation (`rotate_mb`) renames the full file to the next free `PATH.N` (so `PATH.1` is the
 //! oldest segment) and starts a new `PATH`; the chain continues across segments. With a signing
 //! key, the latest checkpoint is also kept in `PATH.checkpoint` (written only after the trail
@@ -66,6 +70,9 @@ struct Inner {
     /// The latest checkpoint appended but not yet durable: the anchor is written after the sync.
     pending_anchor: Option<Vec<u8>>,
     closed: bool,
+    /// Set by the first failed write: the file was cut back to its last complete line and the
+    /// sealer is ahead of it, so nothing more may be written.
+    failed: Option<String>,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
@@ -135,6 +142,7 @@ impl JsonlSink {
                 line: Vec::with_capacity(1024),
                 pending_anchor: None,
                 closed: false,
+                failed: None,
             })),
             path,
         })
@@ -147,12 +155,54 @@ impl JsonlSink {
 
     /// `(seq, hash)` of the last event sealed (seq 0 for an empty trail).
     pub fn head(&self) -> (u64, String) {
-        match self.inner.lock() {
-            Ok(g) => (
-                g.sealer.chain().last_seq(),
-                g.sealer.chain().head_hash().to_string(),
-            ),
-            Err(_) => (0, String::new()),
+        // A panic elsewhere does not change the head: read it through a poisoned lock too.
+        let g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            g.sealer.chain().last_seq(),
+            g.sealer.chain().head_hash().to_string(),
+        )
+    }
+
+    /// After a failed write: drops what the buffer still holds (it was never written, and
+    /// dropping the writer would try again), cuts the file back to its last complete line and
+    /// syncs it, and refuses every later write. Returns the error to report.
+    fn fail(&self, g: &mut Inner, e: AuditError) -> AuditError {
+        let cut = (|| -> std::io::Result<u64> {
+            let dup = g.file.get_ref().try_clone()?;
+            let (file, _unwritten) =
+                std::mem::replace(&mut g.file, BufWriter::with_capacity(256 * 1024, dup))
+                    .into_parts();
+            let end = last_line_end(&self.path)?;
+            if file.metadata()?.len() > end {
+                file.set_len(end)?;
+            }
+            file.sync_data()?;
+            Ok(end)
+        })();
+        let what = match cut {
+            Ok(end) => {
+                g.size = end;
+                format!("{e}; the trail ends at its last complete line")
+            }
+            Err(cut) => {
+                format!("{e}; cutting the trail back to its last complete line failed too: {cut}")
+            }
+        };
+        tracing::error!("{} stopped: {what}", self.describe());
+        g.failed = Some(what);
+        e
+    }
+
+    fn refuse_if_failed(&self, g: &Inner) -> Result<(), AuditError> {
+        match &g.failed {
+            Some(why) => Err(AuditError::Backend {
+                sink: self.describe(),
+                message: format!("an earlier write failed ({why}); nothing more is written"),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -214,12 +264,15 @@ impl AuditSink for JsonlSink {
             });
         }
         let g = &mut *g;
+        self.refuse_if_failed(g)?;
         let err = io_err(&self.path);
         for ev in batch {
             g.line.clear();
             let checkpoint = g.sealer.seal_line(ev, &mut g.line);
             let Inner { file, line, .. } = &mut *g;
-            file.write_all(line).map_err(&err)?;
+            if let Err(e) = file.write_all(line) {
+                return Err(self.fail(g, err(e)));
+            }
             g.size += g.line.len() as u64;
             if let Some(cp) = checkpoint {
                 let mut anchor = Vec::new();
@@ -227,7 +280,9 @@ impl AuditSink for JsonlSink {
                 g.pending_anchor = Some(anchor);
             }
             if g.rotate_bytes.is_some_and(|max| g.size >= max) {
-                self.rotate(g).map_err(&err)?;
+                if let Err(e) = self.rotate(g) {
+                    return Err(self.fail(g, err(e)));
+                }
             }
         }
         Ok(())
@@ -237,7 +292,10 @@ impl AuditSink for JsonlSink {
         let err = io_err(&self.path);
         let (file, anchor) = {
             let mut g = self.lock()?;
-            g.file.flush().map_err(&err)?;
+            self.refuse_if_failed(&g)?;
+            if let Err(e) = g.file.flush() {
+                return Err(self.fail(&mut g, err(e)));
+            }
             if self.sync_mode == SyncMode::None && g.pending_anchor.is_none() {
                 return Ok(());
             }
@@ -248,7 +306,9 @@ impl AuditSink for JsonlSink {
         };
         // fsync off the async threads; appends may continue meanwhile (they are not ours to wait for).
         let anchor_path = anchor_path(&self.path);
-        let fsync = self.sync_mode != SyncMode::None;
+        // The anchor names a checkpoint in the trail: the trail is made durable before it even
+        // with --audit-sync none, or a power loss would read as a cut tail (tampering).
+        let fsync = self.sync_mode != SyncMode::None || anchor.is_some();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             if fsync {
                 file.sync_data()?;
@@ -263,7 +323,14 @@ impl AuditSink for JsonlSink {
             sink: self.describe(),
             message: format!("fsync task failed: {e}"),
         })?
-        .map_err(&err)
+        .map_err(|e| {
+            // The kernel may have lost written pages: cut back to what is whole on disk.
+            let e = err(e);
+            match self.lock() {
+                Ok(mut g) => self.fail(&mut g, e),
+                Err(_) => e,
+            }
+        })
     }
 
     async fn close(&self) -> Result<(), AuditError> {
@@ -273,11 +340,15 @@ impl AuditSink for JsonlSink {
                 return Ok(());
             }
             let g = &mut *g;
+            g.closed = true;
+            // After a failed write the trail stays as it was cut: no closing checkpoint.
+            self.refuse_if_failed(g)?;
             if let Some(cp) = g.sealer.finish() {
                 g.sealed.push(cp);
-                self.write_sealed(g)?;
+                if let Err(e) = self.write_sealed(g) {
+                    return Err(self.fail(g, e));
+                }
             }
-            g.closed = true;
         }
         self.sync().await
     }
@@ -285,6 +356,24 @@ impl AuditSink for JsonlSink {
     fn describe(&self) -> String {
         format!("jsonl:{}", self.path.display())
     }
+}
+
+/// The length of `path` up to and including its last newline (0 when it has none).
+fn last_line_end(path: &Path) -> std::io::Result<u64> {
+    let mut f = File::open(path)?;
+    let mut end = f.metadata()?.len();
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(buf.len());
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {

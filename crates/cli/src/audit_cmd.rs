@@ -20,7 +20,12 @@ Examples:
   cxone-uuid audit verify jsonl:cxone_uuid_audit.jsonl
   cxone-uuid audit verify sqlite:trail.db --public-key audit.key.pub
 
-Exit codes: 0 intact, 1 broken (the first bad seq and why are printed), 2 usage.";
+A trail is named as jsonl:PATH, sqlite:PATH, s3://BUCKET/PREFIX, or a bare path ending in .jsonl,
+.db or .sqlite.
+
+Exit codes: 0 intact (and, with --public-key, proven up to its last checkpoint); 1 broken (the
+first bad seq and why are printed), or with --public-key no checkpoint signed by that key (the
+chain is intact: `ok` is printed, then `not proven`); 2 usage, a missing trail included.";
 
 const QUERY_HELP: &str = "\
 Filters combine with AND; every value is passed to SQLite as a bound parameter.
@@ -48,6 +53,15 @@ Example:
   cxone-uuid run --audit jsonl:trail.jsonl --audit-signing-key audit.key --checkpoint-every 10000
   cxone-uuid audit verify jsonl:trail.jsonl --public-key audit.key.pub";
 
+const FLUSH_HELP: &str = "\
+A run whose S3 uploads failed (an outage, expired credentials) keeps the unuploaded events in
+its local spool, durable; the next run to the same destination uploads them first, or this
+command does it now. Give the same --s3-spool the run used.
+
+Example:
+  cxone-uuid audit flush s3://bucket/trails --s3-region eu-west-1 --s3-spool .cxone-uuid/spool
+  cxone-uuid audit verify s3://bucket/trails --s3-region eu-west-1";
+
 /// Audit subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum Command {
@@ -65,6 +79,7 @@ pub(crate) enum Command {
     Keygen(KeygenArgs),
     /// Upload what the local spool of an S3 archive still holds (s3://BUCKET/PREFIX).
     // The S3 sink's place: its flags and work live in s3_args.rs.
+    #[command(after_help = FLUSH_HELP)]
     Flush(crate::s3_args::FlushArgs),
 }
 
@@ -193,6 +208,20 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => match e.downcast_ref::<AuditError>() {
+            Some(AuditError::Chain { reason, .. }) if is_unsigned(&reason.to_string()) => {
+                // The chain held to its end; only the proof asked for is missing.
+                let summary = crate::sinks::verify(&args.sink, None, &args.s3).await?;
+                print_ok(&summary);
+                println!(
+                    "not proven: no checkpoint in this trail is signed by {} (was it written \
+                     with --audit-signing-key, and is this its public key?)",
+                    args.public_key
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+                Ok(ExitCode::from(FAILURE))
+            }
             Some(AuditError::Chain { seq, reason }) => {
                 println!("FAILED: {}: chain broken at seq {seq}: {reason}", args.sink);
                 Ok(ExitCode::from(FAILURE))
@@ -202,12 +231,17 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether a verify failure only says that no checkpoint is signed by the given key.
+fn is_unsigned(reason: &str) -> bool {
+    reason.contains("no checkpoint signed by this key")
+}
+
 fn print_ok(s: &VerifySummary) {
     println!("ok: {} events, chain intact, head {}", s.events, s.head);
     match &s.signed {
         Some(signed) => {
             println!(
-                "signed: {} checkpoints valid; events 1..={} signed (last checkpoint {})",
+                "signed: {} checkpoints valid; events 1–{} signed (last checkpoint {})",
                 signed.checkpoints, signed.signed_through, signed.last_time
             );
             if signed.unsigned_after > 0 {
@@ -225,6 +259,38 @@ fn print_ok(s: &VerifySummary) {
     }
 }
 
+/// `--db` takes a path, or `sqlite:PATH` as `--audit` does.
+fn sqlite_path(db: &std::path::Path) -> PathBuf {
+    let text = db.to_string_lossy();
+    match text.strip_prefix("sqlite:") {
+        Some(rest) => PathBuf::from(rest),
+        None => db.to_path_buf(),
+    }
+}
+
+/// `--db` naming a JSONL trail: say what it is and how to query it, instead of SQLite's
+/// "file is not a database".
+fn not_a_jsonl_trail(db: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let named_jsonl = db.to_string_lossy().starts_with("jsonl:")
+        || db
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+    let mut first = [0u8; 1];
+    let starts_like_json = std::fs::File::open(db)
+        .and_then(|mut f| f.read(&mut first))
+        .is_ok_and(|n| n == 1 && first[0] == b'{');
+    if named_jsonl || starts_like_json {
+        let path = db.to_string_lossy();
+        let path = path.strip_prefix("jsonl:").unwrap_or(&path);
+        return Err(usage(format!(
+            "{path} is a JSONL trail, not a SQLite database: load it into one with \
+             `cxone-uuid audit import {path} --db trail.db`, then query --db trail.db"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(feature = "sqlite")]
 async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
@@ -240,7 +306,8 @@ async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         until: args.until,
         limit: args.limit,
     };
-    let db = args.db.clone();
+    let db = sqlite_path(&args.db);
+    not_a_jsonl_trail(&db)?;
     let events = tokio::task::spawn_blocking(move || cxone_uuid_audit_sqlite::query(&db, &q))
         .await?
         .map_err(|e| match e {
@@ -310,7 +377,8 @@ fn write_csv(
     writeln!(
         out,
         "seq,schema,timestamp,event,run_id,uuid,action_id,attempts,http_status,error,\
-         generation_latency_ms,execution_latency_ms,total_latency_ms,uniqueness_rate,metadata,prev_hash,hash"
+         generation_latency_ms,execution_latency_ms,total_latency_ms,uniqueness_rate,metadata,prev_hash,hash,\
+         correlation_id,wait_ms,ambiguous_attempts"
     )?;
     for e in events {
         let metadata = e
@@ -320,7 +388,7 @@ fn write_csv(
             .unwrap_or_default();
         writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             e.seq,
             e.schema,
             field(&e.timestamp),
@@ -337,7 +405,10 @@ fn write_csv(
             opt(&e.uniqueness_rate),
             metadata,
             e.prev_hash,
-            e.hash
+            e.hash,
+            opt(&e.correlation_id),
+            opt(&e.wait_ms),
+            opt(&e.ambiguous_attempts)
         )?;
     }
     Ok(())
@@ -346,13 +417,28 @@ fn write_csv(
 #[cfg(all(feature = "sqlite", feature = "jsonl"))]
 async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let path = PathBuf::from(args.jsonl.strip_prefix("jsonl:").unwrap_or(&args.jsonl));
-    let db = args.db.clone();
-    let result = tokio::task::spawn_blocking(move || import_blocking(&path, &db)).await?;
+    let db = sqlite_path(&args.db);
+    let _lock = crate::trail_lock::lock_specs(
+        &[format!("sqlite:{}", db.display())],
+        &crate::s3_args::S3Args::default(),
+        "import into another --db",
+    )?;
+    let created = !db.exists();
+    let target = db.clone();
+    let result = tokio::task::spawn_blocking(move || import_blocking(&path, &target)).await?;
+    if result.is_err() && created {
+        // Nothing was committed: leave no empty database behind to be mistaken for a trail.
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
     match result {
         Ok((added, skipped, head)) => {
             println!(
                 "ok: imported {added} events into {} ({skipped} already present), chain intact, head {head}",
-                args.db.display()
+                db.display()
             );
             Ok(ExitCode::SUCCESS)
         }

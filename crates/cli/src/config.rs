@@ -19,8 +19,10 @@ use crate::exit::usage;
 /// How to reach and authenticate to the platform.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub(crate) struct ConnectArgs {
-    /// TOML file with defaults for any of these settings (keys are the flag names with
-    /// underscores, e.g. `client_id`, `data_action_id`); flags and environment win over it.
+    /// TOML file with defaults for every setting of this command, each under its flag's name
+    /// with underscores (`count = 500`, `concurrency = 8`, `audit = ["jsonl:t.jsonl"]`,
+    /// `client_secret_file = "secret.txt"`); flags, then environment, win over it. A plain
+    /// `client_secret` is refused unless only its owner can read the file.
     #[arg(long, value_name = "PATH")]
     pub(crate) config: Option<PathBuf>,
 
@@ -74,7 +76,10 @@ pub(crate) struct ConnectArgs {
     #[arg(long, value_name = "TEMPLATE")]
     pub(crate) path_template: Option<String>,
 
-    /// Genesys Cloud region, e.g. mypurecloud.com, mypurecloud.ie, usw2.pure.cloud.
+    /// Genesys Cloud region, e.g. mypurecloud.com, mypurecloud.ie, usw2.pure.cloud. It sets both
+    /// the API URL (https://api.REGION) and the token URL (https://login.REGION/oauth/token);
+    /// --base-url and --token-url replace them only together (one of them with a region is
+    /// refused, as the token and the executions would go to different places).
     #[arg(long, env = "GENESYS_REGION", value_name = "REGION")]
     pub(crate) region: Option<String>,
 
@@ -160,13 +165,18 @@ pub(crate) struct TransportArgs {
     pub(crate) backoff_cap: f64,
 }
 
-/// The TOML file's shape: every key optional, unknown keys rejected so typos are caught.
+/// The connection settings of the TOML file. The file's other keys are the command's other flags,
+/// applied by `config_file.rs`, which also rejects unknown keys (so typos are caught).
 #[derive(serde::Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
 struct FileConfig {
     provider: Option<String>,
     client_id: Option<String>,
+    /// Plain text: refused unless only its owner can read the file.
     client_secret: Option<String>,
+    /// A file holding the client secret, as --client-secret-file.
+    client_secret_file: Option<PathBuf>,
+    /// A file holding the access key secret, as --access-key-secret-file.
+    access_key_secret_file: Option<PathBuf>,
     data_action_id: Option<String>,
     env: Option<String>,
     base_url: Option<String>,
@@ -197,8 +207,38 @@ fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
             path.display()
         ))
     })?;
-    toml::from_str(&text)
-        .map_err(|e| usage(format!("config file {} is not valid: {e}", path.display())))
+    let file: FileConfig = toml::from_str(&text)
+        .map_err(|e| usage(format!("config file {} is not valid: {e}", path.display())))?;
+    if file.client_secret.is_some() || file.access_key_secret.is_some() {
+        refuse_if_others_can_read(path)?;
+    }
+    Ok(file)
+}
+
+/// A secret in plain text is only as private as its file: one that other users can read is
+/// refused, with the two ways out.
+#[cfg(unix)]
+fn refuse_if_others_can_read(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| usage(format!("cannot read config file {}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(usage(format!(
+            "config file {0} holds a secret in plain text but other users can read it (mode {1:o}): \
+             run `chmod 600 {0}`, or keep the secret in its own file and name it with \
+             client_secret_file / access_key_secret_file",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_if_others_can_read(_: &Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -270,20 +310,27 @@ fn build(
     let client_secret = match (&connect.client_secret_file, given_secret) {
         (_, Some(secret)) => Some(secret),
         (Some(path), None) => Some(read_secret_file("--client-secret-file", path)?),
-        (None, None) => env_nonempty("CXONE_CLIENT_SECRET")
-            .or_else(|| {
-                genesys
-                    .then(|| env_nonempty("GENESYS_CLIENT_SECRET"))
-                    .flatten()
-            })
-            .or(file.client_secret.clone())
-            .map(SecretString::from),
+        (None, None) => match env_nonempty("CXONE_CLIENT_SECRET").or_else(|| {
+            genesys
+                .then(|| env_nonempty("GENESYS_CLIENT_SECRET"))
+                .flatten()
+        }) {
+            Some(secret) => Some(SecretString::from(secret)),
+            None => match &file.client_secret_file {
+                Some(path) => Some(read_secret_file("client_secret_file", path)?),
+                None => file.client_secret.clone().map(SecretString::from),
+            },
+        },
     };
     let access_key_secret = match &connect.access_key_secret_file {
         Some(path) => Some(read_secret_file("--access-key-secret-file", path)?),
-        None => env_nonempty("CXONE_ACCESS_KEY_SECRET")
-            .or(file.access_key_secret.clone())
-            .map(SecretString::from),
+        None => match env_nonempty("CXONE_ACCESS_KEY_SECRET") {
+            Some(secret) => Some(SecretString::from(secret)),
+            None => match &file.access_key_secret_file {
+                Some(path) => Some(read_secret_file("access_key_secret_file", path)?),
+                None => file.access_key_secret.clone().map(SecretString::from),
+            },
+        },
     };
 
     let mut inputs: Vec<(String, String)> = file

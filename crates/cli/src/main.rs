@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod audit_cmd;
 mod config;
+mod config_file;
 mod demo;
 mod exit;
 mod generate;
@@ -22,6 +23,7 @@ mod settings;
 mod signals;
 mod sinks;
 mod token;
+mod trail_lock;
 mod validate;
 
 const TOP_HELP: &str = "\
@@ -33,6 +35,53 @@ Examples:
 
 Exit codes: 0 success, 1 the job failed, 2 usage or configuration error (nothing was sent),
 130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP after draining.";
+
+const MOCK_HELP: &str = "\
+It accepts the demo credentials shown above (printed again at start-up) and records what it
+received; point run or token at the URLs it prints.
+
+Examples:
+  cxone-uuid mock --bind 127.0.0.1:8080                      the tutorial API on a fixed port
+  cxone-uuid mock --provider genesys --rate-limit 5 \\
+      --genesys-limit client.credentials.token.rate.per.minute=300   429s as Genesys sends them
+  cxone-uuid mock --script 500,429:ra=2,200 --latency-ms 50  each UUID: a 500, a 429, then success
+  cxone-uuid mock --provider cxone --discovery-fault no-tenant      a broken CXone discovery";
+
+const AUDIT_HELP: &str = "\
+Examples:
+  cxone-uuid audit verify jsonl:trail.jsonl --public-key audit.key.pub
+  cxone-uuid audit import trail.jsonl --db trail.db
+  cxone-uuid audit query --db trail.db --event action_failed --since 2026-03-01
+  cxone-uuid audit keygen --out audit.key
+  cxone-uuid audit flush s3://bucket/trails --s3-region eu-west-1
+
+Exit codes: 0 intact / done, 1 broken or failed, 2 usage or configuration error.";
+
+/// Options `token` takes through the settings it shares with `run` but never uses: parsed (so
+/// one environment or --config serves both), not listed in `token --help`.
+const RUN_ONLY: &[&str] = &[
+    "data_action_id",
+    "input_name",
+    "inputs",
+    "path_template",
+    "echo_field",
+    "test_action",
+    "flatten",
+    "execute_path",
+    "body_template",
+    "concurrency",
+    "rate",
+];
+
+/// S3 options that only writing (`run`, `audit flush`) uses: reading an archive needs the
+/// endpoint, region, addressing and spool, not batching, encryption or retention.
+const S3_WRITE_ONLY: &[&str] = &[
+    "s3_batch_events",
+    "s3_batch_secs",
+    "s3_sse",
+    "s3_kms_key_id",
+    "s3_object_lock_days",
+];
 
 /// Generate RFC 9562 UUIDs, submit each to a CXone Data Action, keep a tamper-evident audit trail.
 #[derive(Parser, Debug)]
@@ -65,11 +114,12 @@ enum Command {
     /// Run against an in-process stand-in server: no account needed.
     Demo(Box<demo::Args>),
     /// Serve a CXone / Genesys stand-in with fault injection, for tests and trials.
+    #[command(after_help = MOCK_HELP)]
     Mock(mock_cmd::Args),
     /// Fetch a token and show who and where it authenticated (never the token).
     Token(Box<token::Args>),
     /// Verify, query, import and sign audit trails.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = AUDIT_HELP)]
     Audit(audit_cmd::Command),
     /// Print shell completions (used by `cargo xtask release`).
     #[command(hide = true)]
@@ -95,20 +145,57 @@ fn command() -> clap::Command {
         })
         .mut_subcommands(hide_env_values)
     }
-    hide_env_values(<Cli as clap::CommandFactory>::command())
+    fn hide(cmd: clap::Command, ids: &[&str]) -> clap::Command {
+        ids.iter()
+            .fold(cmd, |c, id| c.mut_arg(*id, |a| a.hide(true)))
+    }
+    let cmd = hide_env_values(<Cli as clap::CommandFactory>::command())
+        .mut_subcommand("token", |t| hide(t, RUN_ONLY))
+        .mut_subcommand("audit", |a| {
+            a.mut_subcommand("verify", |v| hide(v, S3_WRITE_ONLY))
+        });
+    // A build without S3 has no use for any S3 option: `audit verify` would only list them.
+    if cfg!(feature = "s3") {
+        cmd
+    } else {
+        fn hide_s3(cmd: clap::Command) -> clap::Command {
+            cmd.mut_args(|a| {
+                if a.get_id().as_str().starts_with("s3_") {
+                    a.hide(true)
+                } else {
+                    a
+                }
+            })
+            .mut_subcommands(hide_s3)
+        }
+        hide_s3(cmd)
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = match command()
-        .try_get_matches()
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
-    {
-        Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version to stdout with exit 0, and usage errors with exit 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = command();
+    let parse = |argv: &[std::ffi::OsString]| {
+        cmd.clone()
+            .try_get_matches_from(argv)
+            .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m).map(|c| (c, m)))
+    };
+    // clap prints help/version to stdout with exit 0, and usage errors with exit 2.
+    let clap_exit = |e: clap::Error| {
+        let _ = e.print();
+        ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+    };
+    let cli = match parse(&argv) {
+        Err(e) => return clap_exit(e),
+        // A --config file's settings become flags, parsed again under flags and environment.
+        Ok((cli, m)) => match config_file::with_file_settings(&cmd, &m, &argv) {
+            Ok(None) => cli,
+            Ok(Some(with_file)) => match parse(&with_file) {
+                Ok((cli, _)) => cli,
+                Err(e) => return clap_exit(e),
+            },
+            Err(e) => return exit::report(&e),
+        },
     };
     exit::init_logging(cli.log.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -172,5 +259,73 @@ mod tests {
                 assert!(!shown.ends_with('='), "{path} --help shows [env: {shown}]");
             }
         }
+    }
+
+    #[test]
+    fn every_visible_command_has_examples() {
+        let mut cli = super::command();
+        cli.build();
+        let mut all = Vec::new();
+        helps(&mut cli, "cxone-uuid".to_string(), &mut all);
+        for (path, text) in all {
+            if path
+                .split(' ')
+                .any(|w| matches!(w, "help" | "completions" | "manpage"))
+            {
+                continue;
+            }
+            assert!(text.contains("Example"), "{path} --help has no examples");
+        }
+    }
+
+    /// The long help of the command at `path` (names below the top level).
+    fn help_of(path: &[&str]) -> String {
+        let mut cmd = super::command();
+        cmd.build();
+        let mut c = &mut cmd;
+        for name in path {
+            c = c.find_subcommand_mut(name).unwrap();
+        }
+        c.render_long_help().to_string()
+    }
+
+    #[test]
+    fn token_help_lists_only_what_token_uses() {
+        let text = help_of(&["token"]);
+        for flag in super::RUN_ONLY {
+            let flag = format!("--{} ", flag.replace('_', "-"));
+            assert!(!text.contains(&flag), "token --help lists {flag}");
+        }
+        for used in [
+            "--provider",
+            "--client-secret-file",
+            "--token-url",
+            "--timeout",
+            "--max-retries",
+        ] {
+            assert!(text.contains(used), "token --help lacks {used}");
+        }
+        // Still accepted, so one environment or --config serves run and token.
+        let parsed = super::command().try_get_matches_from([
+            "cxone-uuid",
+            "token",
+            "--data-action-id",
+            "a",
+            "--concurrency",
+            "8",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn audit_verify_help_lists_no_upload_options() {
+        let text = help_of(&["audit", "verify"]);
+        for flag in super::S3_WRITE_ONLY {
+            let flag = format!("--{}", flag.replace('_', "-"));
+            assert!(!text.contains(&flag), "audit verify --help lists {flag}");
+        }
+        assert_eq!(text.contains("--s3-endpoint"), cfg!(feature = "s3"));
+        let mock = help_of(&["mock"]);
+        assert!(mock.contains("[default: demo-secret]"), "{mock}");
     }
 }

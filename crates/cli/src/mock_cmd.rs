@@ -79,13 +79,13 @@ pub(crate) struct Args {
     #[arg(long, default_value = "demo-client")]
     client_id: String,
     /// Accepted client secret.
-    #[arg(long, default_value = "demo-secret", hide_default_value = true)]
+    #[arg(long, default_value = "demo-secret")]
     client_secret: Hidden,
     /// Accepted access key id (cxone password grant).
     #[arg(long, default_value = "demo-key")]
     access_key_id: String,
     /// Accepted access key secret (cxone password grant).
-    #[arg(long, default_value = "demo-key-secret", hide_default_value = true)]
+    #[arg(long, default_value = "demo-key-secret")]
     access_key_secret: Hidden,
     /// Tenant id put in cxone id tokens and known to the discovery document.
     #[arg(long, default_value = "11111111-2222-4333-8444-555555555555")]

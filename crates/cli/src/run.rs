@@ -15,6 +15,7 @@ use std::process::ExitCode;
 mod args;
 mod job;
 mod progress;
+mod resume;
 mod summary;
 
 pub(crate) use args::{Args, DEFAULT_AUDIT};

@@ -75,6 +75,12 @@ pub(crate) struct FlushArgs {
 pub(crate) async fn flush_cmd(args: FlushArgs) -> anyhow::Result<std::process::ExitCode> {
     let cfg = cxone_uuid_audit_s3::S3Config::from_uri(&args.sink)
         .map_err(|e| crate::exit::usage(e.to_string()))?;
+    // A run still writing this destination uploads its own spool.
+    let _lock = crate::trail_lock::lock_specs(
+        std::slice::from_ref(&args.sink),
+        &args.s3,
+        "let that run upload its spool",
+    )?;
     flush(&cfg.bucket, &cfg.prefix, &args.s3).await
 }
 

@@ -6,7 +6,7 @@
 //! adding a backend is one crate and one arm here.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
 
@@ -15,7 +15,6 @@ use cxone_uuid_audit::{
     AuditError, AuditSink, AuditSource, Fanout, Pending, SyncMode, VerifySummary,
 };
 use ed25519_dalek::VerifyingKey;
-use uuid::Uuid;
 
 use crate::exit::usage;
 use crate::s3_args::S3Args;
@@ -50,10 +49,10 @@ impl SinkSpec {
     }
 }
 
-impl FromStr for SinkSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+impl SinkSpec {
+    /// Parses `s`; `offer_none` says whether the message for an unknown form offers `none`
+    /// (writing: yes; reading a trail: no, it names nothing to read).
+    fn parse_offering(s: &str, offer_none: bool) -> Result<Self, String> {
         let path = |rest: &str, kind: &str| {
             if rest.is_empty() {
                 Err(format!("audit sink {s:?} has no path: use {kind}:PATH"))
@@ -78,11 +77,45 @@ impl FromStr for SinkSpec {
                 bucket: bucket.to_string(),
                 prefix: prefix.trim_end_matches('/').to_string(),
             })
+        } else if let Some(kind) = bare_kind(s) {
+            // A bare path with a known extension: `trail.jsonl`, `trail.db`, `trail.sqlite`.
+            Ok(kind(PathBuf::from(s)))
         } else {
+            let none = if offer_none { " or none" } else { "" };
             Err(format!(
-                "unknown audit sink {s:?}: use jsonl:PATH, sqlite:PATH, s3://BUCKET/PREFIX or none"
+                "unknown audit trail {s:?}: use jsonl:PATH, sqlite:PATH, s3://BUCKET/PREFIX{none}, \
+                 or a path ending in .jsonl, .db or .sqlite"
             ))
         }
+    }
+}
+
+/// The backend a bare path's extension names.
+fn bare_kind(s: &str) -> Option<fn(PathBuf) -> SinkSpec> {
+    let ext = Path::new(s).extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "jsonl" => Some(SinkSpec::Jsonl),
+        "db" | "sqlite" | "sqlite3" => Some(SinkSpec::Sqlite),
+        _ => None,
+    }
+}
+
+impl FromStr for SinkSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_offering(s, true)
+    }
+}
+
+/// A trail to read (`audit verify`, `--resume`): `none` names nothing to read, so it is
+/// neither accepted nor offered.
+pub(crate) fn parse_trail(spec: &str) -> anyhow::Result<SinkSpec> {
+    match SinkSpec::parse_offering(spec, false).map_err(usage)? {
+        SinkSpec::None => Err(usage(
+            "`none` names no trail to read: give jsonl:PATH, sqlite:PATH or s3://BUCKET/PREFIX",
+        )),
+        other => Ok(other),
     }
 }
 
@@ -107,7 +140,7 @@ impl std::fmt::Debug for SinkOptions {
     }
 }
 
-fn parse(spec: &str) -> anyhow::Result<SinkSpec> {
+pub(crate) fn parse(spec: &str) -> anyhow::Result<SinkSpec> {
     spec.parse::<SinkSpec>().map_err(usage)
 }
 
@@ -271,10 +304,39 @@ pub(crate) async fn verify(
     public_key: Option<VerifyingKey>,
     s3: &S3Args,
 ) -> anyhow::Result<VerifySummary> {
+    must_exist(spec, &parse_trail(spec)?)?;
     match backend(spec, s3)? {
         Some(backend) => backend.verify(public_key).await,
         None => Err(usage("there is nothing to verify in the `none` sink")),
     }
+}
+
+/// A local trail that is not there is a wrong argument (exit 2), said once, not a broken trail.
+fn must_exist(spec: &str, trail: &SinkSpec) -> anyhow::Result<()> {
+    let (path, what) = match trail {
+        SinkSpec::Jsonl(p) => (p, "file"),
+        SinkSpec::Sqlite(p) => (p, "database"),
+        _ => return Ok(()),
+    };
+    let rotated = matches!(trail, SinkSpec::Jsonl(_)) && has_rotated_segments(path);
+    if path.exists() || rotated {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{spec}: no such trail: there is no {what} {}; check the path (a run writes \
+         jsonl:cxone_uuid_audit.jsonl in its working directory unless given --audit)",
+        path.display()
+    )))
+}
+
+#[cfg(feature = "jsonl")]
+fn has_rotated_segments(path: &Path) -> bool {
+    cxone_uuid_audit_jsonl::segments(path).is_ok_and(|s| !s.is_empty())
+}
+
+#[cfg(not(feature = "jsonl"))]
+fn has_rotated_segments(_: &Path) -> bool {
+    false
 }
 
 /// UUIDs with `action_submitted` but no terminal event, in submission order, read from the first
@@ -295,19 +357,27 @@ pub(crate) async fn pending_submissions(
     ))
 }
 
-/// The UUIDs of [`pending_submissions`] (what `run --resume` submits again).
-pub(crate) async fn pending_uuids(specs: &[String], s3: &S3Args) -> anyhow::Result<Vec<Uuid>> {
-    Ok(pending_submissions(specs, s3)
-        .await?
-        .into_iter()
-        .map(|p| p.uuid)
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn bare_paths_with_a_known_extension_name_their_backend() {
+        assert_eq!(
+            "t/trail.jsonl".parse(),
+            Ok(SinkSpec::Jsonl("t/trail.jsonl".into()))
+        );
+        for p in ["trail.db", "trail.sqlite", "trail.SQLITE3"] {
+            assert_eq!(p.parse(), Ok(SinkSpec::Sqlite(p.into())));
+        }
+        let e = "trail.txt".parse::<SinkSpec>().unwrap_err();
+        assert!(e.contains("or none,"), "{e}");
+        let e = parse_trail("trail.txt").unwrap_err().to_string();
+        assert!(!e.contains("none"), "{e}");
+        assert!(e.contains("a path ending in .jsonl, .db or .sqlite"), "{e}");
+        assert!(parse_trail("none").is_err());
+    }
 
     #[test]
     fn specs_parse() {

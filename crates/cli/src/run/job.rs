@@ -96,7 +96,7 @@ fn ms(d: Duration) -> f64 {
 /// Runs the job with a ready client configuration; `demo` calls this with the in-process mock.
 pub(crate) async fn execute_job(
     args: Args,
-    config: ClientConfig,
+    mut config: ClientConfig,
     banner: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -106,20 +106,28 @@ pub(crate) async fn execute_job(
     };
     let sink_options = args.audit.sink_options()?;
     crate::sinks::check_built(&args.audit.audit)?;
+    // Before anything is read, sent or written: a second writer would fork the chain.
+    let _locks =
+        crate::trail_lock::lock_specs(&args.audit.audit, &args.s3, "choose another --audit path")?;
     if args.count == 0 && !args.resume {
         return Err(usage("--count must be at least 1"));
     }
+    // Pending UUIDs go to the action the trail recorded for them (see resume.rs).
+    let pending: Vec<Uuid> = if args.resume {
+        let recorded = crate::sinks::pending_submissions(&args.audit.audit, &args.s3)
+            .await
+            .context("cannot read the audit trail to resume")?;
+        super::resume::bind(&mut config, recorded)?
+            .into_iter()
+            .map(|p| p.uuid)
+            .collect()
+    } else {
+        Vec::new()
+    };
     // Everything that can be checked locally is checked before any record is written.
     let provider = config.provider_kind();
     config.validate().map_err(|e| client_error(e, provider))?;
     let client = Client::new(config.clone()).map_err(|e| client_error(e, provider))?;
-    let pending = if args.resume {
-        crate::sinks::pending_uuids(&args.audit.audit, &args.s3)
-            .await
-            .context("cannot read the audit trail to resume")?
-    } else {
-        Vec::new()
-    };
     let registry = crate::registries::open_with(&args.registry, args.count).await?;
     let source = match &args.test_entropy {
         Some(spec) => {
@@ -473,10 +481,7 @@ impl TaskCtx {
         ev.execution_latency_ms = Some(exec_ms);
         ev.generation_latency_ms = gen_ms;
         ev.total_latency_ms = Some(((exec_ms + gen_ms.unwrap_or(0.0)) * 1000.0).round() / 1000.0);
-        // TODO(audit correlation_id): issue 16 adds an optional `correlation_id` to
-        // action_executed / action_failed: set it here from `report.correlation_id` once the
-        // audit crates' restructure lands (AuditEvent field, canonical hash form, README's
-        // Python verifier). The JSON summary's `errors` list already carries it.
+        ev.correlation_id = report.correlation_id.clone();
         if let Err(e) = &report.outcome {
             ev.error = Some(e.to_string());
             if e.is_fatal() {

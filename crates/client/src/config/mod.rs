@@ -167,7 +167,7 @@ impl ClientConfig {
         }
         match &self.provider {
             ProviderConfig::Tutorial(_) => {}
-            ProviderConfig::Genesys(g) => g.check_values()?,
+            ProviderConfig::Genesys(g) => g.check_values(self)?,
             ProviderConfig::Cxone(c) => c.check_values(self, for_execute)?,
         }
         if self.input_name.trim().is_empty() {
@@ -295,6 +295,41 @@ mod tests {
             .with_region("https://mypurecloud.com")
             .build();
         assert_eq!(c.validate().unwrap_err().settings(), [Setting::Region]);
+    }
+
+    #[test]
+    fn a_genesys_region_takes_both_urls_or_neither() {
+        let base = || {
+            ClientConfig::builder()
+                .provider(Provider::Genesys)
+                .with_client_id("id")
+                .with_client_secret("s")
+                .with_action_id("a")
+                .with_region("mypurecloud.ie")
+        };
+        assert!(base().build().validate().is_ok());
+        let both = base()
+            .with_base_url("https://api.example.com")
+            .with_token_url("https://login.example.com/oauth/token")
+            .build();
+        assert!(both.validate().is_ok());
+        let e = base()
+            .with_base_url("https://api.example.com")
+            .build()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.settings(), [Setting::BaseUrl]);
+        assert_eq!(
+            e.to_string(),
+            "a Genesys region sets both the API and the token URL, but the API base URL is given \
+             without the token URL: give the token URL too, or unset the API base URL so the region sets both"
+        );
+        let e = base()
+            .with_token_url("https://login.example.com/oauth/token")
+            .build()
+            .validate_for_token()
+            .unwrap_err();
+        assert_eq!(e.settings(), [Setting::TokenUrl]);
     }
 
     #[test]

@@ -135,7 +135,24 @@ impl GenesysConfig {
         }
     }
 
-    pub(super) fn check_values(&self) -> Result<(), Error> {
+    pub(super) fn check_values(&self, common: &ClientConfig) -> Result<(), Error> {
+        // A region sets both URLs; an explicit URL beside it replaced only its own, so a
+        // CXONE_BASE_URL left in the environment sent executions to one place and the token
+        // request to the region's login: both follow the region, or both are given.
+        if !empty(&self.region) && empty(&common.base_url) != empty(&common.token_url) {
+            let (given, other) = if empty(&common.token_url) {
+                (Setting::BaseUrl, Setting::TokenUrl)
+            } else {
+                (Setting::TokenUrl, Setting::BaseUrl)
+            };
+            return Err(Error::invalid(
+                given,
+                format!(
+                    "a Genesys region sets both the API and the token URL, but the {given} is given \
+                     without the {other}: give the {other} too, or unset the {given} so the region sets both"
+                ),
+            ));
+        }
         if let Some(r) = self.region.as_deref() {
             if r.contains('/') || r.contains(':') || r.trim().is_empty() {
                 return Err(Error::invalid(

@@ -1,0 +1,80 @@
+//! `run --resume` sends each pending UUID to the action its `action_submitted` recorded: with
+//! no action configured it uses the recorded one, and another one is refused before anything
+//! is sent.
+#![cfg(feature = "jsonl")]
+
+use std::path::Path;
+
+use cxone_uuid_audit::{AuditEvent, AuditSink as _, EventKind};
+use cxone_uuid_audit_jsonl::{JsonlOptions, JsonlSink};
+use cxone_uuid_mock::MockConfig;
+use uuid::Uuid;
+
+use crate::support::*;
+
+/// A trail a crashed run left: `n` UUIDs submitted to `action`, none answered.
+async fn crashed_trail(path: &Path, action: &str, n: usize) -> Vec<Uuid> {
+    let run = Uuid::now_v7();
+    let uuids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let mut evs = vec![AuditEvent::new(EventKind::RunStarted, run)];
+    for u in &uuids {
+        for kind in [EventKind::UuidGenerated, EventKind::ActionSubmitted] {
+            let mut e = AuditEvent::new(kind, run);
+            e.uuid = Some(*u);
+            e.action_id = Some(action.to_string());
+            evs.push(e);
+        }
+    }
+    let sink = JsonlSink::open(path, JsonlOptions::default()).unwrap();
+    sink.append(&evs).await.unwrap();
+    sink.close().await.unwrap();
+    uuids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_without_an_action_sends_to_the_recorded_one() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let uuids = crashed_trail(&audit_path(dir.path()), "recorded-7", 3).await;
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.env_remove("CXONE_DATA_ACTION_ID").arg("--resume");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rec = server.recorded();
+    assert_eq!(rec.execute_requests.len(), 3);
+    for r in &rec.execute_requests {
+        assert_eq!(r.path, "/api/v2/data-actions/recorded-7/execute");
+        assert!(uuids.contains(&r.uuid.clone().unwrap().parse().unwrap()));
+    }
+    let mut verify = bin();
+    verify.args([
+        "audit",
+        "verify",
+        &format!("jsonl:{}", audit_path(dir.path()).display()),
+    ]);
+    assert_eq!(output(verify).await.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_another_action_exits_2_naming_both() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    crashed_trail(&audit_path(dir.path()), "recorded-7", 2).await;
+    let before = std::fs::read(audit_path(dir.path())).unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.args(["--resume", "--data-action-id", "other-9"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: --data-action-id other-9 differs from the action the pending UUIDs were \
+         submitted to (recorded-7): --resume sends each to the action it was recorded with; \
+         drop --data-action-id, or give --data-action-id recorded-7"
+    );
+    assert!(server.recorded().execute_requests.is_empty());
+    assert_eq!(
+        std::fs::read(audit_path(dir.path())).unwrap(),
+        before,
+        "nothing was written"
+    );
+}
