@@ -14,6 +14,7 @@ mod config;
 mod demo;
 mod exit;
 mod generate;
+mod metrics;
 mod mock_cmd;
 mod registries;
 mod run;
@@ -32,6 +33,19 @@ struct Cli {
     /// The flag wins over CXONE_UUID_LOG, which wins over RUST_LOG.
     #[arg(long, global = true, env = "CXONE_UUID_LOG", value_name = "FILTER")]
     log: Option<String>,
+
+    /// Shape of stderr: `text` for a person, `json` for a log shipper (one object a line:
+    /// timestamp, level, target, message and fields such as run_id, uuid, attempt). With `json`,
+    /// progress, warnings and the final error are JSON lines too.
+    #[arg(
+        long,
+        global = true,
+        env = "CXONE_UUID_LOG_FORMAT",
+        value_enum,
+        default_value_t = exit::LogFormat::Text,
+        value_name = "FORMAT"
+    )]
+    log_format: exit::LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -74,14 +88,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    exit::init_logging(cli.log.as_deref());
+    exit::init_logging(cli.log.as_deref(), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            exit::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };

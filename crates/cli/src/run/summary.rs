@@ -20,9 +20,12 @@ pub(super) struct Tally {
     /// Made durable but never sent: left for `run --resume`.
     pub(super) pending: u64,
     retries: u64,
-    rate_limited: u64,
+    pub(super) rate_limited: u64,
     errors: Vec<(Uuid, String)>,
+    /// Server latency per UUID (request written to answer, retry waits excluded).
     latency_us: hdrhistogram::Histogram<u64>,
+    /// Time per UUID held back by the client's own pacer and concurrency limit.
+    wait_us: hdrhistogram::Histogram<u64>,
 }
 
 impl Tally {
@@ -37,14 +40,23 @@ impl Tally {
             // 1 µs .. 1 hour at 3 significant digits: constant memory whatever n is.
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .context("cannot create the latency histogram")?,
+            wait_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .context("cannot create the wait histogram")?,
         })
     }
 
+    /// UUIDs with an outcome so far.
+    pub(super) fn answered(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    /// Counts one UUID's outcome.
     pub(super) fn add(&mut self, uuid: Uuid, report: &ExecuteReport) {
         self.retries += u64::from(report.retries);
         self.rate_limited += u64::from(report.rate_limited);
-        let us = u64::try_from(report.latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(us.max(1));
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latency_us.saturating_record(us(report.server_latency));
+        self.wait_us.saturating_record(us(report.wait));
         match &report.outcome {
             Ok(_) => self.succeeded += 1,
             Err(e) => {
@@ -78,9 +90,11 @@ pub(super) struct Summary {
     succeeded: u64,
     throughput_per_s: f64,
     uniqueness_rate: f64,
+    wait_ms: Latency,
 }
 
-/// Request latency in milliseconds over the UUIDs sent (alphabetical, as [`Summary`]).
+/// Milliseconds per UUID sent: server latency (`latency_ms`) or client-side wait (`wait_ms`)
+/// (alphabetical, as [`Summary`]).
 #[derive(Serialize, Debug)]
 struct Latency {
     avg: f64,
@@ -97,6 +111,33 @@ struct Failure {
     uuid: String,
 }
 
+impl Latency {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p) as f64 / 1000.0
+            }
+        };
+        Self {
+            avg: if h.is_empty() {
+                0.0
+            } else {
+                (h.mean() / 1000.0 * 1000.0).round() / 1000.0
+            },
+            max: if h.is_empty() {
+                0.0
+            } else {
+                h.max() as f64 / 1000.0
+            },
+            p50: q(0.50),
+            p95: q(0.95),
+            p99: q(0.99),
+        }
+    }
+}
+
 impl Summary {
     /// Freezes the counters at the end of a run; `requested` is what the run set out to send.
     pub(super) fn new(
@@ -107,14 +148,6 @@ impl Summary {
         stop: Option<&str>,
         interrupted: bool,
     ) -> Self {
-        let h = &tally.latency_us;
-        let q = |p: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                h.value_at_quantile(p) as f64 / 1000.0
-            }
-        };
         let completed = tally.succeeded + tally.failed;
         let secs = elapsed.as_secs_f64();
         Self {
@@ -131,21 +164,7 @@ impl Summary {
                 })
                 .collect(),
             failed: tally.failed,
-            latency_ms: Latency {
-                avg: if h.is_empty() {
-                    0.0
-                } else {
-                    (h.mean() / 1000.0 * 1000.0).round() / 1000.0
-                },
-                max: if h.is_empty() {
-                    0.0
-                } else {
-                    h.max() as f64 / 1000.0
-                },
-                p50: q(0.50),
-                p95: q(0.95),
-                p99: q(0.99),
-            },
+            latency_ms: Latency::of(&tally.latency_us),
             not_submitted: requested.saturating_sub(completed),
             pending: tally.pending,
             rate_limited: tally.rate_limited,
@@ -159,6 +178,7 @@ impl Summary {
                 0.0
             },
             uniqueness_rate: stats.uniqueness_rate(),
+            wait_ms: Latency::of(&tally.wait_us),
         }
     }
 
@@ -179,21 +199,22 @@ impl Summary {
         match output {
             OutputFormat::Json => match serde_json::to_string(self) {
                 Ok(line) => println!("{line}"),
-                Err(e) => eprintln!("error: cannot write the summary as JSON: {e}"),
+                Err(e) => crate::exit::error(&format!("cannot write the summary as JSON: {e}")),
             },
             OutputFormat::Text => self.print_text(sinks),
         }
         // Said in both formats, on stderr: the one thing left to do after a stopped run.
         if self.pending > 0 {
-            eprintln!(
+            crate::exit::note(&format!(
                 "{} UUIDs are recorded as submitted but were not sent: `cxone-uuid run --resume` with the same --audit ({sinks}) sends them",
                 self.pending
-            );
+            ));
         }
     }
 
     fn print_text(&self, sinks: &str) {
         let l = &self.latency_ms;
+        let w = &self.wait_ms;
         println!(
             "requested {}  succeeded {}  failed {}  retries {}  rate-limited {}",
             self.requested, self.succeeded, self.failed, self.retries, self.rate_limited
@@ -210,14 +231,19 @@ impl Summary {
             }
         );
         println!(
-            "elapsed {} s  throughput {} /s  latency ms: avg {} p50 {} p95 {} p99 {} max {}",
+            "elapsed {} s  throughput {} /s  latency ms: avg {} p50 {} p95 {} p99 {} max {}  wait ms: avg {} p50 {} p95 {} p99 {} max {}",
             as_json(self.elapsed_s),
             as_json(self.throughput_per_s),
             as_json(l.avg),
             as_json(l.p50),
             as_json(l.p95),
             as_json(l.p99),
-            as_json(l.max)
+            as_json(l.max),
+            as_json(w.avg),
+            as_json(w.p50),
+            as_json(w.p95),
+            as_json(w.p99),
+            as_json(w.max)
         );
         for e in self.errors.iter().take(20) {
             println!("failed {}: {}", e.uuid, e.error);
