@@ -6,6 +6,7 @@ mod durability;
 mod features;
 mod generate;
 mod mock;
+mod observe;
 mod options;
 mod providers;
 mod registry;
