@@ -187,7 +187,7 @@ fn metrics_scraped_during_and_after_a_run_match_the_summary_and_the_mock() {
         }
     }
     let during = Scrape::get(&addr);
-    assert_eq!(during.sum("cxone_uuid_uuids_pending", &[]) > 0.0, true);
+    assert!(during.sum("cxone_uuid_uuids_pending", &[]) > 0.0);
     assert_eq!(during.sum("cxone_uuid_concurrency_limit", &[]), 2.0);
     assert_eq!(during.sum("cxone_uuid_rate_limit_per_second", &[]), 40.0);
 

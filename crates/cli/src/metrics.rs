@@ -27,7 +27,8 @@ use crate::exit::usage;
 pub(crate) const PREFIX: &str = "cxone_uuid";
 
 /// Histogram buckets in seconds, 1 ms to 60 s: a platform answers in milliseconds when healthy
-/// and in tens of seconds when it is not; the per-attempt timeout is 30 s by default.
+/// and in seconds when it is not; `--timeout` is 10 s by default and may be raised, and the
+/// figure sums the attempts of a UUID.
 const BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
