@@ -15,6 +15,7 @@ use std::process::ExitCode;
 mod args;
 mod job;
 mod progress;
+mod started;
 mod summary;
 
 pub(crate) use args::{Args, DEFAULT_AUDIT};
