@@ -207,3 +207,23 @@ fn the_log_flag_wins_over_rust_log() {
     // Without the flag RUST_LOG still applies.
     assert!(run("info", None).contains("generation finished"));
 }
+
+#[test]
+fn a_count_below_one_is_the_same_usage_error_in_generate_and_run() {
+    for cmd in ["generate", "run"] {
+        for bad in ["0", "-5", "ten"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_cxone-uuid"))
+                .env_remove("RUST_LOG")
+                .args([cmd, "-n", bad])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{cmd} -n {bad}");
+            let err = stderr(&out);
+            assert!(
+                err.contains("at least 1") && err.contains("-n 100"),
+                "{cmd} -n {bad}: {err}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+    }
+}

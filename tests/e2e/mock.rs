@@ -224,3 +224,59 @@ fn mock_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// The start-up lines on stderr until the one that ends with `needle`.
+fn startup_lines(args: &[&str], needle: &str) -> String {
+    let mut child = bin()
+        .arg("mock")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cxone-uuid mock");
+    let err = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    let needle = needle.to_string();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            if line.contains(&needle) {
+                break;
+            }
+        }
+        let _ = tx.send(text);
+    });
+    let text = rx.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    text.expect("start-up lines within 60 s")
+}
+
+#[test]
+fn prints_every_credential_it_accepts() {
+    let text = startup_lines(&["--provider", "cxone"], "recorded requests");
+    for part in [
+        "client id \"demo-client\"",
+        "client secret \"demo-secret\"",
+        "access key id \"demo-key\"",
+        "access key secret \"demo-key-secret\"",
+        "/authentication/v1/token/access-key",
+        "executes only on /incontactapi/services/v31.0/scripts/start",
+    ] {
+        assert!(text.contains(part), "{part} missing from:\n{text}");
+    }
+    // A secret that is not the demo default is never printed.
+    let text = startup_lines(
+        &[
+            "--provider",
+            "genesys",
+            "--client-secret",
+            "real-secret-123",
+        ],
+        "recorded requests",
+    );
+    assert!(!text.contains("real-secret-123"), "{text}");
+    assert!(text.contains("(given with --client-secret)"), "{text}");
+}

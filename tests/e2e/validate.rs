@@ -209,3 +209,38 @@ fn help_shows_an_example() {
     assert!(help.contains("Examples:"));
     assert!(help.contains("cxone-uuid validate 0f8fad5b-d9cb-469f-a165-70867728950e"));
 }
+
+#[test]
+fn a_closed_stdout_ends_validate_quietly() {
+    // `… | validate --output json | head -1`: the reader closing the pipe is not an error.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cxone-uuid"))
+        .env_remove("RUST_LOG")
+        .args(["validate", "--output", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    drop(stdout);
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        for _ in 0..20_000 {
+            if stdin
+                .write_all(b"0f8fad5b-d9cb-469f-a165-70867728950e\n")
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

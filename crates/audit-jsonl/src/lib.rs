@@ -19,9 +19,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use cxone_uuid_audit::chain::encode_line;
-use cxone_uuid_audit::signing::{Checkpointer, Signing};
+use cxone_uuid_audit::signing::Signing;
 use cxone_uuid_audit::{
-    AuditError, AuditEvent, AuditSink, EventKind, Sealer, SyncMode, Verifier, VerifySummary,
+    AuditError, AuditEvent, AuditSink, AuditSource, EventKind, Sealer, SyncMode, Verifier,
+    VerifySummary,
 };
 use ed25519_dalek::VerifyingKey;
 
@@ -105,15 +106,13 @@ impl JsonlSink {
                 break;
             }
         }
-        let checkpointer = match opts.signing.as_ref().map(|s| &s.key) {
-            Some(key) => {
-                let last = match read_anchor(&path) {
-                    Some(ev) => Some(ev),
-                    None if head.is_some() => last_checkpoint(&path).map_err(&err)?,
-                    None => None,
-                };
-                Some(Checkpointer::new(key.clone(), last.as_ref()))
-            }
+        // The checkpoint to chain the next signature to: the anchor, else the trail's last one.
+        let checkpoint = match opts.signing {
+            Some(_) => match read_anchor(&path) {
+                Some(ev) => Some(ev),
+                None if head.is_some() => last_checkpoint(&path).map_err(&err)?,
+                None => None,
+            },
             None => None,
         };
         let file = open_append(&path).map_err(&err)?;
@@ -131,11 +130,7 @@ impl JsonlSink {
                 size,
                 rotate_bytes,
                 next_segment,
-                sealer: Sealer::new(
-                    head,
-                    checkpointer,
-                    opts.signing.as_ref().and_then(|s| s.every),
-                ),
+                sealer: Sealer::resume(head, opts.signing.as_ref(), checkpoint.as_ref()),
                 sealed: Vec::with_capacity(1024),
                 line: Vec::with_capacity(1024),
                 pending_anchor: None,
@@ -573,32 +568,96 @@ impl Iterator for JsonlReader {
     }
 }
 
-/// Verifies the whole trail at `path` (all segments). A broken chain is
-/// [`AuditError::Chain`] with the first bad seq; with `public_key`, checkpoints are checked too
-/// against the anchor kept beside the trail.
+/// Verifies the whole trail at `path` (all segments): [`JsonlSource::verify`].
 pub fn verify(path: &Path, public_key: Option<VerifyingKey>) -> Result<VerifySummary, AuditError> {
-    let mut reader = JsonlReader::open(path).map_err(io_err(path))?;
-    let mut verifier = Verifier::new();
-    if let Some(key) = public_key {
-        verifier = verifier.with_public_key(key);
-    }
-    let mut line = Vec::with_capacity(1024);
-    let chain_err = |b: cxone_uuid_audit::ChainBreak, file: Option<&Path>| AuditError::Chain {
-        seq: b.seq,
-        reason: match file {
-            Some(f) => format!("{} (in {})", b.reason, f.display()),
-            None => b.reason.to_string(),
-        },
-    };
-    while reader.next_line(&mut line).map_err(io_err(path))? {
-        if let Err(b) = verifier.feed_line(&line) {
-            return Err(chain_err(b, reader.current_file()));
+    JsonlSource::new(path).verify(public_key)
+}
+
+/// The trail at a path (with its rotated segments), read back.
+#[derive(Debug, Clone)]
+pub struct JsonlSource {
+    path: PathBuf,
+}
+
+impl JsonlSource {
+    /// The trail at `path`; nothing is opened until it is read.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
         }
     }
-    let anchor = read_anchor(path);
-    verifier
-        .finish(anchor.as_ref())
-        .map_err(|b| chain_err(b, None))
+}
+
+impl AuditSource for JsonlSource {
+    fn describe(&self) -> String {
+        format!("jsonl:{}", self.path.display())
+    }
+
+    fn exists(&self) -> Result<bool, AuditError> {
+        Ok(!segments(&self.path).map_err(io_err(&self.path))?.is_empty())
+    }
+
+    /// Every event across the segments. Only the very last line may be partial (a crash
+    /// mid-write, which the next writer moves aside): it is skipped; a bad line anywhere else
+    /// is damage, [`AuditError::Damaged`].
+    fn visit(
+        &self,
+        f: &mut dyn FnMut(&AuditEvent) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        let err = io_err(&self.path);
+        let mut reader = JsonlReader::open(&self.path).map_err(&err)?;
+        let mut line = Vec::new();
+        let mut bad: Option<String> = None;
+        while reader.next_line(&mut line).map_err(&err)? {
+            if let Some(why) = bad.take() {
+                return Err(AuditError::Damaged {
+                    sink: self.describe(),
+                    message: format!(
+                        "{} holds an unparseable line before its end ({why}); check it with `cxone-uuid audit verify`",
+                        self.path.display()
+                    ),
+                });
+            }
+            match serde_json::from_slice::<AuditEvent>(&line) {
+                Ok(ev) => f(&ev)?,
+                Err(e) => bad = Some(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<AuditEvent>, AuditError> {
+        Ok(read_anchor(&self.path))
+    }
+
+    /// Hashes the stored lines as they are (no parse for lines in the stored form), and names
+    /// the segment file of a break. With `public_key`, checkpoints are checked too against the
+    /// anchor kept beside the trail.
+    fn verify(&self, public_key: Option<VerifyingKey>) -> Result<VerifySummary, AuditError> {
+        let path = &self.path;
+        let mut reader = JsonlReader::open(path).map_err(io_err(path))?;
+        let mut verifier = Verifier::new();
+        if let Some(key) = public_key {
+            verifier = verifier.with_public_key(key);
+        }
+        let mut line = Vec::with_capacity(1024);
+        let chain_err = |b: cxone_uuid_audit::ChainBreak, file: Option<&Path>| AuditError::Chain {
+            seq: b.seq,
+            reason: match file {
+                Some(f) => format!("{} (in {})", b.reason, f.display()),
+                None => b.reason.to_string(),
+            },
+        };
+        while reader.next_line(&mut line).map_err(io_err(path))? {
+            if let Err(b) = verifier.feed_line(&line) {
+                return Err(chain_err(b, reader.current_file()));
+            }
+        }
+        let anchor = read_anchor(path);
+        verifier
+            .finish(anchor.as_ref())
+            .map_err(|b| chain_err(b, None))
+    }
 }
 
 #[cfg(test)]

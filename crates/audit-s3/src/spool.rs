@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cxone_uuid_audit::chain::encode_line;
-use cxone_uuid_audit::signing::{Checkpointer, Signing};
+use cxone_uuid_audit::signing::Signing;
 use cxone_uuid_audit::{AuditEvent, EventKind, Sealer, SyncMode};
 use uuid::Uuid;
 
@@ -71,15 +71,10 @@ impl Spool {
     ) -> io::Result<Self> {
         recover(dir)?;
         let spooled = spooled_head(dir)?;
-        let checkpointer = match signing {
-            Some(s) => {
-                let last = match &spooled {
-                    Some(_) => spooled_checkpoint(dir)?.or(fallback.last_checkpoint),
-                    None => fallback.last_checkpoint,
-                };
-                Some(Checkpointer::new(s.key.clone(), last.as_ref()))
-            }
-            None => None,
+        let checkpoint = match (signing, &spooled) {
+            (Some(_), Some(_)) => spooled_checkpoint(dir)?.or(fallback.last_checkpoint),
+            (Some(_), None) => fallback.last_checkpoint,
+            (None, _) => None,
         };
         let head = spooled.or(fallback.head);
         Ok(Self {
@@ -87,7 +82,7 @@ impl Spool {
             sync_mode,
             batch_events,
             batch_interval,
-            sealer: Sealer::new(head, checkpointer, signing.and_then(|s| s.every)),
+            sealer: Sealer::resume(head, signing, checkpoint.as_ref()),
             sealed: Vec::new(),
             open: None,
             buf: Vec::with_capacity(64 * 1024),

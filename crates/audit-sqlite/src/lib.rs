@@ -31,9 +31,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cxone_uuid_audit::signing::{Checkpointer, Signing};
+use cxone_uuid_audit::signing::Signing;
 use cxone_uuid_audit::{
-    AuditError, AuditEvent, AuditSink, EventKind, Sealer, SyncMode, Verifier, VerifySummary,
+    AuditError, AuditEvent, AuditSink, AuditSource, EventKind, Pending, Sealer, SyncMode, Verifier,
+    VerifySummary,
 };
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
@@ -386,22 +387,15 @@ impl SqliteSink {
             )
             .optional()
             .map_err(&err)?;
-        let checkpointer = match opts.signing.as_ref().map(|s| &s.key) {
-            Some(key) => {
-                let last = last_checkpoint(&conn, &path)?;
-                Some(Checkpointer::new(key.clone(), last.as_ref()))
-            }
+        let checkpoint = match opts.signing {
+            Some(_) => last_checkpoint(&conn, &path)?,
             None => None,
         };
         drop(err);
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 conn,
-                sealer: Sealer::new(
-                    head,
-                    checkpointer,
-                    opts.signing.as_ref().and_then(|s| s.every),
-                ),
+                sealer: Sealer::resume(head, opts.signing.as_ref(), checkpoint.as_ref()),
                 sealed: Vec::with_capacity(1024),
                 in_tx: false,
                 closed: false,
@@ -683,7 +677,7 @@ fn visit_in(
     conn: &Connection,
     path: &Path,
     range: Option<(i64, i64)>,
-    mut f: impl FnMut(&AuditEvent) -> Result<(), AuditError>,
+    f: &mut dyn FnMut(&AuditEvent) -> Result<(), AuditError>,
 ) -> Result<(), AuditError> {
     let err = backend(path);
     let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
@@ -723,8 +717,58 @@ const PARALLEL_MIN_EVENTS: i64 = 50_000;
 /// with a break reports the lowest bad seq, as one pass would. Checkpoint signatures chain from
 /// one checkpoint to the next, so with a public key one thread does it all.
 pub fn verify(path: &Path, public_key: Option<VerifyingKey>) -> Result<VerifySummary, AuditError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    verify_split(path, public_key, threads, PARALLEL_MIN_EVENTS)
+    SqliteSource::new(path).verify(public_key)
+}
+
+/// The database at a path, read back (read-only; schema 1 and 2).
+#[derive(Debug, Clone)]
+pub struct SqliteSource {
+    path: PathBuf,
+}
+
+impl SqliteSource {
+    /// The database at `path`; nothing is opened until it is read.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        Self {
+            path: path.as_ref().to_path_buf(),
+        }
+    }
+}
+
+impl AuditSource for SqliteSource {
+    fn describe(&self) -> String {
+        spec(&self.path)
+    }
+
+    fn exists(&self) -> Result<bool, AuditError> {
+        Ok(self.path.exists())
+    }
+
+    fn visit(
+        &self,
+        f: &mut dyn FnMut(&AuditEvent) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        let conn = open_read(&self.path)?;
+        visit_in(&conn, &self.path, None, f)
+    }
+
+    fn checkpoint(&self) -> Result<Option<AuditEvent>, AuditError> {
+        last_checkpoint(&open_read(&self.path)?, &self.path)
+    }
+
+    /// Verifies seq ranges on up to four threads (see [`verify`]).
+    fn verify(&self, public_key: Option<VerifyingKey>) -> Result<VerifySummary, AuditError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        verify_split(&self.path, public_key, threads, PARALLEL_MIN_EVENTS)
+    }
+
+    /// One query over the submission-related events (see [`pending`]).
+    fn pending(&self) -> Result<Vec<Pending>, AuditError> {
+        if !self.exists()? {
+            return Ok(Vec::new());
+        }
+        pending(&self.path)
+    }
 }
 
 fn verify_split(
@@ -758,7 +802,7 @@ fn verify_split(
         if let Some(key) = public_key {
             verifier = verifier.with_public_key(key);
         }
-        visit_in(&conn, path, None, |ev| Ok(verifier.feed_event(ev)?))?;
+        visit_in(&conn, path, None, &mut |ev| Ok(verifier.feed_event(ev)?))?;
         return Ok(verifier.finish(anchor.as_ref())?);
     };
     drop(conn);
@@ -769,7 +813,7 @@ fn verify_split(
                 scope.spawn(move || -> Result<Verifier, AuditError> {
                     let conn = open_read(path)?;
                     let mut verifier = Verifier::resume(head);
-                    visit_in(&conn, path, Some((lo, hi)), |ev| {
+                    visit_in(&conn, path, Some((lo, hi)), &mut |ev| {
                         Ok(verifier.feed_event(ev)?)
                     })?;
                     Ok(verifier)
@@ -851,17 +895,6 @@ fn split(
         lo = hi + 1;
     }
     Ok(Some(ranges))
-}
-
-/// A UUID submitted without a recorded outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    /// The UUID.
-    pub uuid: Uuid,
-    /// The data action it was submitted to.
-    pub action_id: Option<String>,
-    /// The run that submitted it.
-    pub run_id: Uuid,
 }
 
 /// UUIDs whose latest submission-related event is `action_submitted`, in submission order.

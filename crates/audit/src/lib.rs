@@ -1,4 +1,5 @@
-//! The audit-trail contract: one event type, one hash chain, one sink trait.
+//! The audit-trail contract: one event type, one hash chain, a sink trait (write) and a source
+//! trait (read).
 //!
 //! Key design decision: a sink receives *unsealed* events and seals them itself (seq, prev_hash,
 //! hash) with a [`chain::Chain`] resumed from its own stored head, because the chain is a property
@@ -11,6 +12,7 @@ pub mod chain;
 mod event;
 pub mod signing;
 mod sink;
+mod source;
 mod writer;
 
 pub use chain::{
@@ -19,4 +21,5 @@ pub use chain::{
 pub use event::{now_rfc3339_micros, AuditEvent, EventKind, SCHEMA_VERSION};
 pub use signing::{Checkpointer, Sealer, SignedSummary};
 pub use sink::{AuditError, AuditSink, Fanout, SyncMode};
+pub use source::{AuditSource, Pending, PendingTracker};
 pub use writer::{AuditWriter, GroupCommit};

@@ -409,16 +409,19 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    /// A sealer continuing after `head`; with `checkpointer`, a checkpoint every `every` events.
-    pub fn new(
+    /// A sealer continuing the stored chain after `head` (`(seq, hash)` of the last stored
+    /// event, `None` for an empty trail). With `signing`, it adds checkpoints every
+    /// `signing.every` events and at close, chained to `checkpoint`: the latest checkpoint the
+    /// trail holds (read only when signing, since finding it may mean reading the trail).
+    pub fn resume(
         head: Option<(u64, String)>,
-        checkpointer: Option<Checkpointer>,
-        every: Option<u64>,
+        signing: Option<&Signing>,
+        checkpoint: Option<&AuditEvent>,
     ) -> Self {
         Self {
             chain: crate::chain::Chain::resume(head),
-            checkpointer,
-            every,
+            checkpointer: signing.map(|s| Checkpointer::new(s.key.clone(), checkpoint)),
+            every: signing.and_then(|s| s.every),
             since_checkpoint: 0,
             last_run_id: Uuid::nil(),
         }
@@ -504,11 +507,11 @@ mod tests {
     use crate::chain::{encode_line, hash_event, Verifier};
 
     fn trail(key: &Arc<SigningKey>, n: usize, every: u64) -> Vec<AuditEvent> {
-        let mut s = Sealer::new(
-            None,
-            Some(Checkpointer::new(key.clone(), None)),
-            Some(every),
-        );
+        let signing = Signing {
+            key: key.clone(),
+            every: Some(every),
+        };
+        let mut s = Sealer::resume(None, Some(&signing), None);
         let mut out = Vec::new();
         let run = Uuid::now_v7();
         for _ in 0..n {

@@ -45,6 +45,15 @@ pub enum AuditError {
         /// The backend's message.
         message: String,
     },
+    /// A stored record cannot be read as an event, so the trail cannot be read back (run
+    /// `audit verify` to see where). The message names the file and what to do.
+    #[error("{message}")]
+    Damaged {
+        /// The trail's description.
+        sink: String,
+        /// What is wrong and how to check it.
+        message: String,
+    },
     /// The stored trail is not a valid chain.
     #[error("audit chain broken at seq {seq}: {reason}")]
     Chain {
@@ -86,37 +95,29 @@ pub trait AuditSink: Send + Sync {
     fn describe(&self) -> String;
 }
 
-#[async_trait]
-impl<S: AuditSink + ?Sized> AuditSink for Box<S> {
-    async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
-        (**self).append(batch).await
-    }
-    async fn sync(&self) -> Result<(), AuditError> {
-        (**self).sync().await
-    }
-    async fn close(&self) -> Result<(), AuditError> {
-        (**self).close().await
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
+/// Implements [`AuditSink`] for the pointer types given, forwarding every method (`close` too,
+/// so a sink's own closing records are not replaced by the default behind a `Box`).
+macro_rules! forward_sink {
+    ($([$($gen:tt)*] $ty:ty),* $(,)?) => {$(
+        #[async_trait]
+        impl<$($gen)* S: AuditSink + ?Sized> AuditSink for $ty {
+            async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+                (**self).append(batch).await
+            }
+            async fn sync(&self) -> Result<(), AuditError> {
+                (**self).sync().await
+            }
+            async fn close(&self) -> Result<(), AuditError> {
+                (**self).close().await
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+        }
+    )*};
 }
 
-#[async_trait]
-impl<S: AuditSink + ?Sized> AuditSink for std::sync::Arc<S> {
-    async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
-        (**self).append(batch).await
-    }
-    async fn sync(&self) -> Result<(), AuditError> {
-        (**self).sync().await
-    }
-    async fn close(&self) -> Result<(), AuditError> {
-        (**self).close().await
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-}
+forward_sink!([] Box<S>, [] std::sync::Arc<S>, ['a,] &'a S);
 
 /// Several sinks as one: an event is written when every sink has made it durable.
 /// An empty fan-out is the `none` sink.

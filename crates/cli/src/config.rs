@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use cxone_uuid_client::{AuthMethod, ClientConfig, Provider, RateSpec};
+use cxone_uuid_client::{AuthMethod, ClientConfig, CxoneAuth, Provider, RateSpec};
 
 use crate::exit::usage;
 
@@ -82,9 +82,30 @@ pub(crate) struct ConnectArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) echo_field: Option<String>,
 
-    /// Genesys: call the action's `/test` variant, which reports each step.
+    /// Genesys: call the action's `/test` variant, which reports each step (and the final
+    /// error) on failure.
     #[arg(long)]
     pub(crate) test_action: bool,
+
+    /// Genesys: send `flatten=true`, so outputs come back with dotted keys (Architect's
+    /// flattening); --echo-field then names the dotted key literally, e.g. `record.id`.
+    #[arg(long)]
+    pub(crate) flatten: bool,
+
+    /// CXone: how to get the token: `password` (OAuth password grant with a registered
+    /// application's client id and secret) or `access-key` (NICE's access-key token endpoint:
+    /// only the access key id and secret, with --area or --token-url).
+    #[arg(long, env = "CXONE_AUTH", value_name = "password|access-key")]
+    pub(crate) cxone_auth: Option<String>,
+
+    /// CXone access-key auth: the area of the token endpoint, e.g. na1, au1, eu1
+    /// (https://{area}.nice-incontact.com/authentication/v1/token/access-key).
+    #[arg(long, env = "CXONE_AREA", value_name = "AREA")]
+    pub(crate) area: Option<String>,
+
+    /// CXone: the tenant id, where the token answer carries none.
+    #[arg(long, env = "CXONE_TENANT_ID", value_name = "ID")]
+    pub(crate) tenant_id: Option<String>,
 
     /// CXone: the OpenID issuer used for discovery.
     #[arg(long, env = "CXONE_ISSUER", value_name = "URL")]
@@ -158,6 +179,10 @@ struct FileConfig {
     region: Option<String>,
     echo_field: Option<String>,
     test_action: Option<bool>,
+    flatten: Option<bool>,
+    cxone_auth: Option<String>,
+    area: Option<String>,
+    tenant_id: Option<String>,
     issuer: Option<String>,
     access_key_id: Option<String>,
     access_key_secret: Option<String>,
@@ -283,6 +308,7 @@ fn build(
     let mut builder = ClientConfig::builder()
         .provider(provider)
         .with_test_action(connect.test_action || file.test_action.unwrap_or(false))
+        .with_flatten(connect.flatten || file.flatten.unwrap_or(false))
         .with_max_retries(transport.max_retries)
         .with_timeout(parse_seconds("--timeout", transport.timeout)?)
         .with_max_retry_after(parse_seconds(
@@ -306,6 +332,12 @@ fn build(
             .parse()
             .map_err(|e: cxone_uuid_client::Error| usage(format!("--auth-method: {e}")))?;
         builder = builder.with_auth_method(m);
+    }
+    if let Some(auth) = connect.cxone_auth.clone().or(file.cxone_auth.clone()) {
+        let a: CxoneAuth = auth
+            .parse()
+            .map_err(|e: cxone_uuid_client::Error| crate::settings::client_error(e, provider))?;
+        builder = builder.with_cxone_auth(a);
     }
     if let Some(id) = client_id {
         builder = builder.with_client_id(id);
@@ -349,5 +381,7 @@ fn build(
     opt!(execute_path, execute_path, with_execute_path);
     opt!(body_template, body_template, with_body_template);
     opt!(access_key_id, access_key_id, with_access_key_id);
+    opt!(area, area, with_area);
+    opt!(tenant_id, tenant_id, with_tenant_id);
     Ok(builder.build())
 }

@@ -129,3 +129,26 @@ pub(crate) fn init_logging(flag: Option<&str>, format: LogFormat) {
         }
     }
 }
+
+/// The value parser of `-n/--count` in every command, so `generate` and `run` agree on what a
+/// count is and say it the same way (`-n 0` and `-n -5` included).
+pub(crate) fn parse_count(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a count: give a whole number of UUIDs, at least 1 (e.g. -n 100)"
+        )),
+    }
+}
+
+/// True when the error is stdout closed by its reader (`… | head`): the reader's choice, not
+/// a failure, so the command stops quietly with exit code 0.
+pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -72,7 +72,13 @@ Every UUID's random bytes pass the NIST SP 800-90B health tests; a failure stops
 with exit code 1, as does reaching the duplicate limit or an unreachable registry.")]
 pub(crate) struct Args {
     /// How many UUIDs to print.
-    #[arg(short = 'n', long, default_value_t = 1)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = crate::exit::parse_count,
+        default_value_t = 1)]
     count: u64,
 
     /// Output form.

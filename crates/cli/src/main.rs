@@ -25,9 +25,26 @@ mod sinks;
 mod token;
 mod validate;
 
+const TOP_HELP: &str = "\
+Examples:
+  cxone-uuid demo                                  the main job against an embedded stand-in
+  cxone-uuid generate -n 10                        ten UUIDs, offline
+  cxone-uuid run -n 100 --audit jsonl:trail.jsonl  submit 100 UUIDs (settings: run --help)
+  cxone-uuid audit verify jsonl:trail.jsonl        prove the trail intact
+
+Exit codes: 0 success, 1 the job failed, 2 usage or configuration error (nothing was sent),
+130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP after draining.";
+
 /// Generate RFC 9562 UUIDs, submit each to a CXone Data Action, keep a tamper-evident audit trail.
 #[derive(Parser, Debug)]
-#[command(name = "cxone-uuid", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "cxone-uuid",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = TOP_HELP
+)]
 struct Cli {
     /// Log filter for stderr (e.g. `info`, `debug`, `cxone_uuid_client=trace`) [default: warn].
     /// The flag wins over CXONE_UUID_LOG, which wins over RUST_LOG.
@@ -79,8 +96,27 @@ enum Command {
     Manpage,
 }
 
+/// The command tree as users see it. Environment values are never shown in `--help`: they may
+/// be private, and clap shows an unset one as `[env: NAME=]`, which reads like a setting.
+fn command() -> clap::Command {
+    fn hide_env_values(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|a| {
+            if a.get_env().is_some() {
+                a.hide_env_values(true)
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(hide_env_values)
+    }
+    hide_env_values(<Cli as clap::CommandFactory>::command())
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout with exit 0, and usage errors with exit 2.
@@ -109,12 +145,12 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(*args).await,
             Command::Audit(cmd) => audit_cmd::run(cmd).await,
             Command::Completions { shell } => {
-                let mut cmd = <Cli as clap::CommandFactory>::command();
+                let mut cmd = command();
                 clap_complete::generate(shell, &mut cmd, "cxone-uuid", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)
             }
             Command::Manpage => {
-                let cmd = <Cli as clap::CommandFactory>::command();
+                let cmd = command();
                 clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -123,5 +159,32 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => exit::report(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    /// Every command's long help, recursively, with its path.
+    fn helps(cmd: &mut clap::Command, path: String, out: &mut Vec<(String, String)>) {
+        out.push((path.clone(), cmd.render_long_help().to_string()));
+        for sub in cmd.get_subcommands_mut() {
+            let p = format!("{path} {}", sub.get_name());
+            helps(sub, p, out);
+        }
+    }
+
+    #[test]
+    fn no_help_shows_an_empty_environment_value() {
+        let mut cli = super::command();
+        cli.build();
+        let mut all = Vec::new();
+        helps(&mut cli, "cxone-uuid".to_string(), &mut all);
+        for (path, text) in all {
+            for part in text.split("[env: ").skip(1) {
+                let shown = part.split(']').next().unwrap_or_default();
+                assert!(!shown.ends_with('='), "{path} --help shows [env: {shown}]");
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use cxone_uuid_mock::{
-    format_script, parse_script, DiscoveryFault, Malformed, MockConfig, MockServer, Provider,
+    format_script, parse_script, DiscoveryFault, GenesysLimit, Malformed, MockConfig, MockServer,
+    Provider, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
 
 /// A command-line value that must not appear in `Debug` output.
@@ -94,6 +95,15 @@ pub(crate) struct Args {
     /// Tenant id put in cxone id tokens and known to the discovery document.
     #[arg(long, default_value = "11111111-2222-4333-8444-555555555555")]
     tenant_id: String,
+    /// Genesys: the limit every 429 names in its body's `limit` object, as KEY=VALUE (or
+    /// KEY=VALUE@NAMESPACE), e.g. client.credentials.token.rate.per.minute=300,
+    /// actions.concurrent.executions.max=50, requests.volume.max=1000. Applies to the
+    /// --rate-limit bucket's 429s and to scripted ones.
+    #[arg(long, value_name = "KEY=VALUE")]
+    genesys_limit: Option<GenesysLimit>,
+    /// CXone: the one path executes are accepted on; any other path answers 404.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CXONE_EXECUTE_PATH)]
+    execute_path: String,
 }
 
 impl Args {
@@ -138,8 +148,66 @@ impl Args {
             script: script("--script", &self.script)?,
             token_script: script("--token-script", &self.token_script)?,
             discovery_fault: self.discovery_fault,
+            genesys_limit: self.genesys_limit.clone(),
+            execute_path: self.execute_path.clone(),
         })
     }
+}
+
+/// A secret shown at start-up: the demo default itself (not a secret: it is in `--help`'s
+/// source and the README), or only that one was given, so a real value never reaches a log.
+fn shown(value: &Hidden, default: &str, flag: &str) -> String {
+    if value.0 == default {
+        format!("{default:?}")
+    } else {
+        format!("(given with {flag})")
+    }
+}
+
+/// Every credential the mock accepts, one line each, for a user wiring a client to it.
+fn credential_lines(args: &Args, cfg: &MockConfig, base: &str) -> Vec<String> {
+    let client = format!(
+        "accepts client id {:?}, client secret {}",
+        cfg.client_id,
+        shown(&args.client_secret, "demo-secret", "--client-secret")
+    );
+    let key = format!(
+        "access key id {:?}, access key secret {}",
+        cfg.access_key_id,
+        shown(
+            &args.access_key_secret,
+            "demo-key-secret",
+            "--access-key-secret"
+        )
+    );
+    let mut lines = Vec::new();
+    match cfg.provider {
+        Provider::Tutorial => lines.push(format!("{client} (client credentials grant)")),
+        Provider::Genesys => {
+            lines.push(format!("{client} (client credentials grant, HTTP Basic)"));
+            if let Some(l) = &cfg.genesys_limit {
+                lines.push(format!(
+                    "429s name the limit {} = {} (namespace {})",
+                    l.key, l.value, l.namespace
+                ));
+            }
+        }
+        Provider::Cxone => {
+            lines.push(format!(
+                "{client} with {key} (password grant at {base}{})",
+                cfg.provider.token_path()
+            ));
+            lines.push(format!(
+                "accepts {key} (access-key token endpoint {base}{CXONE_ACCESS_KEY_TOKEN_PATH}, \
+                 no client)"
+            ));
+            lines.push(format!(
+                "tenant {}; executes only on {}",
+                cfg.tenant_id, cfg.execute_path
+            ));
+        }
+    }
+    lines
 }
 
 /// Resolves --bind and refuses a non-loopback address unless --allow-remote.
@@ -225,18 +293,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let cfg = server.config();
     eprintln!(
-        "mock {} provider: token endpoint {}, client id {:?}{}",
+        "mock {} provider: token endpoint {}",
         cfg.provider,
-        server.token_url(),
-        cfg.client_id,
-        match cfg.provider {
-            Provider::Cxone => format!(
-                ", access key id {:?}, tenant {}",
-                cfg.access_key_id, cfg.tenant_id
-            ),
-            _ => String::new(),
-        }
+        server.token_url()
     );
+    for line in credential_lines(&args, cfg, &server.base_url()) {
+        eprintln!("{line}");
+    }
     if !cfg.script.is_empty() {
         eprintln!("script per UUID: {}", format_script(&cfg.script));
     }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-/// S3 sink settings (issue 5).
+/// S3 sink settings, in every build so that scripts parse the same everywhere.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct S3Args {
     /// S3-compatible endpoint URL (plain http:// only to loopback).
@@ -83,11 +83,13 @@ mod imp {
     use std::process::ExitCode;
     use std::time::Duration;
 
-    use cxone_uuid_audit::{AuditSink, VerifySummary};
+    use cxone_uuid_audit::{AuditSink, AuditSource, VerifySummary};
     use cxone_uuid_audit_s3::{S3Config, S3Error, S3Sink, Sse};
+    use ed25519_dalek::VerifyingKey;
 
     use super::S3Args;
     use crate::exit::usage;
+    use crate::sinks::{Backend, BoxFuture, SinkOptions};
 
     fn config(bucket: &str, prefix: &str, args: &S3Args) -> anyhow::Result<S3Config> {
         let sse = match &args.s3_sse {
@@ -118,12 +120,57 @@ mod imp {
         }
     }
 
+    /// The S3 archive as the cli uses it: written through its spool, verified object by
+    /// object, and never read back for `--resume` (the local trail beside it is).
+    pub(crate) struct S3Backend {
+        bucket: String,
+        prefix: String,
+        args: S3Args,
+    }
+
+    impl S3Backend {
+        pub(crate) fn new(bucket: String, prefix: String, args: S3Args) -> Self {
+            Self {
+                bucket,
+                prefix,
+                args,
+            }
+        }
+    }
+
+    impl Backend for S3Backend {
+        fn open_sink<'a>(
+            &'a self,
+            opts: &'a SinkOptions,
+        ) -> BoxFuture<'a, anyhow::Result<Box<dyn AuditSink>>> {
+            Box::pin(open_sink(&self.bucket, &self.prefix, &self.args, opts))
+        }
+
+        fn source(&self) -> Option<Box<dyn AuditSource>> {
+            None
+        }
+
+        fn verify(
+            &self,
+            public_key: Option<VerifyingKey>,
+        ) -> BoxFuture<'_, anyhow::Result<VerifySummary>> {
+            Box::pin(async move {
+                if public_key.is_some() {
+                    return Err(usage(
+                        "--public-key is not supported for s3:// trails yet: verify the local copy",
+                    ));
+                }
+                verify(&self.bucket, &self.prefix, &self.args).await
+            })
+        }
+    }
+
     /// Opens the S3 sink for `run`: checks the bucket, recovers the spool, resumes the chain.
-    pub(crate) async fn open_sink(
+    async fn open_sink(
         bucket: &str,
         prefix: &str,
         args: &S3Args,
-        opts: &crate::sinks::SinkOptions,
+        opts: &SinkOptions,
     ) -> anyhow::Result<Box<dyn AuditSink>> {
         let cfg = config(bucket, prefix, args)?.with_sync_mode(opts.sync);
         let uri = cfg.uri();
@@ -135,11 +182,7 @@ mod imp {
 
     /// `audit verify s3://…`: every object downloaded, ordered and checked. Gaps and duplicates
     /// are printed one a line; the first problem comes back as an [`cxone_uuid_audit::AuditError::Chain`].
-    pub(crate) async fn verify(
-        bucket: &str,
-        prefix: &str,
-        args: &S3Args,
-    ) -> anyhow::Result<VerifySummary> {
+    async fn verify(bucket: &str, prefix: &str, args: &S3Args) -> anyhow::Result<VerifySummary> {
         let cfg = config(bucket, prefix, args)?;
         let uri = cfg.uri();
         let report = cxone_uuid_audit_s3::verify(&cfg)
@@ -234,4 +277,4 @@ mod imp {
 }
 
 #[cfg(feature = "s3")]
-pub(crate) use imp::{flush, open_sink, verify};
+pub(crate) use imp::{flush, S3Backend};

@@ -39,6 +39,12 @@ pub(crate) fn where_set(setting: Setting, provider: Provider) -> String {
         }
         Setting::ExecutePath => "--execute-path".into(),
         Setting::BodyTemplate => "--body-template".into(),
+        Setting::CxoneAuth => "CXONE_AUTH (--cxone-auth)".into(),
+        Setting::Area => {
+            "CXONE_AREA (--area), or CXONE_TOKEN_URL (--token-url) for the access-key endpoint"
+                .into()
+        }
+        Setting::TenantId => "CXONE_TENANT_ID (--tenant-id)".into(),
         Setting::Concurrency => "--concurrency".into(),
         Setting::Rate => "--rate".into(),
         Setting::Timeout => "--timeout".into(),
@@ -73,9 +79,8 @@ pub(crate) fn client_error(e: Error, provider: Provider) -> anyhow::Error {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use clap::CommandFactory;
 
-    const ALL: [Setting; 21] = [
+    const ALL: [Setting; 24] = [
         Setting::Provider,
         Setting::ClientId,
         Setting::ClientSecret,
@@ -94,6 +99,9 @@ mod tests {
         Setting::AccessKeySecret,
         Setting::ExecutePath,
         Setting::BodyTemplate,
+        Setting::CxoneAuth,
+        Setting::Area,
+        Setting::TenantId,
         Setting::Concurrency,
         Setting::Rate,
         Setting::Timeout,
@@ -115,7 +123,7 @@ mod tests {
 
     #[test]
     fn every_mapped_flag_exists_on_run() {
-        let cli = crate::Cli::command();
+        let cli = crate::command();
         let run = cli.find_subcommand("run").unwrap();
         let longs: Vec<&str> = run.get_arguments().filter_map(|a| a.get_long()).collect();
         for provider in [Provider::Tutorial, Provider::Genesys, Provider::Cxone] {
@@ -161,7 +169,7 @@ mod tests {
         // Scan the string literals of the client and the cli for `--flag`: a message or help
         // text that names a flag the program does not have sends the user the wrong way.
         let mut longs = Vec::new();
-        all_longs(&crate::Cli::command(), &mut longs);
+        all_longs(&crate::command(), &mut longs);
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut named = Vec::new();
         for dir in ["client/src", "cli/src"] {

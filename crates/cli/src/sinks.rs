@@ -1,14 +1,19 @@
-//! Audit sink specs to sinks, readers and verifiers: the one place every backend is wired.
+//! Audit sink specs to backends: the one place every backend is wired.
 //!
-//! Each function is one explicit `match` over [`SinkSpec`], one `#[cfg(feature = …)]` arm per
-//! sink and a fallback arm per missing feature that says which feature to rebuild with.
+//! [`backend`] is one explicit `match` over [`SinkSpec`], one `#[cfg(feature = …)]` arm per
+//! backend and a fallback arm that says which feature to rebuild with. Everything else (open
+//! every sink, verify a trail, read what is pending) goes through the [`Backend`] it returns, so
+//! adding a backend is one crate and one arm here.
 
-use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::str::FromStr;
 
 use cxone_uuid_audit::signing::Signing;
-use cxone_uuid_audit::{AuditError, AuditEvent, AuditSink, EventKind, Fanout, SyncMode};
+use cxone_uuid_audit::{
+    AuditError, AuditSink, AuditSource, Fanout, Pending, SyncMode, VerifySummary,
+};
 use ed25519_dalek::VerifyingKey;
 use uuid::Uuid;
 
@@ -31,6 +36,18 @@ pub(crate) enum SinkSpec {
     },
     /// `none`: no audit trail.
     None,
+}
+
+impl SinkSpec {
+    /// The cargo feature that builds this backend in.
+    fn feature(&self) -> &'static str {
+        match self {
+            Self::Jsonl(_) => "jsonl",
+            Self::Sqlite(_) => "sqlite",
+            Self::S3 { .. } => "s3",
+            Self::None => "",
+        }
+    }
 }
 
 impl FromStr for SinkSpec {
@@ -94,95 +111,156 @@ fn parse(spec: &str) -> anyhow::Result<SinkSpec> {
     spec.parse::<SinkSpec>().map_err(usage)
 }
 
-#[cfg_attr(
-    all(feature = "jsonl", feature = "sqlite", feature = "s3"),
-    allow(dead_code)
-)]
-fn missing(feature: &str) -> anyhow::Error {
-    usage(format!(
-        "this build has no {feature} sink; rebuild with --features {feature}"
-    ))
+/// A boxed future, so that [`Backend`] stays object-safe.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the cli asks of one audit backend. Made only by [`backend`].
+pub(crate) trait Backend: Send + Sync {
+    /// Opens the write side, for `run`.
+    fn open_sink<'a>(
+        &'a self,
+        opts: &'a SinkOptions,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn AuditSink>>>;
+
+    /// The read side, for `run --resume`; `None` for an archive that is read back through a
+    /// local trail (S3).
+    fn source(&self) -> Option<Box<dyn AuditSource>>;
+
+    /// Verifies the trail; a broken chain is an [`AuditError::Chain`] in the error.
+    fn verify(
+        &self,
+        public_key: Option<VerifyingKey>,
+    ) -> BoxFuture<'_, anyhow::Result<VerifySummary>> {
+        let source = self.source();
+        Box::pin(async move {
+            let Some(source) = source else {
+                return Err(usage("this trail cannot be read back here"));
+            };
+            tokio::task::spawn_blocking(move || source.verify(public_key))
+                .await?
+                .map_err(anyhow::Error::new)
+        })
+    }
 }
 
-#[cfg_attr(
-    not(any(feature = "jsonl", feature = "sqlite", feature = "s3")),
-    allow(dead_code)
-)]
-fn cannot_open(spec: &str, e: AuditError) -> anyhow::Error {
-    // Nothing has been sent yet: a sink that cannot be opened is a configuration error.
-    usage(format!("cannot open audit sink {spec}: {e}"))
+/// The backend `text` names (`None` for the `none` sink), or a usage error naming the feature
+/// to rebuild with. Opens nothing.
+pub(crate) fn backend(text: &str, s3: &S3Args) -> anyhow::Result<Option<Box<dyn Backend>>> {
+    let _ = s3; // unused in builds without s3
+    let backend: Box<dyn Backend> = match parse(text)? {
+        SinkSpec::None => return Ok(None),
+        #[cfg(feature = "jsonl")]
+        SinkSpec::Jsonl(path) => local(
+            text,
+            cxone_uuid_audit_jsonl::JsonlSource::new(&path),
+            move |o| {
+                cxone_uuid_audit_jsonl::JsonlSink::open(
+                    &path,
+                    cxone_uuid_audit_jsonl::JsonlOptions {
+                        sync: o.sync,
+                        rotate_mb: o.rotate_mb,
+                        signing: o.signing.clone(),
+                    },
+                )
+            },
+        ),
+        #[cfg(feature = "sqlite")]
+        SinkSpec::Sqlite(path) => local(
+            text,
+            cxone_uuid_audit_sqlite::SqliteSource::new(&path),
+            move |o| {
+                cxone_uuid_audit_sqlite::SqliteSink::open(
+                    &path,
+                    cxone_uuid_audit_sqlite::SqliteOptions {
+                        sync: o.sync,
+                        signing: o.signing.clone(),
+                    },
+                )
+            },
+        ),
+        #[cfg(feature = "s3")]
+        SinkSpec::S3 { bucket, prefix } => {
+            Box::new(crate::s3_args::S3Backend::new(bucket, prefix, s3.clone()))
+        }
+        #[allow(unreachable_patterns)] // in builds with every backend
+        other => {
+            return Err(usage(format!(
+                "this build has no {feature} sink; rebuild with --features {feature}",
+                feature = other.feature()
+            )))
+        }
+    };
+    Ok(Some(backend))
+}
+
+/// A trail in a local file: its source, and how to open a sink on it.
+#[cfg_attr(not(any(feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+struct Local<S, F> {
+    spec: String,
+    source: S,
+    open: F,
+}
+
+#[cfg_attr(not(any(feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+fn local<S, K, F>(spec: &str, source: S, open: F) -> Box<dyn Backend>
+where
+    S: AuditSource + Clone + 'static,
+    K: AuditSink + 'static,
+    F: Fn(&SinkOptions) -> Result<K, AuditError> + Send + Sync + 'static,
+{
+    Box::new(Local {
+        spec: spec.to_string(),
+        source,
+        open,
+    })
+}
+
+impl<S, K, F> Backend for Local<S, F>
+where
+    S: AuditSource + Clone + 'static,
+    K: AuditSink + 'static,
+    F: Fn(&SinkOptions) -> Result<K, AuditError> + Send + Sync + 'static,
+{
+    fn open_sink<'a>(
+        &'a self,
+        opts: &'a SinkOptions,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn AuditSink>>> {
+        Box::pin(async move {
+            match (self.open)(opts) {
+                Ok(sink) => Ok(Box::new(sink) as Box<dyn AuditSink>),
+                // Nothing has been sent yet: a sink that cannot be opened is a configuration error.
+                Err(e) => Err(usage(format!("cannot open audit sink {}: {e}", self.spec))),
+            }
+        })
+    }
+
+    fn source(&self) -> Option<Box<dyn AuditSource>> {
+        Some(Box::new(self.source.clone()))
+    }
 }
 
 /// Checks that every spec parses and that this build has its sink, before anything is opened:
 /// a missing feature must not leave a registry or another sink's file half-created.
 pub(crate) fn check_built(specs: &[String]) -> anyhow::Result<()> {
     for text in specs {
-        match parse(text)? {
-            #[cfg(not(feature = "jsonl"))]
-            SinkSpec::Jsonl(_) => return Err(missing("jsonl")),
-            #[cfg(not(feature = "sqlite"))]
-            SinkSpec::Sqlite(_) => return Err(missing("sqlite")),
-            #[cfg(not(feature = "s3"))]
-            SinkSpec::S3 { .. } => return Err(missing("s3")),
-            _ => {}
-        }
+        backend(text, &S3Args::default())?;
     }
     Ok(())
 }
 
 /// Opens every sink in `specs` (`none` adds nothing) as one fan-out.
-#[cfg_attr(
-    not(any(feature = "jsonl", feature = "sqlite", feature = "s3")),
-    allow(unreachable_code, unused_mut, unused_variables)
-)]
 pub(crate) async fn open_all(
     specs: &[String],
     opts: &SinkOptions,
     s3: &S3Args,
 ) -> anyhow::Result<Fanout> {
-    let _ = (opts, s3); // unused in builds without some sinks
-    check_built(specs)?;
+    let backends = specs
+        .iter()
+        .map(|text| backend(text, s3))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut sinks: Vec<Box<dyn AuditSink>> = Vec::new();
-    for text in specs {
-        let sink: Box<dyn AuditSink> = match parse(text)? {
-            SinkSpec::None => continue,
-            #[cfg(feature = "jsonl")]
-            SinkSpec::Jsonl(path) => {
-                let o = cxone_uuid_audit_jsonl::JsonlOptions {
-                    sync: opts.sync,
-                    rotate_mb: opts.rotate_mb,
-                    signing: opts.signing.clone(),
-                };
-                Box::new(
-                    cxone_uuid_audit_jsonl::JsonlSink::open(&path, o)
-                        .map_err(|e| cannot_open(text, e))?,
-                )
-            }
-            #[cfg(not(feature = "jsonl"))]
-            SinkSpec::Jsonl(_) => return Err(missing("jsonl")),
-            #[cfg(feature = "sqlite")]
-            SinkSpec::Sqlite(path) => {
-                let o = cxone_uuid_audit_sqlite::SqliteOptions {
-                    sync: opts.sync,
-                    signing: opts.signing.clone(),
-                };
-                Box::new(
-                    cxone_uuid_audit_sqlite::SqliteSink::open(&path, o)
-                        .map_err(|e| cannot_open(text, e))?,
-                )
-            }
-            #[cfg(not(feature = "sqlite"))]
-            SinkSpec::Sqlite(_) => return Err(missing("sqlite")),
-            // Written by the S3 sink's owner in s3_args.rs:
-            // `open_sink(&str, &str, &S3Args, &SinkOptions) -> anyhow::Result<Box<dyn AuditSink>>`.
-            #[cfg(feature = "s3")]
-            SinkSpec::S3 { bucket, prefix } => {
-                crate::s3_args::open_sink(&bucket, &prefix, s3, opts).await?
-            }
-            #[cfg(not(feature = "s3"))]
-            SinkSpec::S3 { .. } => return Err(missing("s3")),
-        };
-        sinks.push(sink);
+    for backend in backends.iter().flatten() {
+        sinks.push(backend.open_sink(opts).await?);
     }
     Ok(Fanout(sinks))
 }
@@ -192,87 +270,10 @@ pub(crate) async fn verify(
     spec: &str,
     public_key: Option<VerifyingKey>,
     s3: &S3Args,
-) -> anyhow::Result<cxone_uuid_audit::VerifySummary> {
-    let _ = (&public_key, s3);
-    match parse(spec)? {
-        SinkSpec::None => Err(usage("there is nothing to verify in the `none` sink")),
-        #[cfg(feature = "jsonl")]
-        SinkSpec::Jsonl(path) => {
-            tokio::task::spawn_blocking(move || cxone_uuid_audit_jsonl::verify(&path, public_key))
-                .await?
-                .map_err(anyhow::Error::new)
-        }
-        #[cfg(not(feature = "jsonl"))]
-        SinkSpec::Jsonl(_) => Err(missing("jsonl")),
-        #[cfg(feature = "sqlite")]
-        SinkSpec::Sqlite(path) => {
-            tokio::task::spawn_blocking(move || cxone_uuid_audit_sqlite::verify(&path, public_key))
-                .await?
-                .map_err(anyhow::Error::new)
-        }
-        #[cfg(not(feature = "sqlite"))]
-        SinkSpec::Sqlite(_) => Err(missing("sqlite")),
-        // Written by the S3 sink's owner in s3_args.rs:
-        // `verify(&str, &str, &S3Args) -> anyhow::Result<VerifySummary>`.
-        #[cfg(feature = "s3")]
-        SinkSpec::S3 { bucket, prefix } => {
-            if public_key.is_some() {
-                return Err(usage(
-                    "--public-key is not supported for s3:// trails yet: verify the local copy",
-                ));
-            }
-            crate::s3_args::verify(&bucket, &prefix, s3).await
-        }
-        #[cfg(not(feature = "s3"))]
-        SinkSpec::S3 { .. } => Err(missing("s3")),
-    }
-}
-
-/// A UUID the trail shows as submitted without an outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(dead_code)] // action_id and run_id are for callers that report what they resume
-pub(crate) struct Pending {
-    pub(crate) uuid: Uuid,
-    pub(crate) action_id: Option<String>,
-    pub(crate) run_id: Uuid,
-}
-
-/// Tracks the latest submission state per UUID while streaming events.
-#[derive(Default)]
-#[cfg_attr(not(feature = "jsonl"), allow(dead_code))]
-struct PendingTracker {
-    open: HashMap<Uuid, (u64, Pending)>,
-}
-
-#[cfg_attr(not(feature = "jsonl"), allow(dead_code))]
-impl PendingTracker {
-    fn feed(&mut self, ev: &AuditEvent) {
-        let Some(uuid) = ev.uuid else { return };
-        match ev.event {
-            EventKind::ActionSubmitted => {
-                self.open.insert(
-                    uuid,
-                    (
-                        ev.seq,
-                        Pending {
-                            uuid,
-                            action_id: ev.action_id.clone(),
-                            run_id: ev.run_id,
-                        },
-                    ),
-                );
-            }
-            EventKind::ActionExecuted | EventKind::ActionFailed => {
-                self.open.remove(&uuid);
-            }
-            _ => {}
-        }
-    }
-
-    fn finish(self) -> Vec<Pending> {
-        let mut v: Vec<(u64, Pending)> = self.open.into_values().collect();
-        v.sort_by_key(|(seq, _)| *seq);
-        v.into_iter().map(|(_, p)| p).collect()
+) -> anyhow::Result<VerifySummary> {
+    match backend(spec, s3)? {
+        Some(backend) => backend.verify(public_key).await,
+        None => Err(usage("there is nothing to verify in the `none` sink")),
     }
 }
 
@@ -282,41 +283,12 @@ pub(crate) async fn pending_submissions(
     specs: &[String],
     s3: &S3Args,
 ) -> anyhow::Result<Vec<Pending>> {
-    let _ = s3;
     for text in specs {
-        match parse(text)? {
-            SinkSpec::None => continue,
-            #[cfg(feature = "jsonl")]
-            SinkSpec::Jsonl(path) => {
-                if cxone_uuid_audit_jsonl::segments(&path)?.is_empty() {
-                    return Ok(Vec::new());
-                }
-                return tokio::task::spawn_blocking(move || pending_jsonl(&path)).await?;
-            }
-            #[cfg(not(feature = "jsonl"))]
-            SinkSpec::Jsonl(_) => return Err(missing("jsonl")),
-            #[cfg(feature = "sqlite")]
-            SinkSpec::Sqlite(path) => {
-                if !path.exists() {
-                    return Ok(Vec::new());
-                }
-                let rows =
-                    tokio::task::spawn_blocking(move || cxone_uuid_audit_sqlite::pending(&path))
-                        .await??;
-                return Ok(rows
-                    .into_iter()
-                    .map(|p| Pending {
-                        uuid: p.uuid,
-                        action_id: p.action_id,
-                        run_id: p.run_id,
-                    })
-                    .collect());
-            }
-            #[cfg(not(feature = "sqlite"))]
-            SinkSpec::Sqlite(_) => return Err(missing("sqlite")),
-            // The S3 archive is read back through a local sink: skip it here.
-            SinkSpec::S3 { .. } => continue,
-        }
+        // `none`, and an archive read back through a local trail, have nothing to read here.
+        let Some(source) = backend(text, s3)?.and_then(|b| b.source()) else {
+            continue;
+        };
+        return Ok(tokio::task::spawn_blocking(move || source.pending()).await??);
     }
     Err(usage(
         "--resume needs a local audit trail to read: pass --audit jsonl:PATH or --audit sqlite:PATH",
@@ -330,28 +302,6 @@ pub(crate) async fn pending_uuids(specs: &[String], s3: &S3Args) -> anyhow::Resu
         .into_iter()
         .map(|p| p.uuid)
         .collect())
-}
-
-#[cfg(feature = "jsonl")]
-fn pending_jsonl(path: &std::path::Path) -> anyhow::Result<Vec<Pending>> {
-    let mut reader = cxone_uuid_audit_jsonl::JsonlReader::open(path)?;
-    let mut tracker = PendingTracker::default();
-    let mut line = Vec::new();
-    let mut bad: Option<String> = None;
-    while reader.next_line(&mut line)? {
-        if let Some(why) = bad.take() {
-            // Only the very last line may be partial (a crash mid-write); anything else is damage.
-            anyhow::bail!(
-                "{} holds an unparseable line before its end ({why}); check it with `cxone-uuid audit verify`",
-                path.display()
-            );
-        }
-        match serde_json::from_slice::<AuditEvent>(&line) {
-            Ok(ev) => tracker.feed(&ev),
-            Err(e) => bad = Some(e.to_string()),
-        }
-    }
-    Ok(tracker.finish())
 }
 
 #[cfg(test)]
@@ -387,28 +337,5 @@ mod tests {
             .parse::<SinkSpec>()
             .unwrap_err()
             .contains("jsonl:PATH"));
-    }
-
-    #[test]
-    fn pending_tracks_the_latest_state() {
-        let run = Uuid::now_v7();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let mut t = PendingTracker::default();
-        for (seq, kind, u) in [
-            (1, EventKind::ActionSubmitted, a),
-            (2, EventKind::ActionSubmitted, b),
-            (3, EventKind::ActionFailed, a),
-            (4, EventKind::ActionSubmitted, a),
-            (5, EventKind::ActionExecuted, b),
-        ] {
-            let mut e = AuditEvent::new(kind, run);
-            e.seq = seq;
-            e.uuid = Some(u);
-            t.feed(&e);
-        }
-        assert_eq!(
-            t.finish().iter().map(|p| p.uuid).collect::<Vec<_>>(),
-            vec![a]
-        );
     }
 }

@@ -13,7 +13,8 @@ const AFTER_HELP: &str = "\
 Examples:
   CXONE_CLIENT_ID=... CXONE_CLIENT_SECRET=... CXONE_DATA_ACTION_ID=... cxone-uuid token
   cxone-uuid token --provider genesys --region mypurecloud.ie
-  cxone-uuid token --provider cxone --output json";
+  cxone-uuid token --provider cxone --output json
+  CXONE_ACCESS_KEY_ID=... CXONE_ACCESS_KEY_SECRET=... cxone-uuid token --provider cxone --cxone-auth access-key --area na1";
 
 /// Arguments of `token`.
 #[derive(clap::Args, Debug)]
@@ -49,7 +50,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .duration_since(std::time::SystemTime::now())
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let auth = format!("{:?}", info.auth_method).to_lowercase();
+    let auth = match info.cxone_auth {
+        // The access-key endpoint takes no client authentication: name the flow instead.
+        Some(cxone_uuid_client::CxoneAuth::AccessKey) => "access-key".to_string(),
+        _ => format!("{:?}", info.auth_method).to_lowercase(),
+    };
     if args.output == "json" {
         let v = serde_json::json!({
             "provider": info.provider.as_str(),
@@ -66,8 +71,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         println!("authenticated: provider {}", info.provider.as_str());
         println!(
-            "token endpoint: {} ({auth} client authentication)",
-            info.token_endpoint
+            "token endpoint: {} ({auth}{})",
+            info.token_endpoint,
+            if auth == "access-key" {
+                " token endpoint"
+            } else {
+                " client authentication"
+            }
         );
         println!(
             "api host:       {}",

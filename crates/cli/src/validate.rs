@@ -27,7 +27,9 @@ pub(crate) enum Output {
 #[command(after_help = "\
 Examples:
   cxone-uuid validate 0f8fad5b-d9cb-469f-a165-70867728950e
-  cxone-uuid validate --strict --uuid-version 4 \"{0F8FAD5B-D9CB-469F-A165-70867728950E}\"
+  cxone-uuid validate --strict --uuid-version 4 0f8fad5b-d9cb-469f-a165-70867728950e
+  cxone-uuid validate --strict \"{0F8FAD5B-D9CB-469F-A165-70867728950E}\"
+      (invalid: --strict takes only the lowercase hyphenated form; without it this passes)
   cxone-uuid generate -n 1000 | cxone-uuid validate --output json
 
 Accepts hyphenated, simple (32 hex), braced and urn:uuid: forms in any case (--strict: only
@@ -109,6 +111,13 @@ impl Checker {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match check_all(args) {
+        Err(e) if crate::exit::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
+    }
+}
+
+fn check_all(args: Args) -> anyhow::Result<ExitCode> {
     let mut checker = Checker {
         opts: ParseOptions {
             strict: args.strict,

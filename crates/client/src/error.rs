@@ -149,6 +149,11 @@ impl Error {
         self
     }
 
+    pub(crate) fn suffixed(mut self, suffix: &str) -> Self {
+        self.message.push_str(suffix);
+        self
+    }
+
     pub(crate) fn prefixed(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}{}", self.message);
         self

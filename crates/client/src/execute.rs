@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::config::{AuthMethod, ClientConfig, Provider};
+use crate::config::{AuthMethod, ClientConfig, Provider, RateSpec};
 use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
 use crate::error::{Error, ErrorKind};
 use crate::http::{exchange, server_message, Answer};
@@ -36,6 +36,8 @@ pub struct TokenInfo {
     pub area: Option<String>,
     /// Client authentication method used.
     pub auth_method: AuthMethod,
+    /// The CXone token flow, for the CXone dialect.
+    pub cxone_auth: Option<crate::config::CxoneAuth>,
 }
 
 /// The result of one UUID's execution with the counters the summary needs.
@@ -64,6 +66,9 @@ pub struct ExecuteReport {
     /// request may have been written, or a 500/502/504 (the action may have run). The
     /// Idempotency-Key makes their retries safe; the count says how often it was needed.
     pub ambiguous: u32,
+    /// The last answer's request id, for support: Genesys's `ININ-Correlation-Id` (else the
+    /// error body's `contextId`), other platforms' `X-Request-Id` or `X-Correlation-Id`.
+    pub correlation_id: Option<String>,
 }
 
 struct Inner {
@@ -102,6 +107,7 @@ struct Counters {
     server: Duration,
     wait: Duration,
     ambiguous: u32,
+    correlation_id: Option<String>,
 }
 
 impl Client {
@@ -129,7 +135,14 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 budget: config.retry_budget.map(RetryBudget::new),
-                rate: RateLimiter::new(config.rate),
+                rate: match (config.rate, config.provider.kind()) {
+                    // Genesys documents its per-token quota (300/min): start there, not
+                    // unthrottled, and adapt from there.
+                    (RateSpec::Auto, Provider::Genesys) => {
+                        RateLimiter::auto_from(dialect::genesys::TOKEN_RATE_PER_SECOND)
+                    }
+                    (spec, _) => RateLimiter::new(spec),
+                },
                 policy,
                 http,
                 dialect,
@@ -154,13 +167,27 @@ impl Client {
         self.inner.rate.target()
     }
 
+    /// A failure without any HTTP answer (DNS, connect, timeout) gets the dialect's hint line.
+    fn hinted(&self, e: Error) -> Error {
+        let no_answer = e.status().is_none()
+            && matches!(
+                e.kind(),
+                ErrorKind::Transport | ErrorKind::Timeout | ErrorKind::TokenUnavailable
+            );
+        match self.inner.dialect.transport_hint() {
+            Some(h) if no_answer && !e.message().contains(&h) => e.suffixed(&format!("\n{h}")),
+            _ => e,
+        }
+    }
+
     /// Fetches (or reuses) a token and says who and where it authenticated.
     pub async fn token_info(&self) -> Result<TokenInfo, Error> {
         let i = &self.inner;
         let token = i
             .tokens
             .get(&*i.dialect, &i.http, &i.policy, i.budget.as_ref())
-            .await?;
+            .await
+            .map_err(|e| self.hinted(e))?;
         let ep = i.dialect.endpoints();
         Ok(TokenInfo {
             provider: i.config.provider.kind(),
@@ -182,6 +209,10 @@ impl Client {
             tenant_id: ep.tenant_id,
             area: ep.area,
             auth_method: i.config.effective_auth_method(),
+            cxone_auth: match &i.config.provider {
+                crate::config::ProviderConfig::Cxone(x) => Some(x.auth),
+                _ => None,
+            },
         })
     }
 
@@ -201,6 +232,7 @@ impl Client {
             server_latency: c.server,
             wait: c.wait,
             ambiguous: c.ambiguous,
+            correlation_id: c.correlation_id,
         }
     }
 
@@ -244,6 +276,14 @@ impl Client {
         let url = &req.url;
         match failure {
             Failure::Timeout | Failure::Connection => {
+                let hint = match failure {
+                    Failure::Connection => i
+                        .dialect
+                        .transport_hint()
+                        .map(|h| format!("\n{h}"))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
                 let base = transport_err.unwrap_or_else(|| {
                     Error::new(
                         ErrorKind::Transport,
@@ -261,7 +301,7 @@ impl Client {
                 };
                 Error::new(
                     kind,
-                    format!("{base}{extra}; gave up after {attempts} attempt(s)"),
+                    format!("{base}{extra}; gave up after {attempts} attempt(s){hint}"),
                 )
             }
             Failure::Status {
@@ -272,15 +312,38 @@ impl Client {
                 let detail = i
                     .dialect
                     .failure_detail(status, body)
-                    .map(|d| format!("; {d}"))
+                    .map(|d| {
+                        if d.starts_with('\n') {
+                            d
+                        } else {
+                            format!("; {d}")
+                        }
+                    })
                     .unwrap_or_default();
+                let limit = (status == 429)
+                    .then(|| i.dialect.refusing_limit(body))
+                    .flatten();
                 let e = match (status, why) {
                     (_, GiveUp::RetryAfterTooLong(ra)) => Error::new(
                         ErrorKind::RateLimited,
                         format!(
-                            "rate limited (HTTP {status}): the server asked to retry after {} s, more than --max-retry-after {} s; not waiting",
+                            "rate limited (HTTP {status}){}: the server asked to retry after {} s, more than --max-retry-after {} s; not waiting",
+                            limit.as_ref().map(|l| format!(" by {l}")).unwrap_or_default(),
                             ra.as_secs(),
                             i.config.max_retry_after.as_secs()
+                        ),
+                    ),
+                    // The limit that refused, when the platform names it (Genesys's ErrorBody
+                    // `limit`): the one thing to raise or spread load over.
+                    (429, _) if limit.is_some() => Error::new(
+                        ErrorKind::RateLimited,
+                        format!(
+                            "rate limited (429) by {}, after {attempts} attempt{} (at {url}{})",
+                            limit.as_deref().unwrap_or_default(),
+                            if attempts == 1 { "" } else { "s" },
+                            retry_after
+                                .map(|d| format!(", last Retry-After {} s", d.as_secs()))
+                                .unwrap_or_default()
                         ),
                     ),
                     (401, _) => Error::new(
@@ -366,7 +429,7 @@ impl RetryLogic for ExecuteLogic<'_> {
             .tokens
             .get(&*i.dialect, &i.http, &i.policy, i.budget.as_ref())
             .await
-            .map_err(stop)?;
+            .map_err(|e| stop(self.client.hinted(e)))?;
         self.token_generation = Some(token.generation);
         let req = i.dialect.prepare(&self.uuid).map_err(stop)?;
         let paced = tokio::time::Instant::now();
@@ -386,6 +449,7 @@ impl RetryLogic for ExecuteLogic<'_> {
             Ok(answer) => {
                 let status = answer.status;
                 self.counters.http_status = Some(status);
+                self.counters.correlation_id = i.dialect.correlation_id(&answer.ids, &answer.body);
                 if answer.is_success() {
                     i.rate.on_success();
                     if answer.oversized {

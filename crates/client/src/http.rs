@@ -27,6 +27,8 @@ pub(crate) struct Answer {
     pub(crate) body: Vec<u8>,
     /// True when the body was longer than [`MAX_BODY`] (the rest was never buffered).
     pub(crate) oversized: bool,
+    /// Request ids from the headers.
+    pub(crate) ids: crate::dialect::ResponseIds,
 }
 
 impl Answer {
@@ -52,6 +54,16 @@ pub(crate) async fn exchange(
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(safe_id)
+    };
+    let ids = crate::dialect::ResponseIds {
+        inin_correlation_id: header("inin-correlation-id"),
+        request_id: header("x-request-id").or_else(|| header("x-correlation-id")),
+    };
     let (body, oversized) = read_capped(resp, MAX_BODY)
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
@@ -60,7 +72,16 @@ pub(crate) async fn exchange(
         retry_after,
         body,
         oversized,
+        ids,
     })
+}
+
+/// A request id fit for messages and the audit trail: trimmed, non-empty, visible ASCII only,
+/// at most 128 characters; anything else is dropped rather than cleaned.
+pub(crate) fn safe_id(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_string())
 }
 
 /// Reads at most `cap` bytes of a body chunk by chunk; the flag says the body was longer (the

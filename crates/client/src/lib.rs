@@ -38,7 +38,7 @@ mod template;
 mod token;
 
 pub use config::{
-    AuthMethod, ClientConfig, ClientConfigBuilder, CxoneConfig, GenesysConfig, Provider,
+    AuthMethod, ClientConfig, ClientConfigBuilder, CxoneAuth, CxoneConfig, GenesysConfig, Provider,
     ProviderConfig, RateSpec, TutorialConfig,
 };
 pub use dialect::{Dialect, Endpoints, Outputs};

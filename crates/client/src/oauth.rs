@@ -51,6 +51,21 @@ pub(crate) async fn request_token(
     if let ClientAuth::Basic(id, secret) = auth {
         rb = rb.basic_auth(id, Some(secret));
     }
+    classify(rb, url, hint).await
+}
+
+/// One token request with a JSON body (NICE's access-key endpoint), classified as a form's.
+pub(crate) async fn request_token_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    hint: &str,
+) -> Result<Value, Error> {
+    let rb = http.post(url).header(ACCEPT, "application/json").json(body);
+    classify(rb, url, hint).await
+}
+
+async fn classify(rb: reqwest::RequestBuilder, url: &str, hint: &str) -> Result<Value, Error> {
     let answer = exchange(rb, "token request to", url).await?;
     let status = answer.status;
     let retry_after = answer.retry_after;

@@ -89,6 +89,17 @@ impl RateLimiter {
         }
     }
 
+    /// An adaptive limiter that starts at `rate` requests/s instead of unthrottled: for a
+    /// platform that documents its quota. It grows past it on successes and cuts on 429s.
+    pub fn auto_from(rate: f64) -> Self {
+        let aimd = Aimd::new();
+        {
+            let mut s = aimd.lock();
+            s.target = Some(rate.max(Aimd::MIN_RATE));
+        }
+        RateLimiter::Auto(aimd)
+    }
+
     /// Waits until a request may be sent.
     pub async fn acquire(&self) -> Ticket {
         match self {
@@ -330,6 +341,12 @@ impl Aimd {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn auto_from_starts_at_the_given_rate() {
+        let l = RateLimiter::auto_from(5.0);
+        assert_eq!(l.target(), Some(5.0));
+    }
 
     #[test]
     fn starts_unthrottled() {

@@ -105,8 +105,9 @@ impl RetryPolicy {
         if !retryable {
             return Decision::Fail(GiveUp::NotRetryable);
         }
+        // RFC 9110 §10.2.3 allows Retry-After on 503 as on 429: honour it the same way.
         if let Failure::Status {
-            status: 429,
+            status: 429 | 503,
             retry_after: Some(ra),
         } = failure
         {
@@ -387,6 +388,12 @@ mod tests {
         }
         // 429 without Retry-After: backoff
         assert!(matches!(p.decide(1, status(429), false, 0.5), Decision::Retry(d) if d < p.base));
+        // 503 with Retry-After waits as a 429 does (RFC 9110 §10.2.3).
+        let f = Failure::Status {
+            status: 503,
+            retry_after: Some(ra),
+        };
+        assert!(matches!(p.decide(1, f, false, 0.0), Decision::Retry(d) if d >= ra));
     }
 
     #[test]

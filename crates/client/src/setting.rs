@@ -47,6 +47,12 @@ pub enum Setting {
     ExecutePath,
     /// CXone body template.
     BodyTemplate,
+    /// CXone token flow (password grant or access-key endpoint).
+    CxoneAuth,
+    /// CXone area of the access-key token endpoint.
+    Area,
+    /// CXone tenant id.
+    TenantId,
     /// Requests in flight.
     Concurrency,
     /// Request rate.
@@ -77,6 +83,9 @@ impl Setting {
             Setting::AccessKeySecret => "access key secret",
             Setting::ExecutePath => "execute path",
             Setting::BodyTemplate => "body template",
+            Setting::CxoneAuth => "CXone auth",
+            Setting::Area => "CXone area",
+            Setting::TenantId => "CXone tenant id",
             Setting::Concurrency => "concurrency",
             Setting::Rate => "rate",
             Setting::Timeout => "timeout",

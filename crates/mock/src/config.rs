@@ -21,6 +21,11 @@ pub enum ParseError {
     /// The discovery fault is unknown.
     #[error("unknown discovery fault {0:?}: expected not-found, no-tenant or malformed-json")]
     DiscoveryFault(String),
+    /// A Genesys limit is not `KEY=VALUE`.
+    #[error(
+        "invalid Genesys limit {0:?}: expected KEY=VALUE, e.g. client.credentials.token.rate.per.minute=300"
+    )]
+    GenesysLimit(String),
     /// A script step could not be read.
     #[error(
         "invalid script step {step:?}: {reason} (steps look like 200, 500, 429:ra=2, 429:date=2, delay=1500, close, html, 500*3)"
@@ -176,6 +181,68 @@ impl FromStr for DiscoveryFault {
         }
     }
 }
+
+/// The Genesys limit a 429 names in its body's `limit` object (`{key, namespace, value}`).
+///
+/// The object is a field of Genesys's `ErrorBody` model (`Limit.java`: `key`, `namespace`,
+/// `value`; MyPureCloud/platform-client-sdk-java). The limit names come from
+/// <https://developer.genesys.cloud/organization/organization/limits#platform-api> and
+/// <https://help.mypurecloud.com/articles/data-actions-integration-performance-analysis/>.
+/// Their default values for Data Actions are not documented, so the mock claims none: the
+/// value is whatever the test configures.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GenesysLimit {
+    /// The limit's name, e.g. `client.credentials.token.rate.per.minute`.
+    pub key: String,
+    /// The limit's namespace. Not documented per limit: `platform.api` for the per-token
+    /// limit, `integrations` for the Data Actions ones (the SDK's namespace enum has both
+    /// `integrations` and `dataactions`; which one these use is not documented).
+    pub namespace: String,
+    /// The limit's value.
+    pub value: u64,
+}
+
+impl FromStr for GenesysLimit {
+    type Err = ParseError;
+
+    /// `KEY=VALUE` or `KEY=VALUE@NAMESPACE`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseError::GenesysLimit(s.to_string());
+        let (key, rest) = s.trim().split_once('=').ok_or_else(bad)?;
+        let (value, namespace) = match rest.split_once('@') {
+            Some((v, ns)) => (v, Some(ns.trim().to_string())),
+            None => (rest, None),
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(bad());
+        }
+        let value = value.trim().parse().map_err(|_| bad())?;
+        let namespace = namespace.filter(|n| !n.is_empty()).unwrap_or_else(|| {
+            if key.starts_with("client.credentials.") || key.starts_with("org.app.") {
+                "platform.api".to_string()
+            } else {
+                "integrations".to_string()
+            }
+        });
+        Ok(GenesysLimit {
+            key: key.to_string(),
+            namespace,
+            value,
+        })
+    }
+}
+
+/// NICE's documented script-start path as the README shows it. The version segment is
+/// tenant-dependent and not documented by NICE (third-party code shows v32.0 and v33.0), so
+/// the mock serves whatever `MockConfig::execute_path` says and 404s every other path.
+pub const DEFAULT_CXONE_EXECUTE_PATH: &str = "/incontactapi/services/v31.0/scripts/start";
+
+/// NICE's access-key token endpoint (UserHub):
+/// `POST https://{area}.nice-incontact.com/authentication/v1/token/access-key` with JSON
+/// `{"accessKeyId", "accessKeySecret"}`
+/// (<https://developer.niceincontact.com/Documentation/UserHubGettingStarted>).
+pub const CXONE_ACCESS_KEY_TOKEN_PATH: &str = "/authentication/v1/token/access-key";
 
 /// One scripted answer. Parsed from text by `Step::from_str` and [`parse_script`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -339,6 +406,10 @@ pub struct MockConfig {
     pub token_script: Vec<Step>,
     /// A broken discovery step (CXone dialect only).
     pub discovery_fault: Option<DiscoveryFault>,
+    /// Genesys: the limit every 429 names (rate limiter and scripted 429s alike).
+    pub genesys_limit: Option<GenesysLimit>,
+    /// CXone: the one path executes are accepted on; every other path answers 404.
+    pub execute_path: String,
 }
 
 impl Default for MockConfig {
@@ -359,6 +430,8 @@ impl Default for MockConfig {
             script: Vec::new(),
             token_script: Vec::new(),
             discovery_fault: None,
+            genesys_limit: None,
+            execute_path: DEFAULT_CXONE_EXECUTE_PATH.to_string(),
         }
     }
 }
@@ -383,6 +456,8 @@ impl fmt::Debug for MockConfig {
             .field("script", &format_script(&self.script))
             .field("token_script", &format_script(&self.token_script))
             .field("discovery_fault", &self.discovery_fault)
+            .field("genesys_limit", &self.genesys_limit)
+            .field("execute_path", &self.execute_path)
             .finish()
     }
 }
@@ -422,6 +497,23 @@ mod tests {
         for bad in ["abc", "999", "429:xx=1", "429:ra=x", "delay=soon", "500*x"] {
             let err = parse_script(bad).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn parses_genesys_limits() {
+        let l: GenesysLimit = "client.credentials.token.rate.per.minute=300"
+            .parse()
+            .unwrap();
+        assert_eq!(l.namespace, "platform.api");
+        assert_eq!(l.value, 300);
+        let l: GenesysLimit = "requests.volume.max=10@dataactions".parse().unwrap();
+        assert_eq!(
+            (l.key.as_str(), l.namespace.as_str()),
+            ("requests.volume.max", "dataactions")
+        );
+        for bad in ["", "x", "=3", "k=x"] {
+            assert!(bad.parse::<GenesysLimit>().is_err(), "{bad}");
         }
     }
 

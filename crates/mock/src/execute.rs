@@ -34,7 +34,7 @@ pub(crate) async fn tutorial(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    execute(&state, Dialect::Tutorial, &headers, uri.path(), &body).await
+    execute(&state, Dialect::Tutorial, &headers, &uri, &body).await
 }
 
 pub(crate) async fn genesys_execute(
@@ -43,7 +43,7 @@ pub(crate) async fn genesys_execute(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    execute(&state, Dialect::GenesysExecute, &headers, uri.path(), &body).await
+    execute(&state, Dialect::GenesysExecute, &headers, &uri, &body).await
 }
 
 pub(crate) async fn genesys_test(
@@ -52,10 +52,13 @@ pub(crate) async fn genesys_test(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    execute(&state, Dialect::GenesysTest, &headers, uri.path(), &body).await
+    execute(&state, Dialect::GenesysTest, &headers, &uri, &body).await
 }
 
-/// CXone has no generic execute endpoint: any `POST` the router does not know is one.
+/// CXone has no generic execute endpoint (NICE recommends `POST /scripts/start` to start a
+/// script from outside: <https://help.nice-incontact.com/content/studio/fundamentals/spawnscriptcx.htm>),
+/// so the mock executes on the one configured path, `MockConfig::execute_path`, and answers
+/// 404 elsewhere, as a tenant would to a mistyped `--execute-path`.
 pub(crate) async fn cxone_fallback(
     State(state): State<Arc<Shared>>,
     method: Method,
@@ -63,22 +66,80 @@ pub(crate) async fn cxone_fallback(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if method != Method::POST {
-        return not_found(&uri);
+    if method != Method::POST || uri.path() != state.config.execute_path {
+        return not_found(&state, &uri);
     }
-    execute(&state, Dialect::Cxone, &headers, uri.path(), &body).await
+    execute(&state, Dialect::Cxone, &headers, &uri, &body).await
 }
 
-pub(crate) async fn fallback(uri: Uri) -> Response {
-    not_found(&uri)
+pub(crate) async fn fallback(State(state): State<Arc<Shared>>, uri: Uri) -> Response {
+    not_found(&state, &uri)
 }
 
-fn not_found(uri: &Uri) -> Response {
-    respond::json_error(
+fn not_found(state: &Shared, uri: &Uri) -> Response {
+    error(
+        state,
         404,
         "not_found",
         &format!("no such endpoint: {}", uri.path()),
     )
+}
+
+/// An error in the dialect's shape: a Genesys `ErrorBody`, else `{"error", "message", "status"}`.
+fn error(state: &Shared, status: u16, code: &str, message: &str) -> Response {
+    match state.config.provider {
+        Provider::Genesys => respond::genesys_error(status, message),
+        Provider::Tutorial | Provider::Cxone => respond::json_error(status, code, message),
+    }
+}
+
+/// A Retry-After answer in the dialect's shape (Genesys: the normalized 429 with its limit).
+fn retry_after(state: &Shared, status: u16, secs: u64, as_date: bool) -> Response {
+    match state.config.provider {
+        Provider::Genesys => {
+            respond::genesys_retry_after(status, secs, as_date, state.config.genesys_limit.as_ref())
+        }
+        Provider::Tutorial | Provider::Cxone => respond::retry_after(status, secs, as_date),
+    }
+}
+
+/// Whether the query asks for `flatten=true` (Genesys execute and test).
+fn wants_flatten(uri: &Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|p| p.eq_ignore_ascii_case("flatten=true")))
+}
+
+/// Flattens nested objects to dotted keys: `{"a":{"b":1}}` becomes `{"a.b":1}`.
+///
+/// Genesys documents `flatten` only as "reformatted, based on Architect's flattening format"
+/// (platform-client-sdk-javascript `build/docs/IntegrationsApi.md`); the exact key format is not
+/// public. Dotted keys are this mock's assumption, and arrays are left as they are.
+fn flatten(value: &Value) -> Value {
+    fn walk(prefix: &str, value: &Value, out: &mut serde_json::Map<String, Value>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.clone());
+            }
+        }
+    }
+    match value {
+        Value::Object(_) => {
+            let mut out = serde_json::Map::new();
+            walk("", value, &mut out);
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
 }
 
 fn parse_uuid(s: &str) -> Option<String> {
@@ -168,9 +229,11 @@ async fn execute(
     state: &Shared,
     dialect: Dialect,
     headers: &HeaderMap,
-    path: &str,
+    uri: &Uri,
     raw: &[u8],
 ) -> Response {
+    let path = uri.path();
+    let flat = dialect != Dialect::Tutorial && dialect != Dialect::Cxone && wants_flatten(uri);
     let at_ms = state.elapsed_ms();
     let key = idempotency_key(headers);
     let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
@@ -181,15 +244,18 @@ async fn execute(
         headers,
         key.as_deref(),
         found.as_deref().map_err(|e| *e),
+        flat,
     );
     let uuid = found.ok();
     state.record_execute(RecordedRequest {
         path: path.to_string(),
+        query: uri.query().map(str::to_string),
         idempotency_key: key,
         uuid,
         body,
         status: outcome.status,
         at_ms,
+        correlation_id: respond::correlation_id(),
     });
     let wait = state.config.latency_ms + outcome.delay_ms;
     if wait > 0 {
@@ -204,6 +270,7 @@ fn decide(
     headers: &HeaderMap,
     key: Option<&str>,
     found: Result<&str, &str>,
+    flat: bool,
 ) -> Outcome {
     let message = match state.check_token(respond::bearer(headers)) {
         TokenCheck::Valid => None,
@@ -212,15 +279,16 @@ fn decide(
         TokenCheck::Expired => Some("the bearer token has expired: fetch a new one"),
     };
     if let Some(message) = message {
-        return Outcome::now(401, respond::json_error(401, "invalid_token", message));
+        return Outcome::now(401, error(state, 401, "invalid_token", message));
     }
     if let Err(secs) = state.rate_limit() {
-        return Outcome::now(429, respond::retry_after(429, secs, false));
+        return Outcome::now(429, retry_after(state, 429, secs, false));
     }
     if !respond::has_content_type(headers, "application/json") {
         return Outcome::now(
             415,
-            respond::json_error(
+            error(
+                state,
                 415,
                 "unsupported_media_type",
                 "the body must be JSON (Content-Type: application/json)",
@@ -229,12 +297,13 @@ fn decide(
     }
     let uuid = match found {
         Ok(uuid) => uuid,
-        Err(why) => return Outcome::now(400, respond::json_error(400, "bad_request", why)),
+        Err(why) => return Outcome::now(400, error(state, 400, "bad_request", why)),
     };
     if dialect == Dialect::Tutorial && key.is_none() {
         return Outcome::now(
             400,
-            respond::json_error(
+            error(
+                state,
                 400,
                 "bad_request",
                 "the Idempotency-Key header is missing: send the UUID as the key",
@@ -250,27 +319,31 @@ fn decide(
             state.config.malformed.map(Step::Malformed)
         }
     });
-    answer(state, dialect, step.unwrap_or(Step::Ok), uuid)
+    answer(state, dialect, step.unwrap_or(Step::Ok), uuid, flat)
 }
 
-fn answer(state: &Shared, dialect: Dialect, step: Step, uuid: &str) -> Outcome {
+fn answer(state: &Shared, dialect: Dialect, step: Step, uuid: &str, flat: bool) -> Outcome {
     match step {
-        Step::Ok => success(state, dialect, uuid),
+        Step::Ok => success(state, dialect, uuid, flat),
         Step::Delay(ms) => Outcome {
             delay_ms: ms,
-            ..success(state, dialect, uuid)
+            ..success(state, dialect, uuid, flat)
         },
         Step::Close => Outcome::now(0, respond::close()),
         Step::Status(s) if dialect == Dialect::GenesysTest && !matches!(s, 401 | 403 | 429) => {
             // The /test variant reports an action failure inside a 200, step by step.
             Outcome::now(200, respond::json_body(200, &genesys_test_failure(s)))
         }
+        Step::Status(429) if state.config.provider == Provider::Genesys => {
+            // Every Genesys 429 carries Retry-After (the normalized 429 announcement).
+            Outcome::now(429, retry_after(state, 429, 1, false))
+        }
         Step::Status(s) => Outcome::now(
             s,
-            respond::json_error(s, &respond::error_code(s), &status_message(state, s)),
+            error(state, s, &respond::error_code(s), &status_message(state, s)),
         ),
-        Step::RetryAfterSecs(s, secs) => Outcome::now(s, respond::retry_after(s, secs, false)),
-        Step::RetryAfterDate(s, secs) => Outcome::now(s, respond::retry_after(s, secs, true)),
+        Step::RetryAfterSecs(s, secs) => Outcome::now(s, retry_after(state, s, secs, false)),
+        Step::RetryAfterDate(s, secs) => Outcome::now(s, retry_after(state, s, secs, true)),
         Step::Malformed(kind) => {
             let contact = state.next_contact_id();
             let normal = success_body(dialect, uuid, contact);
@@ -293,7 +366,9 @@ fn status_message(state: &Shared, status: u16) -> String {
         401 => "the bearer token was rejected: fetch a new one".into(),
         403 => match state.config.provider {
             Provider::Tutorial => "missing scope: data-actions:execute".into(),
-            Provider::Genesys => "missing permission: integrations:action:execute".into(),
+            Provider::Genesys => "missing any of the permissions: integrations:action:execute, \
+                                  bridge:actions:execute"
+                .into(),
             Provider::Cxone => {
                 "missing permission: the API user's role may not start scripts".into()
             }
@@ -305,13 +380,22 @@ fn status_message(state: &Shared, status: u16) -> String {
     }
 }
 
-fn success(state: &Shared, dialect: Dialect, uuid: &str) -> Outcome {
+fn success(state: &Shared, dialect: Dialect, uuid: &str, flat: bool) -> Outcome {
     let contact = state.next_contact_id();
     let status = if dialect == Dialect::Cxone { 202 } else { 200 };
-    Outcome::now(
-        status,
-        respond::json_body(status, &success_body(dialect, uuid, contact)),
-    )
+    let mut body = success_body(dialect, uuid, contact);
+    if flat {
+        match dialect {
+            Dialect::GenesysExecute => body = flatten(&body),
+            Dialect::GenesysTest => {
+                if let Some(fr) = body.get_mut("finalResult") {
+                    *fr = flatten(fr);
+                }
+            }
+            Dialect::Tutorial | Dialect::Cxone => {}
+        }
+    }
+    Outcome::now(status, respond::json_body(status, &body))
 }
 
 fn success_body(dialect: Dialect, uuid: &str, contact: u64) -> Value {
@@ -320,35 +404,47 @@ fn success_body(dialect: Dialect, uuid: &str, contact: u64) -> Value {
             { "name": "output_uuid", "value": uuid },
             { "name": "status", "value": "ok" },
         ]),
-        Dialect::GenesysExecute => json!({ "uuid": uuid, "status": "ok" }),
+        // A nested `record` so `?flatten=true` has something to flatten.
+        Dialect::GenesysExecute => genesys_output(uuid, contact),
+        // TestExecutionResult: operations[{step, name, success, result, error}], error,
+        // finalResult, success (platform-client-sdk-java build/docs/TestExecutionResult.md).
         Dialect::GenesysTest => json!({
             "operations": [
-                { "step": 1, "name": "Resolve request body template", "success": true },
-                { "step": 2, "name": "Execute request", "success": true },
-                { "step": 3, "name": "Resolve response translation map", "success": true },
+                { "step": 1, "name": "Resolve request body template", "success": true,
+                  "result": { "uuid": uuid } },
+                { "step": 2, "name": "Execute request", "success": true,
+                  "result": genesys_output(uuid, contact) },
+                { "step": 3, "name": "Resolve response translation map", "success": true,
+                  "result": genesys_output(uuid, contact) },
             ],
             "success": true,
-            "finalResult": { "uuid": uuid, "status": "ok" },
+            "finalResult": genesys_output(uuid, contact),
         }),
         Dialect::Cxone => json!({ "contactId": contact, "uuid": uuid }),
     }
 }
 
+fn genesys_output(uuid: &str, contact: u64) -> Value {
+    json!({ "uuid": uuid, "status": "ok", "record": { "id": uuid, "contactId": contact } })
+}
+
+/// A failing `/test`: the failed step's `error` and the top-level `error` ("the final error
+/// encountered during the test") are both `ErrorBody`s.
 fn genesys_test_failure(status: u16) -> Value {
+    let message = format!("the remote endpoint answered {status}");
+    let step_error = respond::genesys_error_body(status, &message, None);
+    let final_error = respond::genesys_error_body(
+        status,
+        &format!("the action failed at step 2 (Execute request): {message}"),
+        None,
+    );
     json!({
         "operations": [
-            { "step": 1, "name": "Resolve request body template", "success": true },
-            {
-                "step": 2,
-                "name": "Execute request",
-                "success": false,
-                "error": {
-                    "message": format!("the remote endpoint answered {status}"),
-                    "code": if status >= 500 { "INTERNAL_SERVER_ERROR" } else { "BAD_REQUEST" },
-                    "status": status,
-                },
-            },
+            { "step": 1, "name": "Resolve request body template", "success": true,
+              "result": {} },
+            { "step": 2, "name": "Execute request", "success": false, "error": step_error },
         ],
+        "error": final_error,
         "success": false,
     })
 }

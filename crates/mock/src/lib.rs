@@ -39,7 +39,8 @@ mod state;
 mod token;
 
 pub use config::{
-    format_script, parse_script, DiscoveryFault, Malformed, MockConfig, ParseError, Provider, Step,
+    format_script, parse_script, DiscoveryFault, GenesysLimit, Malformed, MockConfig, ParseError,
+    Provider, Step, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
 pub use server::MockServer;
 pub use state::{Recorded, RecordedRequest};

@@ -7,7 +7,98 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::config::Malformed;
+use crate::config::{GenesysLimit, Malformed};
+
+tokio::task_local! {
+    /// The `ININ-Correlation-Id` of the Genesys request being answered, so an error body's
+    /// `contextId` can carry the same value as the header (as in Genesys's own example).
+    pub(crate) static CORRELATION: String;
+}
+
+/// The correlation id of the request being answered, when the Genesys middleware set one.
+pub(crate) fn correlation_id() -> Option<String> {
+    CORRELATION.try_with(Clone::clone).ok()
+}
+
+/// The dotted `code` of a Genesys `ErrorBody` for a status. Only `too.many.requests.retry.after`
+/// (the normalized 429 announcement) and `not.authorized` are seen in Genesys's public material;
+/// the rest follow the same dotted style.
+pub(crate) fn genesys_code(status: u16) -> String {
+    match status {
+        400 => "bad.request".into(),
+        401 => "authentication.required".into(),
+        403 => "not.authorized".into(),
+        404 => "not.found".into(),
+        415 => "unsupported.media.type".into(),
+        429 => "too.many.requests.retry.after".into(),
+        500 => "internal.server.error".into(),
+        502 => "bad.gateway".into(),
+        503 => "service.unavailable".into(),
+        504 => "gateway.timeout".into(),
+        s => format!("error.{s}"),
+    }
+}
+
+/// A Genesys `ErrorBody` value: `message`, dotted `code`, `status`, `contextId`, `details`,
+/// `errors` (and `limit` when a named limit refused). Fields per the SDK model
+/// (MyPureCloud/platform-client-sdk-java `build/docs/ErrorBody.md`).
+pub(crate) fn genesys_error_body(
+    status: u16,
+    message: &str,
+    limit: Option<&GenesysLimit>,
+) -> Value {
+    let mut body = json!({
+        "message": message,
+        "code": genesys_code(status),
+        "status": status,
+        "contextId": correlation_id().unwrap_or_default(),
+        "details": [],
+        "errors": [],
+    });
+    if let (Some(l), Value::Object(map)) = (limit, &mut body) {
+        map.insert(
+            "limit".into(),
+            json!({ "key": l.key, "namespace": l.namespace, "value": l.value }),
+        );
+    }
+    body
+}
+
+/// A Genesys error answer with its `ErrorBody`.
+pub(crate) fn genesys_error(status: u16, message: &str) -> Response {
+    let mut resp = json_body(status, &genesys_error_body(status, message, None));
+    if status == 401 {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    resp
+}
+
+/// Genesys's normalized 429 (announced for 10 Nov 2021, API-5464,
+/// <https://developer.genesys.cloud/forum/t/normalized-platform-api-429-responses/12028>):
+/// `Retry-After` in whole seconds and the message naming them, empty `details` and `errors`,
+/// plus the `limit` that refused when one is configured. Any other status (a scripted 503
+/// with Retry-After) gets its own ErrorBody with the header.
+pub(crate) fn genesys_retry_after(
+    status: u16,
+    secs: u64,
+    as_date: bool,
+    limit: Option<&GenesysLimit>,
+) -> Response {
+    let (message, limit) = if status == 429 {
+        (
+            format!("Rate limit exceeded the maximum. Retry the request in [{secs}] seconds"),
+            limit,
+        )
+    } else {
+        (format!("Service unavailable: retry after {secs} s"), None)
+    };
+    let mut resp = json_body(status, &genesys_error_body(status, &message, limit));
+    set_retry_after(&mut resp, secs, as_date);
+    resp
+}
 
 /// Above the 1 MiB limit clients are asked to enforce, with room to spare.
 pub(crate) const OVERSIZED_PADDING: usize = 1024 * 1024 + 64 * 1024;
@@ -56,6 +147,11 @@ pub(crate) fn retry_after(status: u16, secs: u64, as_date: bool) -> Response {
         &error_code(status),
         &format!("slow down: retry after {secs} s"),
     );
+    set_retry_after(&mut resp, secs, as_date);
+    resp
+}
+
+fn set_retry_after(resp: &mut Response, secs: u64, as_date: bool) {
     let value = if as_date {
         retry_after_date(secs)
     } else {
@@ -64,7 +160,6 @@ pub(crate) fn retry_after(status: u16, secs: u64, as_date: bool) -> Response {
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    resp
 }
 
 /// An HTTP-date at least `secs` ahead: HTTP-dates have whole seconds, so round up, or a client

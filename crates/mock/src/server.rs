@@ -4,13 +4,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{MockConfig, Provider};
+use crate::config::{MockConfig, Provider, CXONE_ACCESS_KEY_TOKEN_PATH};
 use crate::execute;
+use crate::respond;
 use crate::state::{Recorded, Shared};
 use crate::token;
 
@@ -52,9 +57,11 @@ fn router(state: Arc<Shared>) -> Router {
                 "/api/v2/integrations/actions/{id}/test",
                 post(execute::genesys_test),
             )
-            .fallback(execute::fallback),
+            .fallback(execute::fallback)
+            .layer(middleware::from_fn(genesys_correlation)),
         Provider::Cxone => common
             .route(provider.token_path(), post(token::token))
+            .route(CXONE_ACCESS_KEY_TOKEN_PATH, post(token::access_key_token))
             .route(
                 "/.well-known/openid-configuration",
                 get(token::openid_configuration),
@@ -66,6 +73,18 @@ fn router(state: Arc<Shared>) -> Router {
             .fallback(execute::cxone_fallback),
     };
     routes.with_state(state)
+}
+
+/// Every Genesys response carries `ININ-Correlation-Id` (shown in Genesys's normalized-429
+/// example; the Java SDK reads it in `ApiResponseWrapper.getCorrelationId()`), and error bodies
+/// repeat it as `contextId`.
+async fn genesys_correlation(req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let mut resp = respond::CORRELATION.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("inin-correlation-id", v);
+    }
+    resp
 }
 
 async fn recorded(

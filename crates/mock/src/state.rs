@@ -52,6 +52,9 @@ impl Recorded {
 pub struct RecordedRequest {
     /// The request path.
     pub path: String,
+    /// The query string, if any (e.g. `flatten=true`).
+    #[serde(default)]
+    pub query: Option<String>,
     /// The `Idempotency-Key` header, if sent.
     pub idempotency_key: Option<String>,
     /// The UUID found in the body, if any.
@@ -62,6 +65,9 @@ pub struct RecordedRequest {
     pub status: u16,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// The `ININ-Correlation-Id` the answer carried (Genesys dialect).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
 }
 
 /// Token bucket: refills `rate` tokens a second up to `burst`; an empty bucket tells how long

@@ -213,6 +213,71 @@ fn issue(state: &Shared, headers: &HeaderMap, body: &[u8]) -> (u16, Response) {
     }
 }
 
+/// `POST /authentication/v1/token/access-key` (CXone): NICE's access-key token endpoint, JSON
+/// `{"accessKeyId", "accessKeySecret"}`, no client id or secret
+/// (<https://developer.niceincontact.com/Documentation/UserHubGettingStarted>). The answer has
+/// the fields NICE's own SDK reads (`access_token`, `token_type`, `expires_in`, `id_token`,
+/// `refresh_token`; nice-devone/nice-cxone-agent-sdk `auth-token.js`); the tenant is only in
+/// the tokens' claims, as third-party clients read it. The token script applies here too.
+pub(crate) async fn access_key_token(
+    State(state): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let step = state.next_token_step();
+    let (status, resp) = match step {
+        None | Some(Step::Ok) | Some(Step::Delay(_)) => access_key_issue(&state, &headers, &body),
+        Some(Step::Close) => (0, respond::close()),
+        Some(Step::Status(s)) => (
+            s,
+            respond::json_error(s, "server_error", "scripted token failure"),
+        ),
+        Some(Step::RetryAfterSecs(s, secs)) => (s, respond::retry_after(s, secs, false)),
+        Some(Step::RetryAfterDate(s, secs)) => (s, respond::retry_after(s, secs, true)),
+        Some(Step::Malformed(kind)) => {
+            let normal = json!({ "access_token": state.issue_token(), "expires_in": 1 });
+            (200, respond::malformed(kind, &normal, &json!([]), &normal))
+        }
+    };
+    if status != 0 {
+        state.record_token_response(status);
+    }
+    resp
+}
+
+fn access_key_issue(state: &Shared, headers: &HeaderMap, body: &[u8]) -> (u16, Response) {
+    let config = &state.config;
+    if !respond::has_content_type(headers, "application/json") {
+        return bad_request(
+            "invalid_request",
+            "the access-key token request must be JSON (Content-Type: application/json)",
+        );
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return bad_request("invalid_request", "the body is not JSON");
+    };
+    let id = v.get("accessKeyId").and_then(Value::as_str);
+    let secret = v.get("accessKeySecret").and_then(Value::as_str);
+    let (Some(id), Some(secret)) = (id, secret) else {
+        return bad_request(
+            "invalid_request",
+            "the body must carry accessKeyId and accessKeySecret",
+        );
+    };
+    if id != config.access_key_id || secret != config.access_key_secret {
+        return invalid_client("unknown access key id or wrong access key secret");
+    }
+    let base = respond::base_for(headers, &state.base_url);
+    let body = json!({
+        "access_token": state.issue_token(),
+        "token_type": "Bearer",
+        "expires_in": config.token_ttl_secs,
+        "refresh_token": state.issue_token(),
+        "id_token": id_token(state, &base),
+    });
+    (200, respond::json_body(200, &body))
+}
+
 /// A JWT-looking id token that nobody can verify: the client only reads its payload, as the
 /// real CXone client may without checking the signature, to learn its tenant.
 fn id_token(state: &Shared, base: &str) -> String {
@@ -290,13 +355,18 @@ pub(crate) async fn cxone_configuration(
         return respond::json_error(404, "not_found", &format!("unknown tenant {tenant}"));
     }
     let base = respond::base_for(&headers, &state.base_url);
+    // The fields NICE's agent SDK reads (nice-devone/nice-cxone-agent-sdk
+    // `cxone-configuration.js`, parseData): api_endpoint, area, cluster, domain, acdDomain,
+    // uhDomain. There is no documented auth_endpoint, so none is served.
     respond::json_body(
         200,
         &json!({
             "api_endpoint": base,
-            "ui_endpoint": base,
             "area": "na1",
-            "tenantId": tenant,
+            "cluster": "C32",
+            "domain": "niceincontact.com",
+            "acdDomain": "nice-incontact.com",
+            "uhDomain": "nice-incontact.com",
         }),
     )
 }

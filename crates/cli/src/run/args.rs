@@ -21,6 +21,9 @@ Examples:
   cxone-uuid run -n 1000 --concurrency 16 --audit jsonl:trail.jsonl --audit sqlite:trail.db
   cxone-uuid run -n 50 --rate 20 --output json | jq .latency_ms
   cxone-uuid run --resume --audit jsonl:trail.jsonl     # finish UUIDs a crash left pending
+  cxone-uuid run --provider genesys --region mypurecloud.ie --flatten --echo-field record.id
+  cxone-uuid run --provider cxone --cxone-auth access-key --area na1 \\
+    --execute-path /incontactapi/services/v31.0/scripts/start --body-template TEMPLATE
   cxone-uuid --log-format json run -n 100000 --metrics-addr 127.0.0.1:9464 --metrics-hold 30
 
 Exit codes: 0 all succeeded, 1 any failed or the run stopped, 2 usage/configuration, 130 Ctrl-C.";
@@ -140,7 +143,13 @@ pub(crate) enum OutputFormat {
 #[command(after_help = AFTER_HELP)]
 pub(crate) struct Args {
     /// How many UUIDs to generate and submit.
-    #[arg(short = 'n', long, default_value_t = 5)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = crate::exit::parse_count,
+        default_value_t = 5)]
     pub(crate) count: u64,
 
     #[command(flatten)]

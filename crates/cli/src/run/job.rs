@@ -545,6 +545,10 @@ impl TaskCtx {
         // restructured audit crates have the field.
         ev.generation_latency_ms = gen_ms;
         ev.total_latency_ms = Some(((exec_ms + gen_ms.unwrap_or(0.0)) * 1000.0).round() / 1000.0);
+        // TODO(audit correlation_id): issue 16 adds an optional `correlation_id` to
+        // action_executed / action_failed: set it here from `report.correlation_id` once the
+        // audit crates' restructure lands (AuditEvent field, canonical hash form, README's
+        // Python verifier). The JSON summary's `errors` list already carries it.
         if let Err(e) = &report.outcome {
             ev.error = Some(e.to_string());
             if e.is_fatal() {

@@ -21,7 +21,7 @@ pub(super) struct Tally {
     pub(super) pending: u64,
     retries: u64,
     pub(super) rate_limited: u64,
-    errors: Vec<(Uuid, String)>,
+    errors: Vec<(Uuid, String, Option<String>)>,
     /// Server latency per UUID (request written to answer, retry waits excluded).
     latency_us: hdrhistogram::Histogram<u64>,
     /// Time per UUID held back by the client's own pacer and concurrency limit.
@@ -61,7 +61,8 @@ impl Tally {
             Ok(_) => self.succeeded += 1,
             Err(e) => {
                 self.failed += 1;
-                self.errors.push((uuid, e.to_string()));
+                self.errors
+                    .push((uuid, e.to_string(), report.correlation_id.clone()));
             }
         }
     }
@@ -107,6 +108,10 @@ struct Latency {
 /// One UUID that failed and why (alphabetical, as [`Summary`]).
 #[derive(Serialize, Debug)]
 struct Failure {
+    /// The platform's request id of the last answer (e.g. Genesys's `ININ-Correlation-Id`),
+    /// for a support ticket; absent when the platform sent none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<String>,
     error: String,
     uuid: String,
 }
@@ -158,7 +163,8 @@ impl Summary {
             errors: tally
                 .errors
                 .iter()
-                .map(|(u, e)| Failure {
+                .map(|(u, e, c)| Failure {
+                    correlation_id: c.clone(),
                     error: e.clone(),
                     uuid: u.to_string(),
                 })

@@ -5,8 +5,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::{
-    AuthMethod, ClientConfig, CxoneConfig, GenesysConfig, Provider, ProviderConfig, RateSpec,
-    TutorialConfig,
+    AuthMethod, ClientConfig, CxoneAuth, CxoneConfig, GenesysConfig, Provider, ProviderConfig,
+    RateSpec, TutorialConfig,
 };
 
 /// Builder for [`ClientConfig`]: `ClientConfig::builder().provider(..).with_max_retries(3).build()`.
@@ -113,9 +113,29 @@ impl ClientConfigBuilder {
         self.genesys.test_action = test;
         self
     }
+    /// Asks Genesys to flatten outputs to dotted keys (`flatten=true`).
+    pub fn with_flatten(mut self, flatten: bool) -> Self {
+        self.genesys.flatten = flatten;
+        self
+    }
     /// Sets the CXone execute path.
     pub fn with_execute_path(mut self, path: impl Into<String>) -> Self {
         self.cxone.execute_path = Some(path.into());
+        self
+    }
+    /// Sets how the CXone token is obtained.
+    pub fn with_cxone_auth(mut self, auth: CxoneAuth) -> Self {
+        self.cxone.auth = auth;
+        self
+    }
+    /// Sets the CXone area of the access-key token endpoint (`na1`, `au1`, `eu1`).
+    pub fn with_area(mut self, area: impl Into<String>) -> Self {
+        self.cxone.area = Some(area.into());
+        self
+    }
+    /// Sets the CXone tenant, for token answers that carry none.
+    pub fn with_tenant_id(mut self, tenant: impl Into<String>) -> Self {
+        self.cxone.tenant_id = Some(tenant.into());
         self
     }
     /// Sets the CXone body template.

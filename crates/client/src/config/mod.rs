@@ -19,7 +19,7 @@ pub use crate::rate::RateSpec;
 pub use crate::setting::Setting;
 pub use builder::ClientConfigBuilder;
 pub use provider::{
-    AuthMethod, CxoneConfig, GenesysConfig, Provider, ProviderConfig, TutorialConfig,
+    AuthMethod, CxoneAuth, CxoneConfig, GenesysConfig, Provider, ProviderConfig, TutorialConfig,
 };
 pub use url::{check_url, is_loopback};
 
@@ -140,16 +140,20 @@ impl ClientConfig {
 
     fn check(&self, for_execute: bool) -> Result<(), Error> {
         let mut missing = Vec::new();
-        if empty(&self.client_id) {
+        let needs_client = match &self.provider {
+            ProviderConfig::Cxone(c) => c.needs_client(),
+            _ => true,
+        };
+        if needs_client && empty(&self.client_id) {
             missing.push(Setting::ClientId);
         }
-        if empty_secret(&self.client_secret) {
+        if needs_client && empty_secret(&self.client_secret) {
             missing.push(Setting::ClientSecret);
         }
         match &self.provider {
             ProviderConfig::Tutorial(t) => t.missing(for_execute, &mut missing),
             ProviderConfig::Genesys(g) => g.missing(self, for_execute, &mut missing),
-            ProviderConfig::Cxone(c) => c.missing(for_execute, &mut missing),
+            ProviderConfig::Cxone(c) => c.missing(self, for_execute, &mut missing),
         }
         if !missing.is_empty() {
             return Err(Error::missing(self.provider.kind().as_str(), missing));
@@ -205,6 +209,38 @@ pub(super) fn check_setting_url(raw: &str, setting: Setting) -> Result<::url::Ur
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn cxone_access_key_needs_no_client_but_an_area_or_token_url() {
+        let base = || {
+            ClientConfig::builder()
+                .provider(Provider::Cxone)
+                .with_access_key_id("k")
+                .with_access_key_secret("s")
+                .with_cxone_auth(CxoneAuth::AccessKey)
+        };
+        let e = base().build().validate_for_token().unwrap_err();
+        assert_eq!(e.settings(), [Setting::Area]);
+        assert!(base().with_area("na1").build().validate_for_token().is_ok());
+        assert!(base()
+            .with_token_url("http://127.0.0.1:9/authentication/v1/token/access-key")
+            .build()
+            .validate_for_token()
+            .is_ok());
+        let e = base()
+            .with_area("na1/x")
+            .build()
+            .validate_for_token()
+            .unwrap_err();
+        assert_eq!(e.settings(), [Setting::Area]);
+        // The password grant still needs the registered application.
+        let e = base()
+            .with_cxone_auth(CxoneAuth::Password)
+            .build()
+            .validate_for_token()
+            .unwrap_err();
+        assert_eq!(e.settings(), [Setting::ClientId, Setting::ClientSecret]);
+    }
 
     #[test]
     fn missing_values_are_all_named() {

@@ -116,6 +116,8 @@ pub struct GenesysConfig {
     pub echo_field: Option<String>,
     /// Use the `/test` variant of the execute endpoint.
     pub test_action: bool,
+    /// Send `flatten=true`: outputs come back with dotted keys.
+    pub flatten: bool,
 }
 
 impl GenesysConfig {
@@ -148,6 +150,45 @@ impl GenesysConfig {
     }
 }
 
+/// How the CXone dialect obtains its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CxoneAuth {
+    /// OAuth password grant: the access key as username/password, with a registered
+    /// application's client id and secret (NICE's back-end flow,
+    /// <https://developer.niceincontact.com/Documentation/APIAuthenticationAndAuthorization>).
+    #[default]
+    Password,
+    /// NICE's access-key token endpoint (UserHub): `POST
+    /// https://{area}.nice-incontact.com/authentication/v1/token/access-key` with the access key
+    /// as JSON, no client id or secret
+    /// (<https://developer.niceincontact.com/Documentation/UserHubGettingStarted>).
+    AccessKey,
+}
+
+impl CxoneAuth {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CxoneAuth::Password => "password",
+            CxoneAuth::AccessKey => "access-key",
+        }
+    }
+}
+
+impl FromStr for CxoneAuth {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "password" => Ok(CxoneAuth::Password),
+            "access-key" | "access_key" | "accesskey" => Ok(CxoneAuth::AccessKey),
+            other => Err(Error::invalid(
+                Setting::CxoneAuth,
+                format!("unknown CXone auth {other:?}: use password or access-key"),
+            )),
+        }
+    }
+}
+
 /// NICE CXone's own settings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -162,6 +203,12 @@ pub struct CxoneConfig {
     pub execute_path: Option<String>,
     /// JSON body template with `{{uuid}}` and `{{input.NAME}}` placeholders.
     pub body_template: Option<String>,
+    /// How the token is obtained.
+    pub auth: CxoneAuth,
+    /// Area of the access-key token endpoint, e.g. `na1`, `au1`, `eu1`.
+    pub area: Option<String>,
+    /// The tenant, where the token answer carries none.
+    pub tenant_id: Option<String>,
 }
 
 impl Default for CxoneConfig {
@@ -172,12 +219,28 @@ impl Default for CxoneConfig {
             access_key_secret: None,
             execute_path: None,
             body_template: None,
+            auth: CxoneAuth::Password,
+            area: None,
+            tenant_id: None,
         }
     }
 }
 
 impl CxoneConfig {
-    pub(super) fn missing(&self, for_execute: bool, missing: &mut Vec<Setting>) {
+    /// Whether this flow needs a registered OAuth client (only the password grant does).
+    pub fn needs_client(&self) -> bool {
+        self.auth == CxoneAuth::Password
+    }
+
+    pub(super) fn missing(
+        &self,
+        common: &ClientConfig,
+        for_execute: bool,
+        missing: &mut Vec<Setting>,
+    ) {
+        if self.auth == CxoneAuth::AccessKey && empty(&self.area) && empty(&common.token_url) {
+            missing.push(Setting::Area);
+        }
         if empty(&self.access_key_id) {
             missing.push(Setting::AccessKeyId);
         }
@@ -198,6 +261,16 @@ impl CxoneConfig {
         for_execute: bool,
     ) -> Result<(), Error> {
         check_setting_url(&self.issuer, Setting::Issuer)?;
+        if let Some(a) = self.area.as_deref() {
+            let ok =
+                !a.trim().is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                return Err(Error::invalid(
+                    Setting::Area,
+                    format!("invalid CXone area {a:?}: give the area only, e.g. na1, au1, eu1"),
+                ));
+            }
+        }
         if let Some(p) = self.execute_path.as_deref() {
             if p.contains("://") {
                 check_setting_url(p, Setting::ExecutePath)?;

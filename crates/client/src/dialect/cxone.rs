@@ -6,6 +6,14 @@
 //! 3. `tenantId` from the `id_token`'s payload;
 //! 4. `{issuer}/.well-known/cxone-configuration?tenantId=…` → `api_endpoint`, `area`.
 //!
+//! With `CxoneAuth::AccessKey` steps 1 and 2 are instead one `POST
+//! https://{area}.nice-incontact.com/authentication/v1/token/access-key` with JSON
+//! `{"accessKeyId", "accessKeySecret"}` and no client id or secret (NICE's UserHub flow,
+//! <https://developer.niceincontact.com/Documentation/UserHubGettingStarted>; areas `na1`,
+//! `au1`, `eu1`). Its answer documents `access_token` only; the tenant is read from the
+//! `id_token`'s or the `access_token`'s `tenantId` claim as third-party clients do, else from
+//! the configured tenant id.
+//!
 //! Results are cached for the run. CXone has no generic execute endpoint, so the path and the
 //! body come from the configuration (`--execute-path`, `--body-template`).
 
@@ -21,10 +29,10 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::{join, parse_json, Dialect, Endpoints, Outputs, PreparedRequest, TokenGrant};
-use crate::config::{check_url, AuthMethod, ClientConfig, CxoneConfig, Provider};
+use crate::config::{check_url, AuthMethod, ClientConfig, CxoneAuth, CxoneConfig, Provider};
 use crate::error::{Error, ErrorKind};
 use crate::http::{excerpt, exchange, server_message};
-use crate::oauth::{grant_from_json, request_token, ClientAuth};
+use crate::oauth::{grant_from_json, request_token, request_token_json, ClientAuth};
 pub use crate::template::{check_template, render_template};
 
 /// What discovery found about the tenant.
@@ -53,6 +61,9 @@ pub struct Cxone {
     extra_inputs: Vec<(String, String)>,
     token_endpoint: OnceCell<String>,
     tenant: RwLock<Option<Tenant>>,
+    cxone_auth: CxoneAuth,
+    area: Option<String>,
+    tenant_override: Option<String>,
 }
 
 impl Cxone {
@@ -80,7 +91,36 @@ impl Cxone {
             extra_inputs: c.extra_inputs.clone(),
             token_endpoint: OnceCell::new(),
             tenant: RwLock::new(None),
+            cxone_auth: x.auth,
+            area: x.area.clone(),
+            tenant_override: x.tenant_id.clone(),
         })
+    }
+
+    /// The access-key token endpoint: `--token-url`, else the area's.
+    fn access_key_url(&self) -> String {
+        self.token_url_override.clone().unwrap_or_else(|| {
+            format!(
+                "https://{}.nice-incontact.com/authentication/v1/token/access-key",
+                self.area.as_deref().unwrap_or("na1").trim()
+            )
+        })
+    }
+
+    async fn fetch_access_key_token(&self, http: &reqwest::Client) -> Result<TokenGrant, Error> {
+        let url = self.access_key_url();
+        let body = serde_json::json!({
+            "accessKeyId": self.access_key_id,
+            "accessKeySecret": self.access_key_secret.expose_secret(),
+        });
+        let hint = "check CXONE_ACCESS_KEY_ID and CXONE_ACCESS_KEY_SECRET (an API user's access \
+                    key) and the area the tenant lives in (--area, e.g. na1, au1, eu1)";
+        let v = request_token_json(http, &url, &body, hint).await?;
+        let grant = grant_from_json(&v, &url)?;
+        let id_token = v.get("id_token").and_then(|t| t.as_str());
+        let access = v.get("access_token").and_then(|t| t.as_str());
+        self.discover_tenant(http, &url, id_token, access).await?;
+        Ok(grant)
     }
 
     async fn token_endpoint(&self, http: &reqwest::Client) -> Result<String, Error> {
@@ -110,6 +150,7 @@ impl Cxone {
         http: &reqwest::Client,
         token_url: &str,
         id_token: Option<&str>,
+        access_token: Option<&str>,
     ) -> Result<(), Error> {
         if self
             .tenant
@@ -119,7 +160,10 @@ impl Cxone {
         {
             return Ok(());
         }
-        let tenant_id = id_token.and_then(|t| jwt_claim(t, "tenantId"));
+        let tenant_id = id_token
+            .and_then(|t| jwt_claim(t, "tenantId"))
+            .or_else(|| access_token.and_then(|t| jwt_claim(t, "tenantId")))
+            .or_else(|| self.tenant_override.clone());
         let mut tenant = Tenant {
             tenant_id: tenant_id.clone(),
             ..Tenant::default()
@@ -129,9 +173,11 @@ impl Cxone {
                 return Err(discovery(
                     token_url,
                     if id_token.is_some() {
-                        "the id_token has no tenantId claim (is the access key an API user's?)"
+                        "the id_token has no tenantId claim (is the access key an API user's? \
+                         --tenant-id gives the tenant)"
                     } else {
-                        "the token answer has no id_token to read the tenantId from"
+                        "the token answer has no id_token to read the tenantId from (--tenant-id \
+                         gives the tenant)"
                     }
                     .to_string(),
                 ));
@@ -152,6 +198,9 @@ impl Cxone {
                 .map_err(|e| discovery(&url, e.to_string()))?;
             tenant.api_endpoint = Some(api.to_string());
             tenant.area = doc.get("area").and_then(|v| v.as_str()).map(str::to_string);
+        }
+        if tenant.area.is_none() {
+            tenant.area = self.area.clone();
         }
         *self.tenant.write().unwrap_or_else(|p| p.into_inner()) = Some(tenant);
         Ok(())
@@ -242,6 +291,9 @@ impl Dialect for Cxone {
     }
 
     async fn fetch_token(&self, http: &reqwest::Client) -> Result<TokenGrant, Error> {
+        if self.cxone_auth == CxoneAuth::AccessKey {
+            return self.fetch_access_key_token(http).await;
+        }
         let url = self.token_endpoint(http).await?;
         let secret = self.client_secret.expose_secret();
         let mut form = vec![
@@ -267,7 +319,8 @@ impl Dialect for Cxone {
         let v = request_token(http, &url, &form, auth, hint).await?;
         let grant = grant_from_json(&v, &url)?;
         let id_token = v.get("id_token").and_then(|t| t.as_str());
-        self.discover_tenant(http, &url, id_token).await?;
+        let access = v.get("access_token").and_then(|t| t.as_str());
+        self.discover_tenant(http, &url, id_token, access).await?;
         Ok(grant)
     }
 
@@ -316,6 +369,16 @@ impl Dialect for Cxone {
             .to_string()
     }
 
+    /// A 404 on the execute call is most often a wrong `--execute-path` (the script-start
+    /// version is tenant-dependent).
+    fn failure_detail(&self, status: u16, _body: &[u8]) -> Option<String> {
+        (status == 404).then(|| {
+            "check --execute-path (e.g. /incontactapi/services/v31.0/scripts/start; the API \
+             version in the path depends on the tenant)"
+                .to_string()
+        })
+    }
+
     fn endpoints(&self) -> Endpoints {
         let tenant = self
             .tenant
@@ -324,10 +387,13 @@ impl Dialect for Cxone {
             .clone()
             .unwrap_or_default();
         Endpoints {
-            token_endpoint: self
-                .token_url_override
-                .clone()
-                .or_else(|| self.token_endpoint.get().cloned()),
+            token_endpoint: match self.cxone_auth {
+                CxoneAuth::AccessKey => Some(self.access_key_url()),
+                CxoneAuth::Password => self
+                    .token_url_override
+                    .clone()
+                    .or_else(|| self.token_endpoint.get().cloned()),
+            },
             api_base: self.api_base(),
             tenant_id: tenant.tenant_id,
             area: tenant.area,

@@ -2,8 +2,14 @@
 //! HTTP Basic, `POST https://api.{region}/api/v2/integrations/actions/{id}/execute` (or
 //! `/test`) with the inputs as a flat object, a JSON object answer.
 //!
-//! Genesys's own SDKs retry 429/502/503/504 and read Retry-After as seconds; its documented
-//! token-endpoint limit is 300 requests per minute, one more reason for the shared token cache.
+//! Limits: `client.credentials.token.rate.per.minute` is 300 requests per client-credentials
+//! token per minute, a limit on requests made *with* a token, not on the token endpoint
+//! (<https://developer.genesys.cloud/organization/organization/limits#platform-api>), so
+//! `--rate auto` starts there. Every 429 carries `Retry-After` in whole seconds and an
+//! `ErrorBody` (normalized 10 Nov 2021, API-5464), sometimes with the `limit` that refused;
+//! every response carries `ININ-Correlation-Id`, which the body's `contextId` repeats. Execute
+//! and `/test` need any of `integrations:action:execute`, `bridge:actions:execute`, and take
+//! `flatten=true` (platform-client-sdk-javascript `build/docs/IntegrationsApi.md`).
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -11,9 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::genesys_body::{ErrorBody, TestExecutionResult};
 use super::{
     echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
-    PreparedRequest, TokenGrant,
+    PreparedRequest, ResponseIds, TokenGrant,
 };
 use crate::config::{AuthMethod, ClientConfig, GenesysConfig, Provider};
 use crate::error::{Error, ErrorKind};
@@ -35,7 +42,12 @@ pub struct Genesys {
     extra_inputs: Vec<(String, String)>,
     echo_field: Option<String>,
     test_action: bool,
+    flatten: bool,
 }
+
+/// The documented per-token quota, requests per second (300 per minute), where `--rate auto`
+/// starts for Genesys.
+pub const TOKEN_RATE_PER_SECOND: f64 = 300.0 / 60.0;
 
 impl Genesys {
     /// Builds from a validated configuration: explicit URLs win over the region's.
@@ -52,11 +64,15 @@ impl Genesys {
             (None, None) => return Err(Error::missing("genesys", vec![Setting::Region])),
         };
         let verb = if g.test_action { "test" } else { "execute" };
+        let query = if g.flatten { "?flatten=true" } else { "" };
         Ok(Genesys {
             execute_url: g.action_id.as_deref().map(|id| {
                 join(
                     &api_base,
-                    &format!("/api/v2/integrations/actions/{}/{verb}", encode_segment(id)),
+                    &format!(
+                        "/api/v2/integrations/actions/{}/{verb}{query}",
+                        encode_segment(id)
+                    ),
                 )
             }),
             token_url,
@@ -72,38 +88,14 @@ impl Genesys {
             extra_inputs: c.extra_inputs.clone(),
             echo_field: g.echo_field.clone(),
             test_action: g.test_action,
+            flatten: g.flatten,
         })
     }
 }
 
-/// Renders `/test` step results as one line: "step 1 name: ok; step 2 name: failed: error".
+/// Renders `/test` step results as one line, with the top-level error last.
 fn steps(v: &Value) -> Option<String> {
-    let ops = v.get("operations")?.as_array()?;
-    let parts: Vec<String> = ops
-        .iter()
-        .map(|op| {
-            let step = op.get("step").map(|s| s.to_string()).unwrap_or_default();
-            let name = op.get("name").and_then(|n| n.as_str()).unwrap_or("");
-            let ok = op.get("success").and_then(|s| s.as_bool()).unwrap_or(false);
-            let err = op
-                .get("error")
-                .map(|e| match e {
-                    Value::String(s) => s.clone(),
-                    other => other
-                        .get("message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                        .unwrap_or_else(|| other.to_string()),
-                })
-                .map(|e| format!(": {}", excerpt(e.as_bytes(), 200)))
-                .unwrap_or_default();
-            format!(
-                "step {step} {name}: {}{err}",
-                if ok { "ok" } else { "failed" }
-            )
-        })
-        .collect();
-    Some(format!("test steps: {}", parts.join("; ")))
+    TestExecutionResult::from_value(v)?.describe()
 }
 
 #[async_trait]
@@ -167,18 +159,24 @@ impl Dialect for Genesys {
             return Err(unexpected("expected a JSON object", body));
         };
         if let Some(field) = &self.echo_field {
-            let mut cur = Some(&result);
-            for part in field.split('.') {
-                cur = cur.and_then(|c| c.get(part));
-            }
-            echo_check(uuid, field, cur)?;
+            let found = if self.flatten {
+                // Flattened outputs have dotted keys: match the name literally.
+                result.get(field.as_str())
+            } else {
+                let mut cur = Some(&result);
+                for part in field.split('.') {
+                    cur = cur.and_then(|c| c.get(part));
+                }
+                cur
+            };
+            echo_check(uuid, field, found)?;
         }
         Ok(Outputs::from_object(map))
     }
 
     fn required_permission(&self) -> String {
-        "the permission integrations:action:execute (a role granting Integrations > Action > \
-         Execute) for this OAuth client"
+        "any of the permissions integrations:action:execute or bridge:actions:execute (a role \
+         granting Integrations > Action > Execute) for this OAuth client"
             .to_string()
     }
 
@@ -198,6 +196,23 @@ impl Dialect for Genesys {
         serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|v| steps(&v))
+    }
+
+    /// `ININ-Correlation-Id`, else the ErrorBody's `contextId` (the same value in Genesys's
+    /// example), else a generic request id.
+    fn correlation_id(&self, ids: &ResponseIds, body: &[u8]) -> Option<String> {
+        ids.inin_correlation_id
+            .clone()
+            .or_else(|| {
+                ErrorBody::parse(body)
+                    .and_then(|e| e.context_id)
+                    .and_then(|c| crate::http::safe_id(&c))
+            })
+            .or_else(|| ids.request_id.clone())
+    }
+
+    fn refusing_limit(&self, body: &[u8]) -> Option<String> {
+        ErrorBody::parse(body)?.limit?.describe()
     }
 }
 
@@ -274,5 +289,49 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::ActionFailed);
         let m = e.to_string();
         assert!(m.contains("step 2 execute: failed: remote 500"), "{m}");
+        let top = br#"{"operations":[{"step":1,"name":"execute","success":false,"error":{"message":"remote 500","code":"internal.server.error"}}],"error":{"message":"the action failed"},"success":false}"#;
+        let m = d.parse(&u, top).unwrap_err().to_string();
+        assert!(
+            m.contains("step 1 execute: failed: remote 500; error: the action failed"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn flatten_asks_for_dotted_keys_and_echo_matches_them_literally() {
+        let mut c = cfg(false);
+        if let crate::config::ProviderConfig::Genesys(g) = &mut c.provider {
+            g.flatten = true;
+            g.echo_field = Some("record.id".into());
+        }
+        let d = genesys(&c).unwrap();
+        let u = Uuid::new_v4();
+        assert!(d
+            .prepare(&u)
+            .unwrap()
+            .url
+            .ends_with("/execute?flatten=true"));
+        let flat = format!(r#"{{"record.id":"{u}"}}"#);
+        assert!(d.parse(&u, flat.as_bytes()).is_ok());
+        let nested = format!(r#"{{"record":{{"id":"{u}"}}}}"#);
+        assert_eq!(
+            d.parse(&u, nested.as_bytes()).unwrap_err().kind(),
+            ErrorKind::EchoMismatch
+        );
+    }
+
+    #[test]
+    fn correlation_and_limit_from_headers_or_body() {
+        let d = genesys(&cfg(false)).unwrap();
+        let body = br#"{"status":429,"contextId":"ctx-1","limit":{"key":"requests.volume.max","value":10}}"#;
+        let none = ResponseIds::default();
+        assert_eq!(d.correlation_id(&none, body).unwrap(), "ctx-1");
+        let header = ResponseIds {
+            inin_correlation_id: Some("hdr-1".into()),
+            request_id: None,
+        };
+        assert_eq!(d.correlation_id(&header, body).unwrap(), "hdr-1");
+        assert_eq!(d.refusing_limit(body).unwrap(), "requests.volume.max = 10");
+        assert_eq!(d.refusing_limit(b"{}"), None);
     }
 }

@@ -16,7 +16,17 @@ pub use crate::oauth::TokenGrant;
 
 pub mod cxone;
 pub mod genesys;
+pub mod genesys_body;
 pub mod tutorial;
+
+/// Request ids a response carried in its headers, for support tickets and the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseIds {
+    /// Genesys's `ININ-Correlation-Id`.
+    pub inin_correlation_id: Option<String>,
+    /// `X-Request-Id`, else `X-Correlation-Id`.
+    pub request_id: Option<String>,
+}
 
 /// One execute request, ready to send (the client adds the bearer token, `Content-Type` and
 /// `Idempotency-Key`).
@@ -88,6 +98,21 @@ pub trait Dialect: Send + Sync + fmt::Debug {
 
     /// Extra detail for a failed non-2xx answer (e.g. Genesys `/test` step results).
     fn failure_detail(&self, _status: u16, _body: &[u8]) -> Option<String> {
+        None
+    }
+
+    /// The id support would ask for: by default `X-Request-Id` or `X-Correlation-Id`.
+    fn correlation_id(&self, ids: &ResponseIds, _body: &[u8]) -> Option<String> {
+        ids.request_id.clone()
+    }
+
+    /// The named limit that refused a 429, as `key = value`, when the body says.
+    fn refusing_limit(&self, _body: &[u8]) -> Option<String> {
+        None
+    }
+
+    /// A line added to a connection failure's message (e.g. a default host that is wrong).
+    fn transport_hint(&self) -> Option<String> {
         None
     }
 }

@@ -17,6 +17,11 @@ use crate::config::{
 use crate::error::Error;
 use crate::oauth::{grant_from_json, request_token, ClientAuth};
 
+/// The line added when the tutorial's endpoint is not there: a user with a real tenant most
+/// likely forgot `--provider`.
+pub const NOT_THE_TUTORIAL_HINT: &str = "this is the tutorial's endpoint; a real NICE CXone \
+     tenant needs --provider cxone, Genesys Cloud --provider genesys";
+
 /// The output a tutorial action uses to echo the UUID.
 pub const ECHO_OUTPUT: &str = "output_uuid";
 
@@ -147,6 +152,17 @@ impl Dialect for Tutorial {
         Ok(out)
     }
 
+    fn failure_detail(&self, status: u16, _body: &[u8]) -> Option<String> {
+        // The "; " the caller puts before a detail ends the server's line; the hint is its own.
+        (status == 404).then(|| format!("\n{NOT_THE_TUTORIAL_HINT}"))
+    }
+
+    /// The default host `api.nicecxone.com` is the tutorial's: when it does not resolve or
+    /// connect, the user most likely meant another platform.
+    fn transport_hint(&self) -> Option<String> {
+        (self.api_base == DEFAULT_BASE_URL).then(|| NOT_THE_TUTORIAL_HINT.to_string())
+    }
+
     fn required_permission(&self) -> String {
         format!(
             "the scope {:?} (and permission to execute this data action)",
@@ -228,5 +244,29 @@ mod tests {
         let mismatch = format!(r#"[{{"name":"output_uuid","value":"{other}"}}]"#);
         let e = d.parse(&u, mismatch.as_bytes()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::EchoMismatch);
+    }
+
+    #[test]
+    fn hints_point_at_the_provider_flag() {
+        let d = dialect();
+        assert!(d
+            .failure_detail(404, b"")
+            .unwrap()
+            .contains("--provider cxone"));
+        assert_eq!(d.failure_detail(500, b""), None);
+        // A configured host is the user's own: no hint when it is unreachable.
+        assert_eq!(d.transport_hint(), None);
+        let c = ClientConfig::builder()
+            .with_client_id("id")
+            .with_client_secret("s")
+            .build();
+        let crate::config::ProviderConfig::Tutorial(t) = &c.provider else {
+            panic!("not a tutorial configuration");
+        };
+        let default_host = Tutorial::new(&c, t).unwrap();
+        assert!(default_host
+            .transport_hint()
+            .unwrap()
+            .contains("--provider genesys"));
     }
 }

@@ -171,7 +171,10 @@ async fn discovery_faults() {
 #[tokio::test]
 async fn execute_needs_a_token_and_a_uuid() {
     let server = start_provider(Provider::Cxone).await;
-    let url = format!("{}/anything/start", server.base_url());
+    let url = format!(
+        "{}/incontactapi/services/v31.0/scripts/start",
+        server.base_url()
+    );
     let resp = http()
         .post(&url)
         .json(&json!({"uuid": UUID}))
@@ -205,7 +208,10 @@ async fn execute_finds_a_uuid_inside_pipe_separated_parameters() {
         .await
         .unwrap();
     let resp = http()
-        .post(format!("{}/scripts/start", server.base_url()))
+        .post(format!(
+            "{}/incontactapi/services/v31.0/scripts/start",
+            server.base_url()
+        ))
         .bearer_auth(token["access_token"].as_str().unwrap())
         .json(&json!({"scriptName": "Register", "parameters": format!("{UUID}|e2e")}))
         .send()
@@ -217,4 +223,75 @@ async fn execute_finds_a_uuid_inside_pipe_separated_parameters() {
         server.recorded().execute_requests[0].uuid.as_deref(),
         Some(UUID)
     );
+}
+
+#[tokio::test]
+async fn execute_only_on_the_configured_path() {
+    let server = start_provider(Provider::Cxone).await;
+    let token: Value = password_token(&server, "demo-key-secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let resp = http()
+        .post(format!("{}/scripts/start", server.base_url()))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({ "parameters": UUID }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("/scripts/start"));
+    assert!(server.recorded().execute_requests.is_empty());
+}
+
+#[tokio::test]
+async fn access_key_token_needs_no_client() {
+    let server = start_provider(Provider::Cxone).await;
+    let url = format!(
+        "{}{}",
+        server.base_url(),
+        cxone_uuid_mock::CXONE_ACCESS_KEY_TOKEN_PATH
+    );
+    let resp = http()
+        .post(&url)
+        .json(&json!({ "accessKeyId": "demo-key", "accessKeySecret": "wrong" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = http()
+        .post(&url)
+        .json(&json!({ "accessKeyId": "demo-key", "accessKeySecret": "demo-key-secret" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let token: Value = resp.json().await.unwrap();
+    assert!(token["access_token"].is_string());
+    let tenant = claims(token["id_token"].as_str().unwrap())["tenantId"].clone();
+    let conf: Value = http()
+        .get(format!(
+            "{}/.well-known/cxone-configuration?tenantId={}",
+            server.base_url(),
+            tenant.as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for field in [
+        "api_endpoint",
+        "area",
+        "cluster",
+        "domain",
+        "acdDomain",
+        "uhDomain",
+    ] {
+        assert!(conf[field].is_string(), "{field} in {conf}");
+    }
+    assert!(conf.get("auth_endpoint").is_none());
 }

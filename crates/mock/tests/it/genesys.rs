@@ -61,10 +61,11 @@ async fn execute_answers_a_flat_object_keyed_by_uuid_without_idempotency_key() {
     assert_eq!(call(&server, &token, "execute").await.status(), 503);
     let resp = call(&server, &token, "execute").await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap(),
-        json!({"uuid": UUID, "status": "ok"})
-    );
+    let body = resp.json::<Value>().await.unwrap();
+    assert_eq!(body["uuid"], UUID);
+    assert_eq!(body["status"], "ok");
+    // A nested output too, so `?flatten=true` has something to flatten.
+    assert_eq!(body["record"]["id"], UUID);
     let rec = server.recorded();
     assert_eq!(rec.attempts_for(UUID), 2);
     assert_eq!(rec.execute_requests[0].idempotency_key, None);
@@ -111,4 +112,119 @@ async fn malformed_genesys_bodies() {
     let body: Value = call(&server, &token, "execute").await.json().await.unwrap();
     assert_ne!(body["uuid"], UUID);
     assert!(body["uuid"].is_string());
+}
+
+#[tokio::test]
+async fn every_answer_has_a_correlation_id_and_errors_are_error_bodies() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        script: parse_script("429").unwrap(),
+        genesys_limit: Some("actions.concurrent.executions.max=5".parse().unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 429);
+    let id = resp.headers()["inin-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "too.many.requests.retry.after");
+    assert_eq!(
+        body["message"],
+        "Rate limit exceeded the maximum. Retry the request in [1] seconds"
+    );
+    assert_eq!(body["contextId"], id.as_str());
+    assert_eq!(body["details"], json!([]));
+    assert_eq!(body["errors"], json!([]));
+    assert_eq!(body["limit"]["key"], "actions.concurrent.executions.max");
+    assert_eq!(body["limit"]["value"], 5);
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("inin-correlation-id"));
+}
+
+#[tokio::test]
+async fn flatten_gives_dotted_keys_and_test_failures_carry_error_bodies() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        script: parse_script("200,500").unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let resp = http()
+        .post(format!(
+            "{}/api/v2/integrations/actions/act-1/execute?flatten=true",
+            server.base_url()
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "uuid": UUID }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["record.id"], UUID);
+    assert!(body.get("record").is_none());
+    assert_eq!(
+        server.recorded().execute_requests[0].query.as_deref(),
+        Some("flatten=true")
+    );
+    let resp = call(&server, &token, "test").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"]["status"], 500);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("step 2"));
+    assert_eq!(
+        body["operations"][1]["error"]["code"],
+        "internal.server.error"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limiter_and_random_failures_name_the_limit_too() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        rate_limit: Some(0.5),
+        genesys_limit: Some(
+            "client.credentials.token.rate.per.minute=300"
+                .parse()
+                .unwrap(),
+        ),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    assert_eq!(call(&server, &token, "execute").await.status(), 200);
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "2");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["limit"]["key"],
+        "client.credentials.token.rate.per.minute"
+    );
+    assert_eq!(body["limit"]["namespace"], "platform.api");
+
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        fail_rate: 1.0,
+        fail_status: 429,
+        genesys_limit: Some("requests.volume.max=7".parse().unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let resp = call(&server, &token, "execute").await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["limit"]["value"], 7);
 }
