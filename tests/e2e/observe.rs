@@ -328,6 +328,20 @@ async fn latency_is_the_servers_and_the_pacers_wait_is_wait_ms() {
             .collect();
         exec.sort_by(f64::total_cmp);
         assert!(exec[exec.len() / 2] < 5.0, "{exec:?}");
+        // And each outcome records its wait, which the trail's verification covers.
+        let mut wait: Vec<f64> = of_kind(&events, "action_executed")
+            .iter()
+            .map(|e| e["metadata"]["wait_ms"].as_f64().unwrap())
+            .collect();
+        wait.sort_by(f64::total_cmp);
+        let median = wait[wait.len() / 2];
+        assert!((low..=high).contains(&median), "{wait:?}");
+        let mut verify = bin();
+        verify
+            .args(["audit", "verify"])
+            .arg(format!("jsonl:{}", audit_path(dir.path()).display()));
+        let v = output(verify).await;
+        assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
     }
 }
 
@@ -371,6 +385,30 @@ async fn plain_progress_lines_come_at_the_configured_interval() {
         lines.last().unwrap().starts_with("progress: 40/40 done, "),
         "{err}"
     );
+    // The README's example line has the shape of the lines printed (numbers aside).
+    let shape = |l: &str| {
+        let mut out = String::new();
+        for c in l.chars() {
+            let c = if c.is_ascii_digit() || c == '.' {
+                '#'
+            } else {
+                c
+            };
+            if !(c == '#' && out.ends_with('#')) {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let example = readme
+        .lines()
+        .find(|l| l.starts_with("progress: "))
+        .expect("the README shows a progress line");
+    assert_eq!(shape(example), shape(lines.last().unwrap()), "{err}");
     // With the default 10 s, a 2 s run says only its final line.
     let mut cmd = text_run(&server, dir.path(), 40);
     cmd.args(["--rate", "20", "--concurrency", "2"]);
@@ -396,4 +434,136 @@ async fn a_taken_metrics_port_stops_the_run_before_anything_is_written() {
     assert!(stderr(&out).contains("--metrics-addr"), "{}", stderr(&out));
     assert!(server.recorded().execute_requests.is_empty());
     assert!(events(&audit_path(dir.path())).is_empty());
+}
+
+/// `run` of `n` UUIDs against the `cxone-uuid mock` at `base`, scraped once its summary is out
+/// (the endpoint held meanwhile): the summary and the scrape.
+fn run_and_scrape(base: &str, n: u64, args: &[&str]) -> (Value, Scrape) {
+    let defaults = MockConfig::default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.current_dir(dir.path())
+        .env("CXONE_CLIENT_ID", &defaults.client_id)
+        .env("CXONE_CLIENT_SECRET", &defaults.client_secret)
+        .env("CXONE_DATA_ACTION_ID", "action-42")
+        .env("CXONE_BASE_URL", base)
+        .env("CXONE_TOKEN_URL", format!("{base}/oauth2/token"))
+        .args([
+            "run",
+            "-n",
+            &n.to_string(),
+            "--output",
+            "json",
+            "--audit",
+            "none",
+        ])
+        .args(["--metrics-addr", "127.0.0.1:0", "--metrics-hold", "30"])
+        .args(["--backoff-base", "0.01", "--backoff-cap", "0.02"])
+        .args(args);
+    let (mut child, out, err) = spawn(cmd);
+    let addr = loop {
+        let line = err
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the metrics line");
+        if let Some(addr) = served_at(&line) {
+            break addr;
+        }
+    };
+    let line = out
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the summary");
+    let scrape = Scrape::get(&addr);
+    // The hold is over for this test: the summary and the final values are read.
+    let _ = child.kill();
+    let _ = child.wait();
+    (serde_json::from_str(&line).unwrap(), scrape)
+}
+
+#[test]
+fn each_failure_is_counted_under_its_reason_class() {
+    // (mock script per UUID, extra run flags, reason class an alert would match)
+    let cases: [(&str, &[&str], &str); 5] = [
+        ("429:ra=0*9", &[], "rate_limited"),
+        ("503*9", &[], "server_error"),
+        ("delay=3000*9", &["--timeout", "0.3"], "timeout"),
+        ("close*9", &[], "connection"),
+        ("echo-mismatch*9", &[], "echo_mismatch"),
+    ];
+    for (script, flags, reason) in cases {
+        let (mut mock, base, _) = cli_mock(&["--script", script]);
+        let mut args = vec!["--max-retries", "1"];
+        args.extend_from_slice(flags);
+        let (s, after) = run_and_scrape(&base, 2, &args);
+        let _ = mock.kill();
+        let _ = mock.wait();
+        assert_eq!(s["failed"], 2, "{script}: {s}");
+        assert_eq!(
+            after.sum("cxone_uuid_uuids_failed_total", &[("reason", reason)]),
+            2.0,
+            "{script}: {:?}",
+            after.0.samples
+        );
+        assert_eq!(after.sum("cxone_uuid_uuids_failed_total", &[]), 2.0);
+        assert_eq!(
+            after.sum("cxone_uuid_retries_total", &[]),
+            s["retries"].as_f64().unwrap(),
+            "{script}"
+        );
+        assert_eq!(
+            after.sum("cxone_uuid_rate_limited_total", &[]),
+            s["rate_limited"].as_f64().unwrap(),
+            "{script}"
+        );
+    }
+}
+
+#[test]
+fn json_stderr_is_json_even_for_a_usage_error_and_the_mock() {
+    let all_json = |text: &str| {
+        assert!(!text.trim().is_empty());
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stderr line is not JSON ({e}): {line}"));
+            assert!(
+                v["timestamp"].is_string() && v["level"].is_string(),
+                "{line}"
+            );
+        }
+    };
+    // A flag clap refuses, before any command runs: one error line, exit 2.
+    let out = bin()
+        .args(["--log-format", "json", "run", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    all_json(&stderr(&out));
+    assert!(stderr(&out).contains("--no-such-flag"), "{}", stderr(&out));
+    // The same through the environment, and text stays text without it.
+    let out = bin()
+        .env("CXONE_UUID_LOG_FORMAT", "json")
+        .args(["generate", "-n", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    all_json(&stderr(&out));
+    let out = bin().args(["generate", "-n", "0"]).output().unwrap();
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+    // The mock's startup lines (endpoint, credentials, metrics address) are JSON lines too.
+    let mut cmd = bin();
+    cmd.env("CXONE_UUID_LOG_FORMAT", "json")
+        .args(["mock", "--metrics-addr", "127.0.0.1:0"]);
+    let (mut child, _out, err) = spawn(cmd);
+    let mut lines = Vec::new();
+    while let Ok(line) = err.recv_timeout(Duration::from_secs(20)) {
+        let done = line.contains("Ctrl-C to stop");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    all_json(&text);
+    assert!(lines.iter().any(|l| served_at(l).is_some()), "{text}");
 }

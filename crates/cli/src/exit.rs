@@ -126,8 +126,33 @@ pub(crate) fn init_logging(flag: Option<&str>, format: LogFormat) {
                 .try_init()
                 .is_ok();
             JSON.store(ok, Ordering::Relaxed);
+            if ok {
+                // A panic's message would otherwise be the one plain-text line on stderr.
+                std::panic::set_hook(Box::new(|info| {
+                    tracing::error!(target: CONSOLE, "{info}");
+                }));
+            }
         }
     }
+}
+
+/// Whether the command line or CXONE_UUID_LOG_FORMAT asks for JSON stderr, read without clap:
+/// for the one message that comes before the arguments are parsed, a usage error.
+pub(crate) fn json_requested() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut flag = None;
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--log-format=") {
+            flag = Some(v.to_string());
+        } else if a == "--log-format" {
+            flag = args.get(i + 1).cloned();
+        }
+    }
+    flag.or_else(|| std::env::var("CXONE_UUID_LOG_FORMAT").ok())
+        .is_some_and(|v| v == "json")
 }
 
 /// The value parser of `-n/--count` in every command, so `generate` and `run` agree on what a

@@ -119,8 +119,15 @@ fn main() -> ExitCode {
     {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version to stdout with exit 0, and usage errors with exit 2.
-            let _ = e.print();
+            // clap prints help/version to stdout with exit 0, and usage errors with exit 2;
+            // asked for JSON stderr, a usage error is one JSON line too.
+            if e.use_stderr() && exit::json_requested() {
+                exit::init_logging(None, exit::LogFormat::Json);
+                let text = e.render().to_string();
+                exit::error(text.trim().trim_start_matches("error: "));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };

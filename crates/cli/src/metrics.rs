@@ -361,3 +361,57 @@ impl Drop for Endpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_failure_kind_has_a_stable_reason_class() {
+        assert_eq!(reason(ErrorKind::RateLimited), "rate_limited");
+        assert_eq!(reason(ErrorKind::Server), "server_error");
+        assert_eq!(reason(ErrorKind::Rejected), "client_error");
+        assert_eq!(reason(ErrorKind::Forbidden), "client_error");
+        assert_eq!(reason(ErrorKind::Unauthorized), "client_error");
+        assert_eq!(reason(ErrorKind::Timeout), "timeout");
+        assert_eq!(reason(ErrorKind::Transport), "connection");
+        assert_eq!(reason(ErrorKind::EchoMismatch), "echo_mismatch");
+        assert_eq!(reason(ErrorKind::UnexpectedResponse), "unexpected_response");
+        assert_eq!(reason(ErrorKind::ActionFailed), "action_failed");
+        assert_eq!(reason(ErrorKind::Credentials), "token");
+    }
+
+    #[test]
+    fn the_metrics_address_is_taken_as_given() {
+        // A name that resolves to loopback is served on loopback.
+        assert!(resolve_addr("localhost:0").unwrap().ip().is_loopback());
+        assert!(resolve_addr("127.0.0.1:9464").unwrap().ip().is_loopback());
+        // A non-loopback address is served as asked (with a warning), not refused or rewritten.
+        let any = resolve_addr("0.0.0.0:9464").unwrap();
+        assert_eq!(any, "0.0.0.0:9464".parse().unwrap());
+        let err = resolve_addr("9464").unwrap_err();
+        assert!(err.to_string().contains("HOST:PORT"), "{err}");
+    }
+
+    #[test]
+    fn the_page_is_prefixed_and_the_histogram_spans_1ms_to_60s() {
+        let m = RunMetrics::new("run-1", "genesys");
+        let page = m.render().unwrap();
+        for line in page.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("cxone_uuid_"), "{line}");
+        }
+        assert!(
+            page.contains(r#"cxone_uuid_run_info{run_id="run-1",provider="genesys"} 1"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"cxone_uuid_server_latency_seconds_bucket{le="0.001"}"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"cxone_uuid_server_latency_seconds_bucket{le="60.0"}"#),
+            "{page}"
+        );
+    }
+}

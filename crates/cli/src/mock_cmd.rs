@@ -17,6 +17,8 @@ use cxone_uuid_mock::{
     Provider, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
 
+use crate::exit::note;
+
 /// A command-line value that must not appear in `Debug` output.
 #[derive(Clone)]
 pub(crate) struct Hidden(String);
@@ -292,27 +294,33 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("cannot write to stdout")?;
     }
     let cfg = server.config();
-    eprintln!(
+    note(&format!(
         "mock {} provider: token endpoint {}",
         cfg.provider,
         server.token_url()
-    );
+    ));
     for line in credential_lines(&args, cfg, &server.base_url()) {
-        eprintln!("{line}");
+        note(&line);
     }
     if !cfg.script.is_empty() {
-        eprintln!("script per UUID: {}", format_script(&cfg.script));
+        note(&format!("script per UUID: {}", format_script(&cfg.script)));
     }
     if !cfg.token_script.is_empty() {
-        eprintln!("token script: {}", format_script(&cfg.token_script));
+        note(&format!(
+            "token script: {}",
+            format_script(&cfg.token_script)
+        ));
     }
     if let Some(endpoint) = &endpoint {
-        eprintln!("metrics: serving http://{}/metrics", endpoint.addr());
+        note(&format!(
+            "metrics: serving http://{}/metrics",
+            endpoint.addr()
+        ));
     }
-    eprintln!(
+    note(&format!(
         "recorded requests at {}/__mock/recorded; Ctrl-C to stop",
         server.base_url()
-    );
+    ));
 
     stop_signal().await;
     server.shutdown().await;

@@ -59,8 +59,9 @@ pub struct ExecuteReport {
     /// over the attempts. Waits between attempts (backoff, Retry-After), the pacer and fetching a
     /// token are excluded, so `--rate 20` against an instant server reports about 0, not 50 ms.
     pub server_latency: Duration,
-    /// Time held back by the client's own pacer (`--rate`), summed over the attempts. The caller
-    /// adds what its own concurrency limit held the request back, if it has one.
+    /// Time held back by the client's own pacer (`--rate`), summed over the attempts. With N
+    /// requests in flight, each queues here behind the others (about N pacer intervals); the
+    /// time a caller keeps a UUID before calling (its backlog) is not in it.
     pub wait: Duration,
     /// Attempts whose outcome on the server is unknown: a timeout or a connection lost after the
     /// request may have been written, or a 500/502/504 (the action may have run). The
