@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cxone-uuid` binary, one module per topic, one test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod ambiguous;
 mod audit;
 mod durability;
 mod features;
@@ -8,6 +9,7 @@ mod full_disk;
 mod generate;
 mod locks;
 mod mock;
+mod observe;
 mod options;
 mod platforms;
 mod providers;

@@ -78,3 +78,80 @@ async fn resume_with_another_action_exits_2_naming_both() {
         "nothing was written"
     );
 }
+
+/// `run_cmd_audit`'s command with text output.
+fn text_run(
+    server: &cxone_uuid_mock::MockServer,
+    dir: &Path,
+    n: u64,
+    audit: &str,
+) -> std::process::Command {
+    let d = MockConfig::default();
+    let mut cmd = bin();
+    cmd.current_dir(dir)
+        .env("CXONE_CLIENT_ID", &d.client_id)
+        .env("CXONE_CLIENT_SECRET", &d.client_secret)
+        .env("CXONE_BASE_URL", server.base_url())
+        .env("CXONE_TOKEN_URL", server.token_url())
+        .args(["run", "-n", &n.to_string(), "--audit", audit])
+        .args(["--backoff-base", "0.01", "--backoff-cap", "0.05"]);
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_says_it_generated_nothing_to_collide() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trail = audit_path(dir.path());
+    crashed_trail(&trail, "recorded-7", 2).await;
+    let mut cmd = text_run(
+        &server,
+        dir.path(),
+        1,
+        &format!("jsonl:{}", trail.display()),
+    );
+    cmd.arg("--resume");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("requested 2  succeeded 2  failed 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("collision probability n/a (this run generated no UUID)"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_shows_pending_and_offers_resume_only_with_a_trail() {
+    // A bad secret stops the run at its first token request: every staged UUID is pending.
+    for (audit, resumable) in [("none", false), ("jsonl:t.jsonl", true)] {
+        let server = mock(MockConfig {
+            token_script: cxone_uuid_mock::parse_script("401").unwrap(),
+            ..MockConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = text_run(&server, dir.path(), 20, audit);
+        cmd.env("CXONE_DATA_ACTION_ID", "a-1");
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("  pending "), "{text}");
+        assert!(text.contains("  not submitted 20"), "{text}");
+        let err = stderr(&out);
+        assert_eq!(
+            err.contains("cxone-uuid run --resume"),
+            resumable,
+            "{audit}: {err}"
+        );
+        assert_eq!(
+            err.contains("cannot be resumed"),
+            !resumable,
+            "{audit}: {err}"
+        );
+        assert!(server.recorded().execute_requests.is_empty());
+    }
+}

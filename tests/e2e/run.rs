@@ -277,6 +277,15 @@ async fn token_endpoint_rejection_stops_the_run_without_a_retry_storm() {
         "the stop is recorded: {:?}",
         fin[0]
     );
+    // Nothing was sent: the staged UUIDs are pending for --resume, not failed.
+    assert!(of_kind(&evs, "action_failed").is_empty());
+    let s = summary(&out);
+    assert_eq!(s["failed"], 0);
+    assert!(s["pending"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(
+        s["pending"].as_u64().unwrap(),
+        of_kind(&evs, "action_submitted").len() as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,36 +430,50 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_output_logs_or_the_audit_trail() {
-    let secret = "s3cr3t-Value-9f8e7d";
-    let server = mock(MockConfig {
-        client_secret: secret.to_string(),
-        script: parse_script("401,500,200").unwrap(),
-        ..MockConfig::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = run_cmd(&server, dir.path(), 3);
-    cmd.env("CXONE_CLIENT_SECRET", secret)
-        .args(["--log", "trace", "--audit"])
-        .arg(format!(
-            "jsonl:{}",
-            dir.path().join("second.jsonl").display()
-        ));
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    let tokens = server.issued_tokens();
-    assert!(!tokens.is_empty());
-    let mut haystacks = vec![stdout(&out), stderr(&out)];
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            haystacks.push(String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned());
+    // Both shapes of stderr: lines for a person and JSON lines for a log shipper.
+    for format in ["text", "json"] {
+        let secret = "s3cr3t-Value-9f8e7d";
+        let server = mock(MockConfig {
+            client_secret: secret.to_string(),
+            script: parse_script("401,500,200").unwrap(),
+            ..MockConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = run_cmd(&server, dir.path(), 3);
+        cmd.env("CXONE_CLIENT_SECRET", secret)
+            .args(["--log", "trace", "--log-format", format, "--audit"])
+            .arg(format!(
+                "jsonl:{}",
+                dir.path().join("second.jsonl").display()
+            ));
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let tokens = server.issued_tokens();
+        assert!(!tokens.is_empty());
+        if format == "json" {
+            // One object a line, every line; the client's retry events carry uuid and attempt.
+            let lines: Vec<Value> = stderr(&out)
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect();
+            assert!(lines
+                .iter()
+                .any(|l| l["uuid"].is_string() && l["attempt"].is_number()));
         }
-    }
-    for h in &haystacks {
-        assert!(!h.contains(secret), "the client secret leaked");
-        for t in &tokens {
-            assert!(!h.contains(t.as_str()), "an access token leaked");
+        let mut haystacks = vec![stdout(&out), stderr(&out)];
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                haystacks
+                    .push(String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned());
+            }
+        }
+        for h in &haystacks {
+            assert!(!h.contains(secret), "the client secret leaked ({format})");
+            for t in &tokens {
+                assert!(!h.contains(t.as_str()), "an access token leaked ({format})");
+            }
         }
     }
 }

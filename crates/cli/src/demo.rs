@@ -124,11 +124,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let code = crate::run::execute_job(line.run, client, Some(banner)).await;
     let recorded = server.recorded();
     server.shutdown().await;
-    eprintln!(
+    crate::exit::note(&format!(
         "demo: the stand-in received {} execute requests and {} token requests; verify the trail with `cxone-uuid audit verify {}`",
         recorded.execute_requests.len(),
         recorded.token_requests,
         audit.first().map(String::as_str).unwrap_or("none")
-    );
+    ));
     code
 }

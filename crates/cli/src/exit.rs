@@ -1,10 +1,17 @@
-//! Exit codes and error reporting shared by every command.
+//! Exit codes, error reporting and what the program says on stderr, shared by every command.
 //!
 //! Users script against the exit codes: 0 success, 1 a failure of the job itself, 2 a usage or
 //! configuration error (nothing was sent), 130 interrupted.
+//!
+//! Stderr has two shapes (`--log-format`): `text`, lines for a person, and `json`, one object a
+//! line from tracing-subscriber's JSON formatter for a log shipper. With `json`, everything the
+//! program says on stderr (progress, warnings, the final error) goes through [`note`], [`warn`]
+//! and [`error`] as a tracing event with the target [`CONSOLE`], which the filter always lets
+//! through at `info`, so nothing reaches stderr as plain text.
 
 use std::fmt;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Exit code for usage and configuration errors.
 pub(crate) const USAGE: u8 = 2;
@@ -12,6 +19,28 @@ pub(crate) const USAGE: u8 = 2;
 pub(crate) const FAILURE: u8 = 1;
 /// Exit code after Ctrl-C.
 pub(crate) const INTERRUPTED: u8 = 130;
+
+/// The tracing target of what the program says on stderr in `json` mode: shown at `info`
+/// whatever `--log` filters, as the text lines are.
+pub(crate) const CONSOLE: &str = "cxone_uuid::console";
+
+/// Set once by [`init_logging`]: stderr is JSON lines.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// The shape of stderr (`--log-format`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LogFormat {
+    /// Lines for a person.
+    #[default]
+    Text,
+    /// One JSON object a line (timestamp, level, target, message, fields, spans).
+    Json,
+}
+
+/// Whether stderr is JSON lines.
+pub(crate) fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
 
 /// A usage or configuration error: reported as `error: ...` with exit code 2.
 #[derive(Debug)]
@@ -32,7 +61,7 @@ pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 /// Prints the error chain to stderr and picks the exit code.
 pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    error(&format!("{err:#}"));
     if err.chain().any(|e| e.is::<UsageError>()) {
         ExitCode::from(USAGE)
     } else {
@@ -40,18 +69,90 @@ pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
     }
 }
 
+/// Says something for the person (or shipper) watching: as is in text, an `info` event in JSON.
+pub(crate) fn note(msg: &str) {
+    if json() {
+        tracing::info!(target: CONSOLE, "{msg}");
+    } else {
+        eprintln!("{msg}");
+    }
+}
+
+/// A warning: `warning: MSG` in text, a `warn` event in JSON.
+pub(crate) fn warn(msg: &str) {
+    if json() {
+        tracing::warn!(target: CONSOLE, "{msg}");
+    } else {
+        eprintln!("warning: {msg}");
+    }
+}
+
+/// An error: `error: MSG` in text, an `error` event in JSON.
+pub(crate) fn error(msg: &str) {
+    if json() {
+        tracing::error!(target: CONSOLE, "{msg}");
+    } else {
+        eprintln!("error: {msg}");
+    }
+}
+
 /// Logs go to stderr so stdout stays machine-readable. `--log` (or CXONE_UUID_LOG) wins over
 /// RUST_LOG, which a shell may export for other programs; `warn` when neither is given.
-pub(crate) fn init_logging(flag: Option<&str>) {
+pub(crate) fn init_logging(flag: Option<&str>, format: LogFormat) {
     let filter = flag
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "warn".to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    match format {
+        LogFormat::Text => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .try_init();
+        }
+        LogFormat::Json => {
+            // What the text mode prints unconditionally stays visible whatever the filter says.
+            let filter = if filter.trim().is_empty() {
+                format!("{CONSOLE}=info")
+            } else {
+                format!("{filter},{CONSOLE}=info")
+            };
+            let ok = tracing_subscriber::fmt()
+                .json()
+                .flatten_event(true)
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init()
+                .is_ok();
+            JSON.store(ok, Ordering::Relaxed);
+            if ok {
+                // A panic's message would otherwise be the one plain-text line on stderr.
+                std::panic::set_hook(Box::new(|info| {
+                    tracing::error!(target: CONSOLE, "{info}");
+                }));
+            }
+        }
+    }
+}
+
+/// Whether the command line or CXONE_UUID_LOG_FORMAT asks for JSON stderr, read without clap:
+/// for the one message that comes before the arguments are parsed, a usage error.
+pub(crate) fn json_requested() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut flag = None;
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--log-format=") {
+            flag = Some(v.to_string());
+        } else if a == "--log-format" {
+            flag = args.get(i + 1).cloned();
+        }
+    }
+    flag.or_else(|| std::env::var("CXONE_UUID_LOG_FORMAT").ok())
+        .is_some_and(|v| v == "json")
 }
 
 /// The value parser of `-n/--count` in every command, so `generate` and `run` agree on what a

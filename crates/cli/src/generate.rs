@@ -108,10 +108,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let generator = match &args.test_entropy {
         Some(spec) => {
             let source = test_source(spec).map_err(|e| crate::exit::usage(e.to_string()))?;
-            eprintln!(
+            crate::exit::note(&format!(
                 "WARNING: --test-entropy {spec}: the random source is a PREDICTABLE TEST PATTERN. \
                  These UUIDs are not random; never use them outside tests."
-            );
+            ));
             Generator::from_source(version, source)
         }
         None => Generator::new(version),

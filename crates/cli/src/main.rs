@@ -15,6 +15,7 @@ mod config_file;
 mod demo;
 mod exit;
 mod generate;
+mod metrics;
 mod mock_cmd;
 mod registries;
 mod run;
@@ -99,6 +100,19 @@ struct Cli {
     #[arg(long, global = true, env = "CXONE_UUID_LOG", value_name = "FILTER")]
     log: Option<String>,
 
+    /// Shape of stderr: `text` for a person, `json` for a log shipper (one object a line:
+    /// timestamp, level, target, message and fields such as run_id, uuid, attempt). With `json`,
+    /// progress, warnings and the final error are JSON lines too.
+    #[arg(
+        long,
+        global = true,
+        env = "CXONE_UUID_LOG_FORMAT",
+        value_enum,
+        default_value_t = exit::LogFormat::Text,
+        value_name = "FORMAT"
+    )]
+    log_format: exit::LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -180,9 +194,16 @@ fn main() -> ExitCode {
             .try_get_matches_from(argv)
             .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m).map(|c| (c, m)))
     };
-    // clap prints help/version to stdout with exit 0, and usage errors with exit 2.
+    // clap prints help/version to stdout with exit 0, and usage errors with exit 2; asked for
+    // JSON stderr, a usage error is one JSON line too.
     let clap_exit = |e: clap::Error| {
-        let _ = e.print();
+        if e.use_stderr() && exit::json_requested() {
+            exit::init_logging(None, exit::LogFormat::Json);
+            let text = e.render().to_string();
+            exit::error(text.trim().trim_start_matches("error: "));
+        } else {
+            let _ = e.print();
+        }
         ExitCode::from(if e.use_stderr() { 2 } else { 0 })
     };
     let cli = match parse(&argv) {
@@ -194,17 +215,20 @@ fn main() -> ExitCode {
                 Ok((cli, _)) => cli,
                 Err(e) => return clap_exit(e),
             },
-            Err(e) => return exit::report(&e),
+            Err(e) => {
+                exit::init_logging(None, cli.log_format);
+                return exit::report(&e);
+            }
         },
     };
-    exit::init_logging(cli.log.as_deref());
+    exit::init_logging(cli.log.as_deref(), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            exit::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };

@@ -17,6 +17,8 @@ use cxone_uuid_mock::{
     Provider, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
 
+use crate::exit::note;
+
 /// A command-line value that must not appear in `Debug` output.
 #[derive(Clone)]
 pub(crate) struct Hidden(String);
@@ -44,6 +46,11 @@ pub(crate) struct Args {
     /// Allow a non-loopback --bind (the mock accepts demo credentials: keep it off networks).
     #[arg(long)]
     allow_remote: bool,
+    /// Serve Prometheus metrics of what the mock received and refused at
+    /// http://HOST:PORT/metrics (`cxone_uuid_mock_*`; port 0 picks one, said on stderr). No
+    /// environment variable: `run`'s CXONE_UUID_METRICS_ADDR must not make the mock take its port.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
     /// API dialect to imitate: tutorial, genesys or cxone.
     #[arg(long, default_value = "tutorial")]
     provider: Provider,
@@ -260,9 +267,25 @@ async fn stop_signal() {
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     let addr = bind_addr(&args.bind, args.allow_remote).await?;
+    let metrics_addr = match &args.metrics_addr {
+        Some(text) => Some(crate::metrics::resolve_addr(text)?),
+        None => None,
+    };
     let server = MockServer::start(config, addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let endpoint = match metrics_addr {
+        Some(maddr) => {
+            let recorded = server.recorder();
+            let endpoint = crate::metrics::Endpoint::start(
+                maddr,
+                std::sync::Arc::new(move || crate::metrics::mock_page(&recorded())),
+            )
+            .await?;
+            Some(endpoint)
+        }
+        None => None,
+    };
 
     {
         let mut out = std::io::stdout().lock();
@@ -271,24 +294,33 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("cannot write to stdout")?;
     }
     let cfg = server.config();
-    eprintln!(
+    note(&format!(
         "mock {} provider: token endpoint {}",
         cfg.provider,
         server.token_url()
-    );
+    ));
     for line in credential_lines(&args, cfg, &server.base_url()) {
-        eprintln!("{line}");
+        note(&line);
     }
     if !cfg.script.is_empty() {
-        eprintln!("script per UUID: {}", format_script(&cfg.script));
+        note(&format!("script per UUID: {}", format_script(&cfg.script)));
     }
     if !cfg.token_script.is_empty() {
-        eprintln!("token script: {}", format_script(&cfg.token_script));
+        note(&format!(
+            "token script: {}",
+            format_script(&cfg.token_script)
+        ));
     }
-    eprintln!(
+    if let Some(endpoint) = &endpoint {
+        note(&format!(
+            "metrics: serving http://{}/metrics",
+            endpoint.addr()
+        ));
+    }
+    note(&format!(
         "recorded requests at {}/__mock/recorded; Ctrl-C to stop",
         server.base_url()
-    );
+    ));
 
     stop_signal().await;
     server.shutdown().await;

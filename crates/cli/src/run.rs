@@ -16,6 +16,8 @@ mod args;
 mod job;
 mod progress;
 mod resume;
+mod retry_failed;
+mod started;
 mod summary;
 
 pub(crate) use args::{Args, DEFAULT_AUDIT};

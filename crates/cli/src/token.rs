@@ -40,7 +40,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let info = match client.token_info().await {
         Ok(info) => info,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::exit::error(&e.to_string());
             return Ok(ExitCode::from(crate::exit::FAILURE));
         }
     };

@@ -9,7 +9,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use crate::config::{AuthMethod, ClientConfig, Provider, RateSpec};
+use crate::config::{AuthMethod, ClientConfig, OnAmbiguous, Provider, RateSpec};
 use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
 use crate::error::{Error, ErrorKind};
 use crate::http::{exchange, server_message, Answer};
@@ -53,8 +53,20 @@ pub struct ExecuteReport {
     pub retries: u32,
     /// 429 answers seen.
     pub rate_limited: u32,
-    /// Wall time from the call to the outcome, waits included.
+    /// Wall time from the call to the outcome, every wait included (pacer, token, backoff).
     pub latency: Duration,
+    /// The server's part: from each attempt's request being written to its answer read, summed
+    /// over the attempts. Waits between attempts (backoff, Retry-After), the pacer and fetching a
+    /// token are excluded, so `--rate 20` against an instant server reports about 0, not 50 ms.
+    pub server_latency: Duration,
+    /// Time held back by the client's own pacer (`--rate`), summed over the attempts. With N
+    /// requests in flight, each queues here behind the others (about N pacer intervals); the
+    /// time a caller keeps a UUID before calling (its backlog) is not in it.
+    pub wait: Duration,
+    /// Attempts whose outcome on the server is unknown: a timeout or a connection lost after the
+    /// request may have been written, or a 500/502/504 (the action may have run). The
+    /// Idempotency-Key makes their retries safe; the count says how often it was needed.
+    pub ambiguous: u32,
     /// The last answer's request id, for support: Genesys's `ININ-Correlation-Id` (else the
     /// error body's `contextId`), other platforms' `X-Request-Id` or `X-Correlation-Id`.
     pub correlation_id: Option<String>,
@@ -93,6 +105,9 @@ struct Counters {
     http_status: Option<u16>,
     retries: u32,
     rate_limited: u32,
+    server: Duration,
+    wait: Duration,
+    ambiguous: u32,
     correlation_id: Option<String>,
 }
 
@@ -215,6 +230,9 @@ impl Client {
             retries: c.retries,
             rate_limited: c.rate_limited,
             latency: start.elapsed(),
+            server_latency: c.server,
+            wait: c.wait,
+            ambiguous: c.ambiguous,
             correlation_id: c.correlation_id,
         }
     }
@@ -372,6 +390,23 @@ impl Client {
     }
 }
 
+/// How a UUID ended by `--on-ambiguous fail` begins its error, so the trail says it and
+/// `--retry-failed` leaves it alone.
+pub const AMBIGUOUS_PREFIX: &str = "may have executed";
+
+/// Whether an attempt's outcome on the server is unknown (see [`ExecuteReport::ambiguous`]): a
+/// refused connection never reached the server, every other transport failure may have.
+fn is_ambiguous(answer: &Result<Answer, Error>) -> bool {
+    match answer {
+        Ok(a) => matches!(a.status, 500 | 502 | 504),
+        Err(e) => match e.kind() {
+            ErrorKind::Timeout => true,
+            ErrorKind::Transport => !e.to_string().contains(": connection failed: "),
+            _ => false,
+        },
+    }
+}
+
 /// The execute call's side of the retry driver: a token, the rate limiter and one POST per
 /// attempt; a 401 refreshes the token once, a 429 slows the limiter, and the final error says
 /// what the server answered last.
@@ -402,12 +437,39 @@ impl RetryLogic for ExecuteLogic<'_> {
             .map_err(|e| stop(self.client.hinted(e)))?;
         self.token_generation = Some(token.generation);
         let req = i.dialect.prepare(&self.uuid).map_err(stop)?;
+        let paced = tokio::time::Instant::now();
         let ticket = i.rate.acquire().await;
+        let sent = tokio::time::Instant::now();
+        self.counters.wait += sent - paced;
         self.counters.attempts += 1;
         let answer = self
             .client
             .send(&req, token.secret.expose_secret(), &self.uuid)
             .await;
+        self.counters.server += sent.elapsed();
+        if is_ambiguous(&answer) {
+            self.counters.ambiguous += 1;
+            if i.config.on_ambiguous == OnAmbiguous::Fail {
+                // Retrying could run the action twice: stop here, saying so.
+                let (kind, what) = match &answer {
+                    Ok(a) => {
+                        self.counters.http_status = Some(a.status);
+                        self.counters.correlation_id = i.dialect.correlation_id(&a.ids, &a.body);
+                        (ErrorKind::Server, format!("HTTP {}", a.status))
+                    }
+                    Err(e) => (e.kind(), e.to_string()),
+                };
+                return Err(Attempted {
+                    failure: None,
+                    error: Error::new(
+                        kind,
+                        format!(
+                            "{AMBIGUOUS_PREFIX}: check the target before resubmitting ({what}; --on-ambiguous fail)"
+                        ),
+                    ),
+                });
+            }
+        }
         let (failure, body, error) = match answer {
             Ok(answer) => {
                 let status = answer.status;
@@ -469,7 +531,7 @@ impl RetryLogic for ExecuteLogic<'_> {
 
     fn on_retry(&mut self, attempt: u32, wait: Duration) {
         self.counters.retries += 1;
-        tracing::debug!(uuid = %self.uuid, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+        tracing::debug!(uuid = %self.uuid, attempt, backoff_ms = wait.as_millis() as u64, "retrying");
     }
 
     fn give_up(&mut self, last: Error, failure: Failure, why: GiveUp, _attempts: u32) -> Error {

@@ -38,12 +38,12 @@ mod template;
 mod token;
 
 pub use config::{
-    AuthMethod, ClientConfig, ClientConfigBuilder, CxoneAuth, CxoneConfig, GenesysConfig, Provider,
-    ProviderConfig, RateSpec, TutorialConfig,
+    AuthMethod, ClientConfig, ClientConfigBuilder, CxoneAuth, CxoneConfig, GenesysConfig,
+    OnAmbiguous, Provider, ProviderConfig, RateSpec, TutorialConfig,
 };
 pub use dialect::{Dialect, Endpoints, Outputs};
 pub use error::{ClientError, Error, ErrorKind, ExecuteError};
-pub use execute::{Client, ExecuteReport, TokenInfo};
+pub use execute::{Client, ExecuteReport, TokenInfo, AMBIGUOUS_PREFIX};
 pub use http::MAX_BODY;
 pub use retry::{RetryBudget, RetryPolicy};
 pub use setting::Setting;

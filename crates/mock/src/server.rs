@@ -147,6 +147,13 @@ impl MockServer {
         self.state.snapshot()
     }
 
+    /// A handle that takes a snapshot like [`MockServer::recorded`] and outlives a borrow of
+    /// the server: what a metrics endpoint serving the mock's counts calls on each scrape.
+    pub fn recorder(&self) -> impl Fn() -> Recorded + Send + Sync + 'static {
+        let state = self.state.clone();
+        move || state.snapshot()
+    }
+
     /// The access tokens issued so far, for tests that scan output and audit files for a
     /// leaked token. (Tokens are secrets everywhere else: nothing here logs them.)
     pub fn issued_tokens(&self) -> Vec<String> {

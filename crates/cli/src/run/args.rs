@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cxone_uuid_audit::SyncMode;
 
@@ -23,8 +24,10 @@ Examples:
   cxone-uuid run --provider genesys --region mypurecloud.ie --flatten --echo-field record.id
   cxone-uuid run --provider cxone --cxone-auth access-key --area na1 \\
     --execute-path /incontactapi/services/v31.0/scripts/start --body-template TEMPLATE
+  cxone-uuid --log-format json run -n 100000 --metrics-addr 127.0.0.1:9464 --metrics-hold 30
 
-Exit codes: 0 all succeeded, 1 any failed or the run stopped, 2 usage/configuration, 130 Ctrl-C.";
+Exit codes: 0 all succeeded, 1 any failed or the run stopped, 2 usage/configuration (nothing sent),
+130/143/129 stopped by Ctrl-C/SIGTERM/SIGHUP after draining.";
 
 /// Where and how the audit trail is written.
 #[derive(clap::Args, Debug, Clone)]
@@ -95,6 +98,38 @@ fn parse_sync(text: &str) -> anyhow::Result<SyncMode> {
     }
 }
 
+/// How a long run can be watched: metrics endpoint and progress lines.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ObserveArgs {
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts (port 0 picks
+    /// one; the address is said on stderr). A non-loopback address is served with a warning:
+    /// the endpoint has no authentication.
+    #[arg(long, env = "CXONE_UUID_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<String>,
+
+    /// Keep the metrics endpoint up this many seconds after the run ends, so the last scrape
+    /// sees the final values.
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub(crate) metrics_hold: f64,
+
+    /// Seconds between plain progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub(crate) progress_every: f64,
+}
+
+impl ObserveArgs {
+    /// The checked durations: hold and progress interval.
+    pub(crate) fn durations(&self) -> anyhow::Result<(Duration, Duration)> {
+        let hold = Duration::try_from_secs_f64(self.metrics_hold)
+            .map_err(|_| usage("--metrics-hold must be a number of seconds, 0 or more"))?;
+        let every = Duration::try_from_secs_f64(self.progress_every)
+            .ok()
+            .filter(|d| *d >= Duration::from_millis(100))
+            .ok_or_else(|| usage("--progress-every must be at least 0.1 seconds"))?;
+        Ok((hold, every))
+    }
+}
+
 /// Output format of the summary.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutputFormat {
@@ -133,6 +168,9 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
 
+    #[command(flatten)]
+    pub(crate) observe: ObserveArgs,
+
     /// UUID version: 4 (random) or 7 (time-ordered, for users who index by UUID).
     #[arg(long, default_value = "4", value_parser = ["4", "7"])]
     pub(crate) uuid_version: String,
@@ -150,6 +188,20 @@ pub(crate) struct Args {
     /// same Idempotency-Key), instead of generating new ones.
     #[arg(long)]
     pub(crate) resume: bool,
+
+    /// Submit again the UUIDs the audit trail shows as failed without running the action (429
+    /// or 5xx after every retry, no answer at all), same UUID and Idempotency-Key, to the
+    /// recorded action; 4xx refusals and "may have executed" failures stay failed. With
+    /// --resume, the pending ones go too.
+    #[arg(long)]
+    pub(crate) retry_failed: bool,
+
+    /// An attempt whose outcome is unknown (a timeout or a connection lost after the request
+    /// was written, 500, 502, 504) may have run the action, and neither Genesys nor CXone
+    /// honours an idempotency key: `retry` it anyway (the action must tolerate a second run
+    /// for one UUID), or `fail` the UUID as "may have executed", which nothing resends.
+    #[arg(long, value_name = "retry|fail", default_value = "retry", value_parser = ["retry", "fail"])]
+    pub(crate) on_ambiguous: String,
 
     /// TESTS ONLY: replace the CSPRNG with a deterministic source (e.g. repeat:SEED:PERIOD).
     #[arg(long, hide = true, value_name = "SPEC")]

@@ -13,12 +13,14 @@ use cxone_uuid_core::{Generator, UniqueGenerator, UuidVersion};
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::args::{Args, OutputFormat};
 use super::progress::Progress;
 use super::summary::{Summary, Tally};
 use crate::exit::{usage, FAILURE};
+use crate::metrics::{Endpoint, RunMetrics};
 use crate::settings::client_error;
 use crate::signals::{StopSignal, StopSignals};
 
@@ -30,52 +32,6 @@ const MIN_STAGE: usize = 64;
 /// Longest a write-ahead sync waits for more records to share it. The stage is made durable
 /// well ahead of need, so the delay is hidden unless the stage runs dry.
 const GROUP_COMMIT_DELAY: Duration = Duration::from_millis(2);
-
-/// The run's settings for `run_started`: what a compliance reader needs to know how the run was
-/// made. Built field by field from the configuration so a secret can never slip in.
-fn settings_of(config: &ClientConfig) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("provider".into(), json!(config.provider_kind().as_str()));
-    m.insert("base_url".into(), json!(config.base_url));
-    m.insert("token_url".into(), json!(config.token_url));
-    match &config.provider {
-        ProviderConfig::Cxone(x) => {
-            m.insert("issuer".into(), json!(x.issuer));
-            m.insert("execute_path".into(), json!(x.execute_path));
-        }
-        ProviderConfig::Genesys(g) if g.region.is_some() => {
-            m.insert("region".into(), json!(g.region));
-        }
-        _ => {}
-    }
-    m.insert(
-        "auth_method".into(),
-        json!(format!("{:?}", config.effective_auth_method()).to_lowercase()),
-    );
-    m.insert("scope".into(), json!(config.scope));
-    m.insert("input_name".into(), json!(config.input_name));
-    m.insert(
-        "extra_inputs".into(),
-        json!(config
-            .extra_inputs
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect::<Vec<_>>()),
-    );
-    m.insert(
-        "max_retry_after_s".into(),
-        json!(config.max_retry_after.as_secs_f64()),
-    );
-    m.insert(
-        "backoff_base_s".into(),
-        json!(config.backoff_base.as_secs_f64()),
-    );
-    m.insert(
-        "backoff_cap_s".into(),
-        json!(config.backoff_cap.as_secs_f64()),
-    );
-    m
-}
 
 /// What a submission task hands back.
 struct Done {
@@ -94,12 +50,33 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Runs the job with a ready client configuration; `demo` calls this with the in-process mock.
+///
+/// Everything it logs is inside the `run` span, whose `run_id` field is set once the id is
+/// drawn, so a JSON log line carries the run it belongs to.
 pub(crate) async fn execute_job(
+    args: Args,
+    config: ClientConfig,
+    banner: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    // `error` level: the span must exist whatever the filter shows, or warnings lose the run id.
+    let span = tracing::error_span!("run", run_id = tracing::field::Empty);
+    execute_job_in(args, config, banner, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn execute_job_in(
     args: Args,
     mut config: ClientConfig,
     banner: Option<String>,
+    span: tracing::Span,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let (metrics_hold, progress_every) = args.observe.durations()?;
+    let metrics_addr = match &args.observe.metrics_addr {
+        Some(text) => Some(crate::metrics::resolve_addr(text)?),
+        None => None,
+    };
     let version = match args.uuid_version.as_str() {
         "7" => UuidVersion::V7,
         _ => UuidVersion::V4,
@@ -109,14 +86,30 @@ pub(crate) async fn execute_job(
     // Before anything is read, sent or written: a second writer would fork the chain.
     let _locks =
         crate::trail_lock::lock_specs(&args.audit.audit, &args.s3, "choose another --audit path")?;
-    if args.count == 0 && !args.resume {
+    // Resubmitting (pending or failed UUIDs of the trail) instead of generating new ones.
+    let resubmitting = args.resume || args.retry_failed;
+    if args.count == 0 && !resubmitting {
         return Err(usage("--count must be at least 1"));
     }
+    config.on_ambiguous = args
+        .on_ambiguous
+        .parse()
+        .map_err(|e: cxone_uuid_client::Error| usage(e.to_string()))?;
     // Pending UUIDs go to the action the trail recorded for them (see resume.rs).
-    let pending: Vec<Uuid> = if args.resume {
-        let recorded = crate::sinks::pending_submissions(&args.audit.audit, &args.s3)
-            .await
-            .context("cannot read the audit trail to resume")?;
+    let pending: Vec<Uuid> = if resubmitting {
+        let mut recorded = Vec::new();
+        if args.resume {
+            recorded = crate::sinks::pending_submissions(&args.audit.audit, &args.s3)
+                .await
+                .context("cannot read the audit trail to resume")?;
+        }
+        if args.retry_failed {
+            let selection = super::retry_failed::select(&args.audit.audit, &args.s3)
+                .await
+                .context("cannot read the audit trail for --retry-failed")?;
+            crate::exit::note(&selection.note());
+            recorded.extend(selection.retry);
+        }
         super::resume::bind(&mut config, recorded)?
             .into_iter()
             .map(|p| p.uuid)
@@ -131,9 +124,9 @@ pub(crate) async fn execute_job(
     let registry = crate::registries::open_with(&args.registry, args.count).await?;
     let source = match &args.test_entropy {
         Some(spec) => {
-            eprintln!(
-                "warning: --test-entropy {spec}: UUIDs come from a deterministic TEST source, not a CSPRNG"
-            );
+            crate::exit::warn(&format!(
+                "--test-entropy {spec}: UUIDs come from a deterministic TEST source, not a CSPRNG"
+            ));
             Some(
                 cxone_uuid_core::test_source(spec)
                     .map_err(|e| usage(format!("--test-entropy {spec:?}: {e}")))?,
@@ -170,26 +163,50 @@ pub(crate) async fn execute_job(
     );
 
     let run_id = Uuid::now_v7();
+    span.record("run_id", tracing::field::display(run_id));
+    let metrics = Arc::new(RunMetrics::new(&run_id.to_string(), provider.as_str()));
+    metrics
+        .concurrency_limit
+        .set(i64::from(args.transport.concurrency));
+    // Bound before the first record, so a taken port stops the run before anything is written.
+    let endpoint = match metrics_addr {
+        Some(addr) => {
+            let m = metrics.clone();
+            let c = client.clone();
+            let fixed = match config.rate {
+                cxone_uuid_client::RateSpec::PerSecond(r) => Some(r),
+                _ => None,
+            };
+            let endpoint = Endpoint::start(
+                addr,
+                Arc::new(move || {
+                    // Read at scrape time: the adaptive target moves between outcomes.
+                    m.rate_limit
+                        .set(fixed.or_else(|| c.rate_target()).unwrap_or(0.0));
+                    m.render()
+                }),
+            )
+            .await?;
+            crate::exit::note(&format!(
+                "metrics: serving http://{}/metrics",
+                endpoint.addr()
+            ));
+            Some(endpoint)
+        }
+        None => None,
+    };
     let action_id = match &config.provider {
         ProviderConfig::Cxone(x) => x.execute_path.clone(),
         other => other.action_id().map(str::to_string),
     }
     .unwrap_or_default();
-    let mut settings = Map::new();
-    settings.insert("tool_version".into(), json!(env!("CARGO_PKG_VERSION")));
-    settings.insert("count".into(), json!(args.count));
-    settings.insert("resume".into(), json!(args.resume));
-    settings.insert("pending".into(), json!(pending.len()));
-    settings.insert("uuid_version".into(), json!(args.uuid_version));
-    settings.insert("concurrency".into(), json!(args.transport.concurrency));
-    settings.insert("rate".into(), json!(args.transport.rate));
-    settings.insert("max_retries".into(), json!(args.transport.max_retries));
-    settings.insert("timeout_s".into(), json!(args.transport.timeout));
-    settings.insert("registry".into(), json!(registry.describe()));
-    settings.insert("audit".into(), json!(sink_names));
-    settings.insert("audit_sync".into(), json!(args.audit.audit_sync));
-    settings.insert("test_entropy".into(), json!(args.test_entropy.is_some()));
-    settings.extend(settings_of(&config));
+    let settings = super::started::run_settings(
+        &args,
+        &config,
+        pending.len(),
+        &registry.describe(),
+        &sink_names,
+    );
     let mut ev = AuditEvent::new(EventKind::RunStarted, run_id);
     ev.action_id = Some(action_id.clone());
     ev.metadata = Some(settings);
@@ -197,9 +214,10 @@ pub(crate) async fn execute_job(
         .record_durable(ev)
         .await
         .context("cannot write the audit trail")?;
+    metrics.audit_events.inc();
 
     if let Some(banner) = banner {
-        eprintln!("{banner}");
+        crate::exit::note(&banner);
     }
 
     // 0 while running; the exit code of the stop signal once one came.
@@ -212,36 +230,47 @@ pub(crate) async fn execute_job(
         let interrupt = interrupt.clone();
         let halt = halt.clone();
         let mut signals = StopSignals::new();
-        tokio::spawn(async move {
-            let first = signals.recv().await;
-            if first == StopSignal::Interrupt {
-                eprintln!("interrupted: finishing requests in flight, then writing the summary");
-            } else {
-                eprintln!(
-                    "received {}: finishing requests in flight, then writing the summary",
-                    first.name()
-                );
-            }
-            interrupted.store(first.exit_code(), Ordering::SeqCst);
-            halt.store(true, Ordering::SeqCst);
-            interrupt.notify_waiters();
-            let second = signals.recv().await;
-            eprintln!(
+        tokio::spawn(
+            async move {
+                let first = signals.recv().await;
+                if first == StopSignal::Interrupt {
+                    crate::exit::note(
+                        "interrupted: finishing requests in flight, then writing the summary",
+                    );
+                } else {
+                    crate::exit::note(&format!(
+                        "received {}: finishing requests in flight, then writing the summary",
+                        first.name()
+                    ));
+                }
+                interrupted.store(first.exit_code(), Ordering::SeqCst);
+                halt.store(true, Ordering::SeqCst);
+                interrupt.notify_waiters();
+                let second = signals.recv().await;
+                crate::exit::note(&format!(
                 "received {} again: stopping at once; UUIDs staged but not answered stay pending, \
                  and run --resume with the same --audit sends them",
                 second.name()
-            );
-            std::process::exit(i32::from(second.exit_code()));
-        });
+            ));
+                std::process::exit(i32::from(second.exit_code()));
+            }
+            .in_current_span(),
+        );
     }
 
-    let total = if args.resume {
+    let total = if resubmitting {
         pending.len() as u64
     } else {
         args.count
     };
-    let quiet = args.output == OutputFormat::Json && !std::io::stderr().is_terminal();
-    let mut progress = Progress::new(total, quiet);
+    // A piped `--output json` run stays quiet on stderr, unless stderr is JSON lines too.
+    let quiet = args.output == OutputFormat::Json
+        && !std::io::stderr().is_terminal()
+        && !crate::exit::json();
+    let mut progress = Progress::new(total, quiet, progress_every);
+    metrics
+        .pending
+        .set(i64::try_from(total).unwrap_or(i64::MAX));
     let mut tally = Tally::new()?;
     let client = Arc::new(client);
     let staged = Arc::new(Semaphore::new(concurrency.saturating_add(stage)));
@@ -256,11 +285,12 @@ pub(crate) async fn execute_job(
         halt,
         sending: Semaphore::new(concurrency),
         fatal: std::sync::Mutex::new(None),
+        metrics: metrics.clone(),
     });
 
     // Work list: resumed UUIDs first (already registered), otherwise freshly generated ones.
     let mut to_resume = pending.into_iter();
-    let mut remaining = if args.resume { 0 } else { args.count };
+    let mut remaining = if resubmitting { 0 } else { args.count };
     let mut batch: std::vec::IntoIter<(Uuid, f64)> = Vec::new().into_iter();
     loop {
         if interrupted.load(Ordering::SeqCst) != 0
@@ -280,6 +310,7 @@ pub(crate) async fn execute_job(
                 Ok(uuids) => {
                     let per = ms(t0.elapsed()) / uuids.len().max(1) as f64;
                     remaining -= uuids.len() as u64;
+                    metrics.generated.inc_by(uuids.len() as u64);
                     for u in &uuids {
                         let mut ev = AuditEvent::new(EventKind::UuidGenerated, run_id);
                         ev.uuid = Some(*u);
@@ -293,6 +324,7 @@ pub(crate) async fn execute_job(
                             .record(ev)
                             .await
                             .context("cannot write the audit trail")?;
+                        metrics.audit_events.inc();
                     }
                     batch = uuids
                         .into_iter()
@@ -317,12 +349,22 @@ pub(crate) async fn execute_job(
             _ = interrupt.notified() => break,
         };
         let ctx = ctx.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            ctx.submit(uuid, gen_ms, resumed).await
-        });
+        tasks.spawn(
+            async move {
+                let _permit = permit;
+                ctx.submit(uuid, gen_ms, resumed).await
+            }
+            .in_current_span(),
+        );
         while let Some(joined) = tasks.try_join_next() {
-            handle(joined, &mut tally, &mut progress, &mut stop);
+            handle(
+                joined,
+                &mut tally,
+                &mut progress,
+                &mut stop,
+                &metrics,
+                total,
+            );
         }
     }
     loop {
@@ -333,7 +375,14 @@ pub(crate) async fn execute_job(
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        handle(joined, &mut tally, &mut progress, &mut stop);
+        handle(
+            joined,
+            &mut tally,
+            &mut progress,
+            &mut stop,
+            &metrics,
+            total,
+        );
     }
     progress.finish();
     if stop.is_none() && ctx.abort.load(Ordering::SeqCst) {
@@ -367,20 +416,36 @@ pub(crate) async fn execute_job(
     ev.metadata = Some(summary.finished_metadata());
     let audit_result = async {
         writer.record_durable(ev).await?;
+        metrics.audit_events.inc();
         writer.close().await
     }
     .await;
 
     summary.print(args.output, &sink_names);
+    if let Some(endpoint) = endpoint {
+        if !metrics_hold.is_zero() {
+            crate::exit::note(&format!(
+                "metrics: keeping http://{}/metrics up for {} s (--metrics-hold)",
+                endpoint.addr(),
+                metrics_hold.as_secs_f64()
+            ));
+            // A stop signal during the hold ends it: the run itself is already over.
+            tokio::select! {
+                _ = tokio::time::sleep(metrics_hold) => {}
+                _ = interrupt.notified() => {}
+            }
+        }
+        drop(endpoint);
+    }
     if let Err(e) = audit_result {
-        eprintln!("error: the audit trail could not be completed: {e}");
+        crate::exit::error(&format!("the audit trail could not be completed: {e}"));
         return Ok(ExitCode::from(FAILURE));
     }
     if was_interrupted {
         return Ok(ExitCode::from(signal_code));
     }
     if let Some(why) = &stop {
-        eprintln!("error: {why}");
+        crate::exit::error(why);
         return Ok(ExitCode::from(FAILURE));
     }
     Ok(if tally.failed == 0 {
@@ -395,14 +460,21 @@ fn handle(
     tally: &mut Tally,
     progress: &mut Progress,
     stop: &mut Option<String>,
+    metrics: &RunMetrics,
+    total: u64,
 ) {
     match joined {
         Ok(done) => {
             // A UUID that was sent is counted even when its outcome could not be recorded.
+            // The metrics are counted here, next to the tally, so the two cannot disagree.
             if let Some(report) = &done.report {
                 tally.add(done.uuid, report);
-                progress.inc(tally.failed);
+                metrics.observe(report);
+                progress.inc(tally.failed, tally.rate_limited);
             }
+            metrics
+                .pending
+                .set(i64::try_from(total.saturating_sub(tally.answered())).unwrap_or(i64::MAX));
             if done.pending {
                 tally.pending += 1;
             }
@@ -430,6 +502,7 @@ struct TaskCtx {
     sending: Semaphore,
     /// The first error that stops the whole run (bad credentials, failed discovery).
     fatal: std::sync::Mutex<Option<String>>,
+    metrics: Arc<RunMetrics>,
 }
 
 impl TaskCtx {
@@ -443,7 +516,11 @@ impl TaskCtx {
             ev.metadata = Some(md);
         }
         // Write-ahead: the record is durable before the UUID leaves the machine.
-        if let Err(e) = self.writer.record_durable(ev).await {
+        let durable = self.writer.record_durable(ev).await;
+        if durable.is_ok() {
+            self.metrics.audit_events.inc();
+        }
+        if let Err(e) = durable {
             return Done {
                 uuid,
                 report: None,
@@ -466,8 +543,30 @@ impl TaskCtx {
             return not_sent;
         }
 
-        let report = self.client.execute(uuid).await;
-        let exec_ms = ms(report.latency);
+        self.metrics.submitted.inc();
+        self.metrics.in_flight.inc();
+        let report = self
+            .client
+            .execute(uuid)
+            .instrument(tracing::error_span!("uuid", %uuid))
+            .await;
+        self.metrics.in_flight.dec();
+        if report.attempts == 0 {
+            if let Err(e) = &report.outcome {
+                // Nothing left the machine (no token, say): the UUID is not failed but unsent,
+                // so it stays pending in the trail for --resume, and the run stops, since
+                // whatever kept this one from being sent keeps every other one too.
+                if let Ok(mut first) = self.fatal.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+                self.abort.store(true, Ordering::SeqCst);
+                self.halt.store(true, Ordering::SeqCst);
+                return not_sent;
+            }
+        }
+        // Server latency only: the pacer's wait and the backoff between attempts are not the
+        // platform's time (the summary reports the wait as `wait_ms`).
+        let exec_ms = ms(report.server_latency);
         let kind = if report.outcome.is_ok() {
             EventKind::ActionExecuted
         } else {
@@ -479,6 +578,9 @@ impl TaskCtx {
         ev.attempts = Some(report.attempts);
         ev.http_status = report.http_status;
         ev.execution_latency_ms = Some(exec_ms);
+        ev.wait_ms = Some(ms(report.wait));
+        // Attempts that may have run the action (neither platform honours an idempotency key).
+        ev.ambiguous_attempts = (report.ambiguous > 0).then_some(report.ambiguous);
         ev.generation_latency_ms = gen_ms;
         ev.total_latency_ms = Some(((exec_ms + gen_ms.unwrap_or(0.0)) * 1000.0).round() / 1000.0);
         ev.correlation_id = report.correlation_id.clone();
@@ -492,10 +594,11 @@ impl TaskCtx {
                 self.halt.store(true, Ordering::SeqCst);
             }
         }
-        let audit_error = self
-            .writer
-            .record(ev)
-            .await
+        let recorded = self.writer.record(ev).await;
+        if recorded.is_ok() {
+            self.metrics.audit_events.inc();
+        }
+        let audit_error = recorded
             .err()
             .map(|e| format!("cannot write the audit trail: {e}"));
         Done {

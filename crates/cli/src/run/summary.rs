@@ -20,9 +20,14 @@ pub(super) struct Tally {
     /// Made durable but never sent: left for `run --resume`.
     pub(super) pending: u64,
     retries: u64,
-    rate_limited: u64,
+    pub(super) rate_limited: u64,
+    /// UUIDs with at least one attempt whose outcome on the server is unknown.
+    ambiguous: u64,
     errors: Vec<(Uuid, String, Option<String>)>,
+    /// Server latency per UUID (request written to answer, retry waits excluded).
     latency_us: hdrhistogram::Histogram<u64>,
+    /// Time per UUID held back by the client's own pacer and concurrency limit.
+    wait_us: hdrhistogram::Histogram<u64>,
 }
 
 impl Tally {
@@ -33,18 +38,29 @@ impl Tally {
             pending: 0,
             retries: 0,
             rate_limited: 0,
+            ambiguous: 0,
             errors: Vec::new(),
             // 1 µs .. 1 hour at 3 significant digits: constant memory whatever n is.
             latency_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .context("cannot create the latency histogram")?,
+            wait_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .context("cannot create the wait histogram")?,
         })
     }
 
+    /// UUIDs with an outcome so far.
+    pub(super) fn answered(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    /// Counts one UUID's outcome.
     pub(super) fn add(&mut self, uuid: Uuid, report: &ExecuteReport) {
         self.retries += u64::from(report.retries);
         self.rate_limited += u64::from(report.rate_limited);
-        let us = u64::try_from(report.latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(us.max(1));
+        self.ambiguous += u64::from(report.ambiguous > 0);
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latency_us.saturating_record(us(report.server_latency));
+        self.wait_us.saturating_record(us(report.wait));
         match &report.outcome {
             Ok(_) => self.succeeded += 1,
             Err(e) => {
@@ -64,6 +80,9 @@ impl Tally {
 #[derive(Serialize, Debug)]
 pub(super) struct Summary {
     aborted: bool,
+    /// UUIDs with at least one attempt that may have run the action (timeout or connection
+    /// lost after sending, 500/502/504): their trail events carry `ambiguous_attempts`.
+    ambiguous: u64,
     collision_probability: f64,
     duplicates: u64,
     elapsed_s: f64,
@@ -79,9 +98,14 @@ pub(super) struct Summary {
     succeeded: u64,
     throughput_per_s: f64,
     uniqueness_rate: f64,
+    wait_ms: Latency,
+    /// UUIDs this run generated (none on `--resume`): the collision probability is about them.
+    #[serde(skip)]
+    generated: u64,
 }
 
-/// Request latency in milliseconds over the UUIDs sent (alphabetical, as [`Summary`]).
+/// Milliseconds per UUID sent: server latency (`latency_ms`) or client-side wait (`wait_ms`)
+/// (alphabetical, as [`Summary`]).
 #[derive(Serialize, Debug)]
 struct Latency {
     avg: f64,
@@ -102,6 +126,33 @@ struct Failure {
     uuid: String,
 }
 
+impl Latency {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p) as f64 / 1000.0
+            }
+        };
+        Self {
+            avg: if h.is_empty() {
+                0.0
+            } else {
+                (h.mean() / 1000.0 * 1000.0).round() / 1000.0
+            },
+            max: if h.is_empty() {
+                0.0
+            } else {
+                h.max() as f64 / 1000.0
+            },
+            p50: q(0.50),
+            p95: q(0.95),
+            p99: q(0.99),
+        }
+    }
+}
+
 impl Summary {
     /// Freezes the counters at the end of a run; `requested` is what the run set out to send.
     pub(super) fn new(
@@ -112,18 +163,11 @@ impl Summary {
         stop: Option<&str>,
         interrupted: bool,
     ) -> Self {
-        let h = &tally.latency_us;
-        let q = |p: f64| {
-            if h.is_empty() {
-                0.0
-            } else {
-                h.value_at_quantile(p) as f64 / 1000.0
-            }
-        };
         let completed = tally.succeeded + tally.failed;
         let secs = elapsed.as_secs_f64();
         Self {
             aborted: stop.is_some() || interrupted,
+            ambiguous: tally.ambiguous,
             collision_probability: collision_probability(stats.unique as f64),
             duplicates: stats.duplicates,
             elapsed_s: (secs * 1000.0).round() / 1000.0,
@@ -137,21 +181,7 @@ impl Summary {
                 })
                 .collect(),
             failed: tally.failed,
-            latency_ms: Latency {
-                avg: if h.is_empty() {
-                    0.0
-                } else {
-                    (h.mean() / 1000.0 * 1000.0).round() / 1000.0
-                },
-                max: if h.is_empty() {
-                    0.0
-                } else {
-                    h.max() as f64 / 1000.0
-                },
-                p50: q(0.50),
-                p95: q(0.95),
-                p99: q(0.99),
-            },
+            latency_ms: Latency::of(&tally.latency_us),
             not_submitted: requested.saturating_sub(completed),
             pending: tally.pending,
             rate_limited: tally.rate_limited,
@@ -165,6 +195,8 @@ impl Summary {
                 0.0
             },
             uniqueness_rate: stats.uniqueness_rate(),
+            wait_ms: Latency::of(&tally.wait_us),
+            generated: stats.unique,
         }
     }
 
@@ -177,6 +209,9 @@ impl Summary {
         md.insert("retries".into(), json!(self.retries));
         md.insert("rate_limited".into(), json!(self.rate_limited));
         md.insert("duplicates".into(), json!(self.duplicates));
+        md.insert("pending".into(), json!(self.pending));
+        md.insert("not_submitted".into(), json!(self.not_submitted));
+        md.insert("ambiguous".into(), json!(self.ambiguous));
         md
     }
 
@@ -185,45 +220,70 @@ impl Summary {
         match output {
             OutputFormat::Json => match serde_json::to_string(self) {
                 Ok(line) => println!("{line}"),
-                Err(e) => eprintln!("error: cannot write the summary as JSON: {e}"),
+                Err(e) => crate::exit::error(&format!("cannot write the summary as JSON: {e}")),
             },
             OutputFormat::Text => self.print_text(sinks),
         }
         // Said in both formats, on stderr: the one thing left to do after a stopped run.
-        if self.pending > 0 {
-            eprintln!(
+        if self.pending > 0 && sinks != "none" {
+            crate::exit::note(&format!(
                 "{} UUIDs are recorded as submitted but were not sent: `cxone-uuid run --resume` with the same --audit ({sinks}) sends them",
                 self.pending
-            );
+            ));
+        } else if self.pending > 0 {
+            crate::exit::note(&format!(
+                "{} UUIDs were not sent, and with --audit none nothing recorded them: they cannot be resumed (a run with an --audit trail can)",
+                self.pending
+            ));
         }
     }
 
     fn print_text(&self, sinks: &str) {
         let l = &self.latency_ms;
-        println!(
+        let w = &self.wait_ms;
+        // Every count the JSON has that is not zero: a stopped run's pending and unsent UUIDs
+        // are what the reader must act on.
+        let mut counts = format!(
             "requested {}  succeeded {}  failed {}  retries {}  rate-limited {}",
             self.requested, self.succeeded, self.failed, self.retries, self.rate_limited
         );
+        for (name, n) in [
+            ("pending", self.pending),
+            ("not submitted", self.not_submitted),
+            ("ambiguous", self.ambiguous),
+        ] {
+            if n > 0 {
+                counts.push_str(&format!("  {name} {n}"));
+            }
+        }
+        println!("{counts}");
+        let collision = if self.collision_probability.is_finite() && self.generated > 0 {
+            format!(
+                "{:e} (that any two UUIDs this run generated collide by chance)",
+                self.collision_probability
+            )
+        } else {
+            "n/a (this run generated no UUID)".to_string()
+        };
         println!(
-            "duplicates {}  uniqueness rate {}  collision probability {:e}",
+            "duplicates {}  uniqueness rate {}  collision probability {collision}",
             self.duplicates,
             as_json(self.uniqueness_rate),
-            // What JSON cannot hold (not finite) was printed as 0 when this read the JSON back.
-            if self.collision_probability.is_finite() {
-                self.collision_probability
-            } else {
-                0.0
-            }
         );
         println!(
-            "elapsed {} s  throughput {} /s  latency ms: avg {} p50 {} p95 {} p99 {} max {}",
+            "elapsed {} s  throughput {} /s  latency ms: avg {} p50 {} p95 {} p99 {} max {}  wait ms: avg {} p50 {} p95 {} p99 {} max {}",
             as_json(self.elapsed_s),
             as_json(self.throughput_per_s),
             as_json(l.avg),
             as_json(l.p50),
             as_json(l.p95),
             as_json(l.p99),
-            as_json(l.max)
+            as_json(l.max),
+            as_json(w.avg),
+            as_json(w.p50),
+            as_json(w.p95),
+            as_json(w.p99),
+            as_json(w.max)
         );
         for e in self.errors.iter().take(20) {
             println!("failed {}: {}", e.uuid, e.error);

@@ -159,6 +159,8 @@ impl ClientConfigBuilder {
         with_concurrency, concurrency: usize);
     setter!(/// Sets the retry budget capacity (`None` disables it).
         with_retry_budget, retry_budget: Option<u32>);
+    setter!(/// Sets what an attempt of unknown outcome leads to.
+        with_on_ambiguous, on_ambiguous: super::OnAmbiguous);
 
     /// Returns the configuration; call [`ClientConfig::validate`] (or [`crate::Client::new`],
     /// which does) before use.

@@ -74,6 +74,35 @@ pub struct ClientConfig {
     /// Retry budget capacity (token bucket, AWS standard mode: a retry costs 5, a timeout 10,
     /// a success refunds 1). `None` disables the budget.
     pub retry_budget: Option<u32>,
+    /// What an attempt whose outcome is unknown (a timeout or a connection lost after the
+    /// request was written, 500, 502, 504) leads to.
+    pub on_ambiguous: OnAmbiguous,
+}
+
+/// Neither Genesys Cloud nor CXone honours an idempotency key, so an attempt whose outcome is
+/// unknown may have run the action; retrying it may run it twice. The choice is the user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnAmbiguous {
+    /// Retry it as any failed attempt (the tool's behaviour before the choice existed): the
+    /// action must tolerate running twice for one UUID.
+    #[default]
+    Retry,
+    /// End the UUID as failed, saying it may have executed; nothing resends it.
+    Fail,
+}
+
+impl std::str::FromStr for OnAmbiguous {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "retry" => Ok(OnAmbiguous::Retry),
+            "fail" => Ok(OnAmbiguous::Fail),
+            other => Err(Error::new(
+                crate::ErrorKind::Config,
+                format!("unknown --on-ambiguous {other:?}: use retry or fail"),
+            )),
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -96,6 +125,7 @@ impl Default for ClientConfig {
             rate: RateSpec::Auto,
             concurrency: 4,
             retry_budget: Some(500),
+            on_ambiguous: OnAmbiguous::Retry,
         }
     }
 }
