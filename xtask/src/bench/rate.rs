@@ -82,12 +82,15 @@ impl Bench {
                 a.ratio = Some(ok_rps / LIMIT_RPS);
                 a.met = Some(ok_rps / LIMIT_RPS >= GOODPUT_MIN);
                 a.note = format!(
-                    "{} succeeded in {} s incl. start-up; {} retries; latency p50 {} ms, p99 {} ms",
+                    "{} succeeded in {} s incl. start-up; {} retries; server latency p50 {} ms, \
+                     p99 {} ms; pacer wait p50 {} ms",
                     f.succeeded,
                     human(f.elapsed_s),
                     f.summary.num("retries").unwrap_or(0.0),
                     human(f.summary.num("latency_ms.p50").unwrap_or(f64::NAN)),
-                    human(f.summary.num("latency_ms.p99").unwrap_or(f64::NAN))
+                    human(f.summary.num("latency_ms.p99").unwrap_or(f64::NAN)),
+                    // Under a rate limit most of a request's time is the client's own pacing.
+                    human(f.summary.num("wait_ms.p50").unwrap_or(f64::NAN))
                 );
                 b.value = Some(share * 100.0);
                 b.ratio = Some(share);

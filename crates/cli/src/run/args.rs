@@ -112,7 +112,8 @@ pub(crate) struct ObserveArgs {
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub(crate) metrics_hold: f64,
 
-    /// Seconds between plain progress lines when stderr is not a terminal.
+    /// Seconds between progress lines (done/total, rate, ETA, failures, 429s) when stderr is not
+    /// a terminal or `--log-format json` is set; a terminal shows a bar instead.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub(crate) progress_every: f64,
 }
