@@ -208,9 +208,9 @@ impl AuditSink for JsonlSink {
     async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
         let mut g = self.lock()?;
         if g.closed {
-            return Err(AuditError::Config {
+            return Err(AuditError::Closed {
                 sink: self.describe(),
-                message: "the sink is closed".into(),
+                what: cxone_uuid_audit::Closable::Sink,
             });
         }
         let g = &mut *g;
@@ -643,10 +643,8 @@ impl AuditSource for JsonlSource {
         let mut line = Vec::with_capacity(1024);
         let chain_err = |b: cxone_uuid_audit::ChainBreak, file: Option<&Path>| AuditError::Chain {
             seq: b.seq,
-            reason: match file {
-                Some(f) => format!("{} (in {})", b.reason, f.display()),
-                None => b.reason.to_string(),
-            },
+            reason: b.reason,
+            at: file.map(|f| format!("in {}", f.display())),
         };
         while reader.next_line(&mut line).map_err(io_err(path))? {
             if let Err(b) = verifier.feed_line(&line) {
@@ -664,6 +662,7 @@ impl AuditSource for JsonlSource {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use cxone_uuid_audit::{BreakReason, CheckpointError};
     use uuid::Uuid;
 
     fn ev(i: u64) -> AuditEvent {
@@ -769,7 +768,16 @@ mod tests {
         std::fs::write(&p, cut).unwrap();
         assert!(verify(&p, None).is_ok(), "a bare chain cannot see the cut");
         let err = verify(&p, Some(key.verifying_key())).unwrap_err();
-        assert!(err.to_string().contains("tail was cut"), "{err}");
+        assert!(
+            matches!(
+                err,
+                AuditError::Chain {
+                    reason: BreakReason::Checkpoint(CheckpointError::TailCut { .. }),
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]

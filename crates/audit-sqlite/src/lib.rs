@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use cxone_uuid_audit::signing::Signing;
 use cxone_uuid_audit::{
-    AuditError, AuditEvent, AuditSink, AuditSource, EventKind, Pending, Sealer, SyncMode, Verifier,
-    VerifySummary,
+    AuditError, AuditEvent, AuditSink, AuditSource, BreakReason, EventKind, Pending, Sealer,
+    SyncMode, Verifier, VerifySummary,
 };
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension as _};
@@ -234,9 +234,9 @@ fn spec(path: &Path) -> String {
 }
 
 fn backend(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
-    move |e| AuditError::Backend {
+    move |e| AuditError::Store {
         sink: spec(path),
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -436,10 +436,10 @@ impl SqliteSink {
             if ev.seq != chain.last_seq() + 1 || ev.prev_hash != chain.head_hash() {
                 return Err(AuditError::Chain {
                     seq: ev.seq,
-                    reason: format!(
-                        "does not continue the database's chain (its head is seq {}); import into an empty database",
-                        chain.last_seq()
-                    ),
+                    reason: BreakReason::NotContinuing {
+                        head: chain.last_seq(),
+                    },
+                    at: None,
                 });
             }
             g.sealer.adopt(ev);
@@ -548,9 +548,9 @@ impl AuditSink for SqliteSink {
     async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
         let mut g = self.lock()?;
         if g.closed {
-            return Err(AuditError::Config {
+            return Err(AuditError::Closed {
                 sink: self.describe(),
-                message: "the sink is closed".into(),
+                what: cxone_uuid_audit::Closable::Sink,
             });
         }
         let g = &mut *g;
@@ -696,7 +696,8 @@ fn visit_in(
                     let seq = row.get::<_, i64>(0).unwrap_or_default() as u64;
                     return Err(AuditError::Chain {
                         seq,
-                        reason: format!("unparseable row: {e}"),
+                        reason: BreakReason::UnparseableRow(e.to_string()),
+                        at: None,
                     });
                 }
             }
@@ -1307,7 +1308,18 @@ mod tests {
         conn.execute("DELETE FROM audit_events WHERE seq > 4", [])
             .unwrap();
         let err = verify(&p, Some(key.verifying_key())).unwrap_err();
-        assert!(err.to_string().contains("tail was cut"), "{err}");
+        assert!(
+            matches!(
+                err,
+                AuditError::Chain {
+                    reason: BreakReason::Checkpoint(
+                        cxone_uuid_audit::CheckpointError::TailCut { .. }
+                    ),
+                    ..
+                }
+            ),
+            "{err}"
+        );
         conn.execute("UPDATE audit_events SET error = 'x' WHERE seq = 2", [])
             .unwrap();
         let err = verify(&p, None).unwrap_err();

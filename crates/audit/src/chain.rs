@@ -373,7 +373,32 @@ pub enum BreakReason {
     /// The line is not an audit event.
     Unparseable(String),
     /// A checkpoint's signature or linkage does not hold (only with a public key).
-    Checkpoint(String),
+    Checkpoint(crate::signing::CheckpointError),
+    /// A stored row is not an audit event (a database backend).
+    UnparseableRow(String),
+    /// An already sealed event does not continue the stored chain (an import).
+    NotContinuing {
+        /// The seq of the stored head.
+        head: u64,
+    },
+    /// Objects of an archive are missing, so seqs are missing.
+    Gaps {
+        /// How many ranges are missing.
+        count: usize,
+        /// The first seq of the first missing range.
+        first_missing: u64,
+        /// The last seq of the first missing range.
+        last_missing: u64,
+        /// The object right after the first missing range.
+        before: String,
+    },
+    /// An archive object repeats seqs another object holds.
+    Duplicate {
+        /// The object.
+        key: String,
+    },
+    /// A backend's own finding, in its words (e.g. an archive object that does not decompress).
+    Other(String),
 }
 
 impl fmt::Display for BreakReason {
@@ -393,6 +418,22 @@ impl fmt::Display for BreakReason {
             ),
             Self::Unparseable(why) => write!(f, "unparseable line: {why}"),
             Self::Checkpoint(why) => write!(f, "bad checkpoint: {why}"),
+            Self::UnparseableRow(why) => write!(f, "unparseable row: {why}"),
+            Self::NotContinuing { head } => write!(
+                f,
+                "does not continue the database's chain (its head is seq {head}); import into an empty database"
+            ),
+            Self::Gaps {
+                count,
+                first_missing,
+                last_missing,
+                before,
+            } => write!(
+                f,
+                "{count} gap(s); the first: seq {first_missing}..={last_missing} missing (object before it: {before})"
+            ),
+            Self::Duplicate { key } => write!(f, "object {key} duplicates seqs already verified"),
+            Self::Other(why) => f.write_str(why),
         }
     }
 }

@@ -19,7 +19,7 @@ pub use chain::{
     hash_event, BreakReason, Chain, ChainBreak, Verifier, VerifySummary, GENESIS_HASH,
 };
 pub use event::{now_rfc3339_micros, AuditEvent, EventKind, SCHEMA_VERSION};
-pub use signing::{Checkpointer, Sealer, SignedSummary};
-pub use sink::{AuditError, AuditSink, Fanout, SyncMode};
+pub use signing::{CheckpointError, Checkpointer, Sealer, SignedSummary};
+pub use sink::{AuditError, AuditSink, Closable, Fanout, SyncMode};
 pub use source::{AuditSource, Pending, PendingTracker};
 pub use writer::{AuditWriter, GroupCommit};

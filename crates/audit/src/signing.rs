@@ -60,6 +60,61 @@ pub enum SigningError {
     Random(String),
 }
 
+/// Why a checkpoint does not prove what it claims. Each kind says what was found, so a caller
+/// can tell a cut tail ([`CheckpointError::TailCut`]) from a wrong key or a forgery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The checkpoint's metadata lacks a field (`metadata` itself, `head_seq`, `signature`, ...).
+    #[error("checkpoint without {0}")]
+    Missing(&'static str),
+    /// Signed by another key than the one given.
+    #[error("signed by another key (public key {public_key}), not the one given")]
+    WrongKey {
+        /// The public key the checkpoint names.
+        public_key: String,
+    },
+    /// The signature field is not 64 bytes of hex.
+    #[error("signature is not 128 hex digits")]
+    MalformedSignature,
+    /// The signature does not verify: the signed fields were changed.
+    #[error("signature does not verify with this public key")]
+    BadSignature,
+    /// The checkpoint signs a head other than the event just before it.
+    #[error("signs head seq {head_seq} but sits after seq {after}")]
+    Misplaced {
+        /// The head seq it signs.
+        head_seq: u64,
+        /// The seq it sits after.
+        after: u64,
+    },
+    /// The signed time is not the event's timestamp.
+    #[error("signed time differs from the event's timestamp")]
+    TimeMismatch,
+    /// The signature chain skips or reorders checkpoints.
+    #[error("prev_signature is not the previous checkpoint's signature: checkpoints were removed or reordered")]
+    Reordered,
+    /// The checkpoint kept beside the trail is itself not valid.
+    #[error("the checkpoint kept beside the trail: {0}")]
+    Anchor(Box<CheckpointError>),
+    /// The checkpoint kept beside the trail covers more than the trail holds.
+    #[error(
+        "the latest signed checkpoint (kept beside the trail, signed {time}) covers seq {anchor_seq}, \
+         but the trail's last valid checkpoint covers seq {signed_through}: the tail was cut"
+    )]
+    TailCut {
+        /// When the anchor was signed.
+        time: String,
+        /// The seq the anchor covers.
+        anchor_seq: u64,
+        /// The seq the trail's last valid checkpoint covers.
+        signed_through: u64,
+    },
+    /// No checkpoint in the trail is signed by this key.
+    #[error("no checkpoint signed by this key: nothing in the trail is proven (was it written with --audit-signing-key?)")]
+    NoCheckpoint,
+}
+
 /// A new signing key from the operating system's random source.
 pub fn generate_signing_key() -> Result<SigningKey, SigningError> {
     use rand::TryRngCore as _;
@@ -254,19 +309,22 @@ struct Fields {
 }
 
 impl Fields {
-    fn of(ev: &AuditEvent) -> Result<Self, String> {
-        let md = ev.metadata.as_ref().ok_or("checkpoint without metadata")?;
-        let s = |k: &str| -> Result<String, String> {
+    fn of(ev: &AuditEvent) -> Result<Self, CheckpointError> {
+        let md = ev
+            .metadata
+            .as_ref()
+            .ok_or(CheckpointError::Missing("metadata"))?;
+        let s = |k: &'static str| -> Result<String, CheckpointError> {
             md.get(k)
                 .and_then(Value::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| format!("checkpoint without {k}"))
+                .ok_or(CheckpointError::Missing(k))
         };
         Ok(Self {
             head_seq: md
                 .get("head_seq")
                 .and_then(Value::as_u64)
-                .ok_or("checkpoint without head_seq")?,
+                .ok_or(CheckpointError::Missing("head_seq"))?,
             head_hash: s("head_hash")?,
             time: s("time")?,
             prev_signature: s("prev_signature")?,
@@ -275,16 +333,15 @@ impl Fields {
         })
     }
 
-    fn verify(&self, key: &VerifyingKey) -> Result<(), String> {
+    fn verify(&self, key: &VerifyingKey) -> Result<(), CheckpointError> {
         if self.public_key != hex::encode(key.as_bytes()) {
-            return Err(format!(
-                "signed by another key (public key {}), not the one given",
-                self.public_key
-            ));
+            return Err(CheckpointError::WrongKey {
+                public_key: self.public_key.clone(),
+            });
         }
         let mut sig = [0u8; 64];
         hex::decode_to_slice(&self.signature, &mut sig)
-            .map_err(|_| "signature is not 128 hex digits".to_string())?;
+            .map_err(|_| CheckpointError::MalformedSignature)?;
         let msg = signed_message(
             self.head_seq,
             &self.head_hash,
@@ -292,7 +349,7 @@ impl Fields {
             &self.prev_signature,
         );
         key.verify(&msg, &Signature::from_bytes(&sig))
-            .map_err(|_| "signature does not verify with this public key".to_string())
+            .map_err(|_| CheckpointError::BadSignature)
     }
 }
 
@@ -335,24 +392,20 @@ impl CheckpointVerifier {
     }
 
     /// Checks one checkpoint event, already linked into the chain.
-    pub fn observe(&mut self, ev: &AuditEvent) -> Result<(), String> {
+    pub fn observe(&mut self, ev: &AuditEvent) -> Result<(), CheckpointError> {
         let f = Fields::of(ev)?;
         f.verify(&self.key)?;
         if f.head_seq + 1 != ev.seq || f.head_hash != ev.prev_hash {
-            return Err(format!(
-                "signs head seq {} but sits after seq {}",
-                f.head_seq,
-                ev.seq.saturating_sub(1)
-            ));
+            return Err(CheckpointError::Misplaced {
+                head_seq: f.head_seq,
+                after: ev.seq.saturating_sub(1),
+            });
         }
         if f.time != ev.timestamp {
-            return Err("signed time differs from the event's timestamp".into());
+            return Err(CheckpointError::TimeMismatch);
         }
         if f.prev_signature != self.prev_signature {
-            return Err(
-                "prev_signature is not the previous checkpoint's signature: checkpoints were removed or reordered"
-                    .into(),
-            );
+            return Err(CheckpointError::Reordered);
         }
         self.prev_signature = f.signature;
         self.checkpoints += 1;
@@ -367,26 +420,23 @@ impl CheckpointVerifier {
         self,
         last_seq: u64,
         anchor: Option<&AuditEvent>,
-    ) -> Result<SignedSummary, String> {
+    ) -> Result<SignedSummary, CheckpointError> {
         if let Some(anchor) = anchor {
             let f = Fields::of(anchor)?;
             f.verify(&self.key)
-                .map_err(|e| format!("the checkpoint kept beside the trail: {e}"))?;
+                .map_err(|e| CheckpointError::Anchor(Box::new(e)))?;
             if f.head_seq > self.signed_through
                 || (f.head_seq == self.signed_through && f.signature != self.prev_signature)
             {
-                return Err(format!(
-                    "the latest signed checkpoint (kept beside the trail, signed {}) covers seq {}, \
-                     but the trail's last valid checkpoint covers seq {}: the tail was cut",
-                    f.time, f.head_seq, self.signed_through
-                ));
+                return Err(CheckpointError::TailCut {
+                    time: f.time,
+                    anchor_seq: f.head_seq,
+                    signed_through: self.signed_through,
+                });
             }
         }
         if self.checkpoints == 0 {
-            return Err(
-                "no checkpoint signed by this key: nothing in the trail is proven (was it written with --audit-signing-key?)"
-                    .into(),
-            );
+            return Err(CheckpointError::NoCheckpoint);
         }
         Ok(SignedSummary {
             checkpoints: self.checkpoints,
@@ -525,16 +575,16 @@ mod tests {
         evs: &[AuditEvent],
         key: &SigningKey,
         anchor: Option<&AuditEvent>,
-    ) -> Result<SignedSummary, String> {
+    ) -> Result<SignedSummary, crate::BreakReason> {
         let mut v = Verifier::new().with_public_key(key.verifying_key());
         for e in evs {
             let mut line = Vec::new();
             encode_line(e, &mut line);
-            v.feed_line(&line).map_err(|e| e.to_string())?;
+            v.feed_line(&line).map_err(|e| e.reason)?;
         }
         v.finish(anchor)
             .map(|s| s.signed.unwrap())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.reason)
     }
 
     #[test]
@@ -571,7 +621,7 @@ mod tests {
             prev = e.hash.clone();
         }
         let err = check(&forged, &key, None).unwrap_err();
-        assert!(err.contains("bad checkpoint"), "{err}");
+        assert!(matches!(err, crate::BreakReason::Checkpoint(_)), "{err}");
         // Dropping the checkpoints leaves nothing signed.
         let mut stripped: Vec<AuditEvent> = evs
             .iter()
@@ -583,7 +633,13 @@ mod tests {
             chain.seal(e);
         }
         let err = check(&stripped, &key, None).unwrap_err();
-        assert!(err.contains("no checkpoint signed"), "{err}");
+        assert!(
+            matches!(
+                err,
+                crate::BreakReason::Checkpoint(CheckpointError::NoCheckpoint)
+            ),
+            "{err}"
+        );
         // A different key does not verify.
         let other = generate_signing_key().unwrap();
         assert!(check(&evs, &other, None).is_err());
@@ -596,7 +652,13 @@ mod tests {
         let anchor = evs.last().unwrap().clone();
         let cut = &evs[..4]; // up to and including the first checkpoint
         let err = check(cut, &key, Some(&anchor)).unwrap_err();
-        assert!(err.contains("the tail was cut"), "{err}");
+        assert!(
+            matches!(
+                err,
+                crate::BreakReason::Checkpoint(CheckpointError::TailCut { .. })
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -193,13 +193,22 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => match e.downcast_ref::<AuditError>() {
-            Some(AuditError::Chain { seq, reason }) => {
-                println!("FAILED: {}: chain broken at seq {seq}: {reason}", args.sink);
+            Some(AuditError::Chain { seq, reason, at }) => {
+                println!(
+                    "FAILED: {}: chain broken at seq {seq}: {reason}{}",
+                    args.sink,
+                    place(at)
+                );
                 Ok(ExitCode::from(FAILURE))
             }
             _ => Err(e.context(format!("cannot verify {}", args.sink))),
         },
     }
+}
+
+/// ` (in PATH.2)`, ` (object KEY)`: where a break is, when the trail has several parts.
+fn place(at: &Option<String>) -> String {
+    at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
 }
 
 fn print_ok(s: &VerifySummary) {
@@ -245,7 +254,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .await?
         .map_err(|e| match e {
             AuditError::Config { .. } => usage(e.to_string()),
-            other => anyhow::Error::new(other),
+            other => crate::sinks::lift(other),
         })?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -357,8 +366,11 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => match e.downcast_ref::<AuditError>() {
-            Some(AuditError::Chain { seq, reason }) => {
-                println!("FAILED: nothing imported: chain broken at seq {seq}: {reason}");
+            Some(AuditError::Chain { seq, reason, at }) => {
+                println!(
+                    "FAILED: nothing imported: chain broken at seq {seq}: {reason}{}",
+                    place(at)
+                );
                 Ok(ExitCode::from(FAILURE))
             }
             _ => Err(e),
@@ -401,12 +413,12 @@ fn import_blocking(
         }
         batch.push(serde_json::from_slice(&line).context("parse a verified line")?);
         if batch.len() == batch.capacity() {
-            sink.insert_sealed(&batch)?;
+            sink.insert_sealed(&batch).map_err(crate::sinks::lift)?;
             added += batch.len() as u64;
             batch.clear();
         }
     }
-    sink.insert_sealed(&batch)?;
+    sink.insert_sealed(&batch).map_err(crate::sinks::lift)?;
     added += batch.len() as u64;
     let summary = verifier.finish(None).map_err(AuditError::from)?;
     if summary.last_seq < db_seq {
@@ -417,7 +429,9 @@ fn import_blocking(
         )));
     }
     // Commit: the whole trail verified.
-    tokio::runtime::Handle::current().block_on(sink.sync())?;
+    tokio::runtime::Handle::current()
+        .block_on(sink.sync())
+        .map_err(crate::sinks::lift)?;
     Ok((added, skipped, summary.head))
 }
 

@@ -138,7 +138,7 @@ pub(crate) trait Backend: Send + Sync {
             };
             tokio::task::spawn_blocking(move || source.verify(public_key))
                 .await?
-                .map_err(anyhow::Error::new)
+                .map_err(lift)
         })
     }
 }
@@ -239,6 +239,16 @@ where
     }
 }
 
+/// An audit error as the cli reports it. A driver's error ([`AuditError::Store`]) is already
+/// spelled out in the message, so it is reported as that message alone rather than once more
+/// as its source; every other kind keeps its sources (and stays matchable, e.g. `Chain`).
+pub(crate) fn lift(e: AuditError) -> anyhow::Error {
+    match e {
+        AuditError::Store { .. } => anyhow::anyhow!("{e}"),
+        other => anyhow::Error::new(other),
+    }
+}
+
 /// Checks that every spec parses and that this build has its sink, before anything is opened:
 /// a missing feature must not leave a registry or another sink's file half-created.
 pub(crate) fn check_built(specs: &[String]) -> anyhow::Result<()> {
@@ -288,7 +298,9 @@ pub(crate) async fn pending_submissions(
         let Some(source) = backend(text, s3)?.and_then(|b| b.source()) else {
             continue;
         };
-        return Ok(tokio::task::spawn_blocking(move || source.pending()).await??);
+        return tokio::task::spawn_blocking(move || source.pending())
+            .await?
+            .map_err(lift);
     }
     Err(usage(
         "--resume needs a local audit trail to read: pass --audit jsonl:PATH or --audit sqlite:PATH",
