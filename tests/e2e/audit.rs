@@ -320,7 +320,7 @@ async fn keygen_and_signed_checkpoints_catch_a_rewrite_and_a_cut_tail() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test]
 async fn import_then_query_with_inert_injection() {
     let dir = tempfile::tempdir().unwrap();

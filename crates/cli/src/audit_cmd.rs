@@ -234,7 +234,7 @@ fn print_ok(s: &VerifySummary) {
     }
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     fn name<T: clap::ValueEnum>(v: Option<T>) -> Option<String> {
@@ -292,14 +292,14 @@ async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(not(feature = "sqlite"))]
+#[cfg(not(feature = "audit-sqlite"))]
 async fn query(_args: QueryArgs) -> anyhow::Result<ExitCode> {
     Err(usage(
-        "this build has no sqlite sink; rebuild with --features sqlite",
+        "this build has no sqlite sink; rebuild with --features audit-sqlite",
     ))
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 fn write_csv(
     out: &mut impl std::io::Write,
     events: &[cxone_uuid_audit::AuditEvent],
@@ -352,7 +352,7 @@ fn write_csv(
     Ok(())
 }
 
-#[cfg(all(feature = "sqlite", feature = "jsonl"))]
+#[cfg(all(feature = "audit-sqlite", feature = "jsonl"))]
 async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let path = PathBuf::from(args.jsonl.strip_prefix("jsonl:").unwrap_or(&args.jsonl));
     let db = args.db.clone();
@@ -379,7 +379,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Verifies and inserts in one transaction, committed only when the whole trail verified.
-#[cfg(all(feature = "sqlite", feature = "jsonl"))]
+#[cfg(all(feature = "audit-sqlite", feature = "jsonl"))]
 fn import_blocking(
     jsonl: &std::path::Path,
     db: &std::path::Path,
@@ -435,14 +435,14 @@ fn import_blocking(
     Ok((added, skipped, summary.head))
 }
 
-#[cfg(not(all(feature = "sqlite", feature = "jsonl")))]
+#[cfg(not(all(feature = "audit-sqlite", feature = "jsonl")))]
 async fn import(_args: ImportArgs) -> anyhow::Result<ExitCode> {
-    #[cfg(not(feature = "sqlite"))]
-    let feature = "sqlite";
-    #[cfg(feature = "sqlite")]
-    let feature = "jsonl";
+    #[cfg(not(feature = "audit-sqlite"))]
+    let (kind, feature) = ("sqlite", "audit-sqlite");
+    #[cfg(feature = "audit-sqlite")]
+    let (kind, feature) = ("jsonl", "jsonl");
     Err(usage(format!(
-        "this build has no {feature} sink; rebuild with --features {feature}"
+        "this build has no {kind} sink; rebuild with --features {feature}"
     )))
 }
 
