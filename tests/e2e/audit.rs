@@ -211,7 +211,7 @@ async fn a_bare_path_names_a_trail_and_query_explains_a_jsonl_trail() {
     );
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test]
 async fn a_failed_import_leaves_no_database_behind() {
     let dir = tempfile::tempdir().unwrap();
@@ -424,7 +424,7 @@ async fn keygen_and_signed_checkpoints_catch_a_rewrite_and_a_cut_tail() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test]
 async fn import_then_query_with_inert_injection() {
     let dir = tempfile::tempdir().unwrap();

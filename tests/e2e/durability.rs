@@ -144,7 +144,7 @@ async fn kill_9_loses_nothing_and_resume_finishes_the_pending_uuids() {
 /// The SQLite sink keeps its newest events in `audit_events_recent` until it moves them into
 /// `audit_events`; a kill -9 must lose none of them, readers must see them, and the next writer
 /// must move them.
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_the_sqlite_sink_loses_nothing_and_resume_finishes_the_pending_uuids() {
     use rusqlite::{Connection, OpenFlags};

@@ -16,13 +16,14 @@ async fn run_with_sink(sink: &str) -> (std::process::Output, tempfile::TempDir, 
     (out, dir, sent)
 }
 
-#[cfg(not(feature = "sqlite"))]
+#[cfg(not(feature = "audit-sqlite"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_without_sqlite_names_the_feature_and_sends_nothing() {
     let (out, dir, sent) = run_with_sink("sqlite:trail.db").await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("this build has no sqlite sink; rebuild with --features sqlite"),
+        stderr(&out)
+            .contains("this build has no sqlite sink; rebuild with --features audit-sqlite"),
         "{}",
         stderr(&out)
     );
@@ -30,7 +31,7 @@ async fn a_build_without_sqlite_names_the_feature_and_sends_nothing() {
     assert!(!dir.path().join("trail.db").exists());
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_with_sqlite_writes_a_queryable_trail() {
     let (out, dir, sent) = run_with_sink("sqlite:trail.db").await;

@@ -84,7 +84,7 @@ async fn a_second_run_on_a_jsonl_trail_exits_2_before_sending() {
     second_writer_is_refused(&spec, dir.path()).await;
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_a_sqlite_trail_exits_2_before_sending() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,7 +92,7 @@ async fn a_second_run_on_a_sqlite_trail_exits_2_before_sending() {
     second_writer_is_refused(&spec, dir.path()).await;
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_into_a_database_a_run_writes_exits_2() {
     let dir = tempfile::tempdir().unwrap();

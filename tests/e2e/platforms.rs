@@ -107,7 +107,7 @@ async fn limit_named(key: &str, value: u64) {
     audit_verifies(dir.path()).await;
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_outcome_carries_the_correlation_id_into_both_trails() {
     let server = mock(MockConfig {

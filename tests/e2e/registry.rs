@@ -61,19 +61,20 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// The registries every build has, plus Redis when built with it (the server lives in `_keep`).
+/// The registries every build has, plus SQLite and Redis when built with them (the Redis
+/// server lives in `_keep`).
 /// Registry specs with their extra flags, and whatever must live as long as they are used.
 type Registries = (Vec<(String, Vec<String>)>, Vec<Box<dyn std::any::Any>>);
 
+#[cfg_attr(not(feature = "registry-sqlite"), allow(unused_variables))]
 fn registries(dir: &std::path::Path, name: &str) -> Registries {
-    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
-    let mut specs = vec![
-        ("memory".to_string(), Vec::new()),
-        (
-            format!("sqlite:{}", dir.join(format!("{name}.db")).display()),
-            Vec::new(),
-        ),
-    ];
+    #[allow(unused_mut)]
+    let mut specs = vec![("memory".to_string(), Vec::new())];
+    #[cfg(feature = "registry-sqlite")]
+    specs.push((
+        format!("sqlite:{}", dir.join(format!("{name}.db")).display()),
+        Vec::new(),
+    ));
     #[allow(unused_mut)]
     let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
     #[cfg(feature = "redis")]
@@ -129,7 +130,7 @@ fn a_repeating_source_hits_the_limit_of_100_with_the_entropy_error_in_every_regi
     }
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "registry-sqlite")]
 #[test]
 fn a_sqlite_registry_finds_the_first_runs_uuids_in_a_second_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +178,7 @@ fn a_sqlite_registry_finds_the_first_runs_uuids_in_a_second_run() {
     assert!(stderr(&third).contains("entropy source is suspect"));
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "registry-sqlite")]
 #[test]
 fn a_sqlite_file_that_cannot_be_opened_is_exit_1_naming_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -106,9 +106,9 @@ impl S3Error {
                 sink: sink.to_string(),
                 message: e.to_string(),
             },
-            e => AuditError::Backend {
+            e => AuditError::Store {
                 sink: sink.to_string(),
-                message: e.to_string(),
+                source: Box::new(e),
             },
         }
     }

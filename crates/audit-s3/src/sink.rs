@@ -261,9 +261,9 @@ async fn blocking<T: Send + 'static>(
 impl AuditSink for S3Sink {
     async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
         if self.inner.closed.load(Ordering::Relaxed) {
-            return Err(AuditError::Config {
+            return Err(AuditError::Closed {
                 sink: self.inner.uri.clone(),
-                message: "append after close".into(),
+                what: cxone_uuid_audit::Closable::Sink,
             });
         }
         let batch = batch.to_vec();

@@ -43,254 +43,21 @@
 //!
 //! (For a rotated trail, concatenate `PATH.1`, `PATH.2`, …, then `PATH`.)
 
+mod canonical;
+mod verify;
+
 use std::fmt;
 
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use crate::AuditEvent;
+use canonical::{hex_digest, write_canonical_parts};
 
-use crate::{AuditEvent, EventKind};
+pub use canonical::{
+    canonical_json, encode_line, event_name, hash_event, normalize, write_canonical,
+};
+pub use verify::{Verifier, VerifySummary};
 
 /// `prev_hash` of the first event of a stream.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Rounds latency and rate fields and drops non-finite floats, so that the stored number text
-/// reads back to exactly the hashed value (see the module docs).
-pub fn normalize(event: &mut AuditEvent) {
-    event.generation_latency_ms = normalized(event.generation_latency_ms, 1e3);
-    event.execution_latency_ms = normalized(event.execution_latency_ms, 1e3);
-    event.total_latency_ms = normalized(event.total_latency_ms, 1e3);
-    event.uniqueness_rate = normalized(event.uniqueness_rate, 1e9);
-    event.wait_ms = normalized(event.wait_ms, 1e3);
-}
-
-/// Appends the canonical form of `event` (without `hash`) to `out`.
-pub fn write_canonical(event: &AuditEvent, out: &mut Vec<u8>) {
-    write_canonical_parts(event, event.seq, &event.prev_hash, false, out);
-}
-
-/// Latency fields are kept to microseconds (ms with 3 decimals), the rate to 9 decimals.
-fn normalized(v: Option<f64>, scale: f64) -> Option<f64> {
-    v.filter(|x| x.is_finite()).map(|x| {
-        let r = (x * scale).round() / scale;
-        // -0.0 prints as "-0.0": keep the canonical text simple.
-        if r == 0.0 {
-            0.0
-        } else {
-            r
-        }
-    })
-}
-
-/// The canonical form with `seq` and `prev_hash` given, optionally normalising numbers as
-/// sealing does (so sealing needs no copy of the event).
-fn write_canonical_parts(
-    event: &AuditEvent,
-    seq: u64,
-    prev_hash: &str,
-    normalize: bool,
-    out: &mut Vec<u8>,
-) {
-    let num = |v: Option<f64>, scale: f64| {
-        if normalize {
-            normalized(v, scale)
-        } else {
-            v
-        }
-    };
-    out.push(b'{');
-    let mut first = true;
-    let mut key = |out: &mut Vec<u8>, k: &str| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
-    // Keys in sorted order; all top-level names are ASCII.
-    if let Some(v) = &event.action_id {
-        key(out, "action_id");
-        write_str(out, v);
-    }
-    if let Some(v) = event.ambiguous_attempts {
-        key(out, "ambiguous_attempts");
-        write_int(out, u64::from(v));
-    }
-    if let Some(v) = event.attempts {
-        key(out, "attempts");
-        write_int(out, u64::from(v));
-    }
-    if let Some(v) = &event.correlation_id {
-        key(out, "correlation_id");
-        write_str(out, v);
-    }
-    if let Some(v) = &event.error {
-        key(out, "error");
-        write_str(out, v);
-    }
-    key(out, "event");
-    write_str(out, event_name(event.event));
-    if let Some(v) = num(event.execution_latency_ms, 1e3) {
-        key(out, "execution_latency_ms");
-        write_f64(out, v);
-    }
-    if let Some(v) = num(event.generation_latency_ms, 1e3) {
-        key(out, "generation_latency_ms");
-        write_f64(out, v);
-    }
-    if let Some(v) = event.http_status {
-        key(out, "http_status");
-        write_int(out, u64::from(v));
-    }
-    if let Some(m) = &event.metadata {
-        key(out, "metadata");
-        write_map(out, m);
-    }
-    key(out, "prev_hash");
-    write_str(out, prev_hash);
-    key(out, "run_id");
-    write_uuid(out, &event.run_id);
-    key(out, "schema");
-    write_int(out, u64::from(event.schema));
-    key(out, "seq");
-    write_int(out, seq);
-    key(out, "timestamp");
-    write_str(out, &event.timestamp);
-    if let Some(v) = num(event.total_latency_ms, 1e3) {
-        key(out, "total_latency_ms");
-        write_f64(out, v);
-    }
-    if let Some(v) = num(event.uniqueness_rate, 1e9) {
-        key(out, "uniqueness_rate");
-        write_f64(out, v);
-    }
-    if let Some(v) = &event.uuid {
-        key(out, "uuid");
-        write_uuid(out, v);
-    }
-    if let Some(v) = num(event.wait_ms, 1e3) {
-        key(out, "wait_ms");
-        write_f64(out, v);
-    }
-    out.push(b'}');
-}
-
-/// The canonical form of `event` without `hash` (what [`hash_event`] hashes).
-pub fn canonical_json(event: &AuditEvent) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    write_canonical(event, &mut out);
-    out
-}
-
-/// The lowercase hex SHA-256 of the canonical form of `event` (its `hash` field is ignored).
-pub fn hash_event(event: &AuditEvent) -> String {
-    let mut buf = Vec::with_capacity(512);
-    write_canonical(event, &mut buf);
-    String::from_utf8_lossy(&hex_digest(&[&buf])).into_owned()
-}
-
-/// Lowercase hex SHA-256 of `parts` concatenated, on the stack: `hex::encode` builds its
-/// `String` a char at a time, which cost more than the hash itself on the verify path.
-fn hex_digest(parts: &[&[u8]]) -> [u8; 64] {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update(part);
-    }
-    let mut out = [0u8; 64];
-    // Only fails on a wrong output length, and 32 bytes are always 64 hex digits.
-    let _ = hex::encode_to_slice(hasher.finalize(), &mut out);
-    out
-}
-
-/// Appends the stored form of a sealed event to `out`: the canonical form with `"hash"` as the
-/// last key, and a newline. Every sink that stores lines uses this, so every stored line takes
-/// the verifier's fast path.
-pub fn encode_line(event: &AuditEvent, out: &mut Vec<u8>) {
-    write_canonical(event, out);
-    out.pop(); // the closing brace
-    out.extend_from_slice(b",\"hash\":");
-    write_str(out, &event.hash);
-    out.extend_from_slice(b"}\n");
-}
-
-/// The snake_case name of a kind, as serialised.
-pub fn event_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::RunStarted => "run_started",
-        EventKind::UuidGenerated => "uuid_generated",
-        EventKind::ActionSubmitted => "action_submitted",
-        EventKind::ActionExecuted => "action_executed",
-        EventKind::ActionFailed => "action_failed",
-        EventKind::RunFinished => "run_finished",
-        EventKind::Checkpoint => "checkpoint",
-    }
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Nearly every string here (hashes, timestamps, names) needs no escaping: copy those
-    // straight, which gives byte-for-byte what serde_json writes for them.
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        return;
-    }
-    // serde_json's escaping into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-fn write_int(out: &mut Vec<u8>, v: u64) {
-    let _ = serde_json::to_writer(&mut *out, &v);
-}
-
-fn write_f64(out: &mut Vec<u8>, v: f64) {
-    let _ = serde_json::to_writer(&mut *out, &v);
-}
-
-fn write_uuid(out: &mut Vec<u8>, u: &uuid::Uuid) {
-    out.push(b'"');
-    let mut buf = uuid::Uuid::encode_buffer();
-    out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
-    out.push(b'"');
-}
-
-fn write_map(out: &mut Vec<u8>, m: &serde_json::Map<String, Value>) {
-    let mut keys: Vec<&String> = m.keys().collect();
-    keys.sort_unstable();
-    out.push(b'{');
-    for (i, k) in keys.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, k);
-        out.push(b':');
-        if let Some(v) = m.get(k) {
-            write_value(out, v);
-        }
-    }
-    out.push(b'}');
-}
-
-fn write_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Object(m) => write_map(out, m),
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, x);
-            }
-            out.push(b']');
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, other);
-        }
-    }
-}
 
 /// Seals events into one stream: assigns `seq`, `prev_hash` and `hash`.
 #[derive(Debug, Clone)]
@@ -386,7 +153,32 @@ pub enum BreakReason {
     /// The line is not an audit event.
     Unparseable(String),
     /// A checkpoint's signature or linkage does not hold (only with a public key).
-    Checkpoint(String),
+    Checkpoint(crate::signing::CheckpointError),
+    /// A stored row is not an audit event (a database backend).
+    UnparseableRow(String),
+    /// An already sealed event does not continue the stored chain (an import).
+    NotContinuing {
+        /// The seq of the stored head.
+        head: u64,
+    },
+    /// Objects of an archive are missing, so seqs are missing.
+    Gaps {
+        /// How many ranges are missing.
+        count: usize,
+        /// The first seq of the first missing range.
+        first_missing: u64,
+        /// The last seq of the first missing range.
+        last_missing: u64,
+        /// The object right after the first missing range.
+        before: String,
+    },
+    /// An archive object repeats seqs another object holds.
+    Duplicate {
+        /// The object.
+        key: String,
+    },
+    /// A backend's own finding, in its words (e.g. an archive object that does not decompress).
+    Other(String),
 }
 
 impl fmt::Display for BreakReason {
@@ -406,6 +198,22 @@ impl fmt::Display for BreakReason {
             ),
             Self::Unparseable(why) => write!(f, "unparseable line: {why}"),
             Self::Checkpoint(why) => write!(f, "bad checkpoint: {why}"),
+            Self::UnparseableRow(why) => write!(f, "unparseable row: {why}"),
+            Self::NotContinuing { head } => write!(
+                f,
+                "does not continue the database's chain (its head is seq {head}); import into an empty database"
+            ),
+            Self::Gaps {
+                count,
+                first_missing,
+                last_missing,
+                before,
+            } => write!(
+                f,
+                "{count} gap(s); the first: seq {first_missing}..={last_missing} missing (object before it: {before})"
+            ),
+            Self::Duplicate { key } => write!(f, "object {key} duplicates seqs already verified"),
+            Self::Other(why) => f.write_str(why),
         }
     }
 }
@@ -419,280 +227,14 @@ pub struct ChainBreak {
     /// Why.
     pub reason: BreakReason,
 }
-
-/// Streaming verification: feed events (or stored lines) in order; the first error is the first
-/// bad seq. Cheap per event (one SHA-256, no parse for lines in the stored form), so verifying
-/// runs at well over a million events a second.
-#[derive(Debug)]
-pub struct Verifier {
-    chain: Chain,
-    count: u64,
-    checkpoints: u64,
-    signatures: Option<crate::signing::CheckpointVerifier>,
-    scratch: Vec<u8>,
-}
-
-impl Default for Verifier {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// What a verified stream holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifySummary {
-    /// Events verified.
-    pub events: u64,
-    /// The last seq (0 for an empty stream).
-    pub last_seq: u64,
-    /// The head hash ([`GENESIS_HASH`] for an empty stream).
-    pub head: String,
-    /// Checkpoint events seen.
-    pub checkpoints: u64,
-    /// The signature check, when a public key was given.
-    pub signed: Option<crate::signing::SignedSummary>,
-}
-
-impl Verifier {
-    /// Verifies a stream from seq 1.
-    pub fn new() -> Self {
-        Self {
-            chain: Chain::default(),
-            count: 0,
-            checkpoints: 0,
-            signatures: None,
-            scratch: Vec::with_capacity(512),
-        }
-    }
-
-    /// Verifies a stream that continues after `head` (`(seq, hash)` already verified).
-    pub fn resume(head: Option<(u64, String)>) -> Self {
-        Self {
-            chain: Chain::resume(head),
-            ..Self::new()
-        }
-    }
-
-    /// Also checks every checkpoint's signature with `key` (see [`crate::signing`]).
-    pub fn with_public_key(mut self, key: ed25519_dalek::VerifyingKey) -> Self {
-        self.signatures = Some(crate::signing::CheckpointVerifier::new(key));
-        self
-    }
-
-    /// Events verified so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// `(seq, hash)` of the last verified event.
-    pub fn head(&self) -> (u64, &str) {
-        (self.chain.last_seq, &self.chain.head_hash)
-    }
-
-    fn brk(&self, reason: BreakReason) -> ChainBreak {
-        ChainBreak {
-            seq: self.chain.last_seq + 1,
-            reason,
-        }
-    }
-
-    /// Verifies one stored line (trailing newline optional).
-    pub fn feed_line(&mut self, line: &[u8]) -> Result<(), ChainBreak> {
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(fast) = fast_parse(line) {
-            if hex_digest(&[fast.body, b"}"]) == *fast.hash {
-                if fast.is_checkpoint {
-                    // Rare: parse fully so the signature can be checked.
-                    return self.feed_parsed(line);
-                }
-                return self.advance(fast.seq, fast.prev_hash, fast.hash);
-            }
-        }
-        self.feed_parsed(line)
-    }
-
-    /// The documented definition, literally: parse, drop `hash`, sort keys, hash. Unknown keys
-    /// count, so a key added to a stored line is a hash mismatch, as in the Python script.
-    fn feed_parsed(&mut self, line: &[u8]) -> Result<(), ChainBreak> {
-        let mut value: Value = match serde_json::from_slice(line) {
-            Ok(v) => v,
-            Err(e) => return Err(self.brk(BreakReason::Unparseable(e.to_string()))),
-        };
-        let stored = match value.as_object_mut().and_then(|m| m.remove("hash")) {
-            Some(Value::String(h)) => h,
-            _ => {
-                return Err(self.brk(BreakReason::Unparseable(
-                    "no \"hash\" string field".to_string(),
-                )))
-            }
-        };
-        self.scratch.clear();
-        write_value(&mut self.scratch, &value);
-        let computed = String::from_utf8_lossy(&hex_digest(&[&self.scratch])).into_owned();
-        let mut ev: AuditEvent = match serde_json::from_value(value) {
-            Ok(ev) => ev,
-            Err(e) => return Err(self.brk(BreakReason::Unparseable(e.to_string()))),
-        };
-        if computed != stored {
-            return Err(ChainBreak {
-                seq: ev.seq,
-                reason: BreakReason::HashMismatch { computed, stored },
-            });
-        }
-        ev.hash = stored;
-        self.check_linked(&ev)
-    }
-
-    /// Verifies one event.
-    pub fn feed_event(&mut self, ev: &AuditEvent) -> Result<(), ChainBreak> {
-        self.scratch.clear();
-        write_canonical(ev, &mut self.scratch);
-        let computed = hex_digest(&[&self.scratch]);
-        if computed[..] != *ev.hash.as_bytes() {
-            return Err(ChainBreak {
-                seq: ev.seq,
-                reason: BreakReason::HashMismatch {
-                    computed: String::from_utf8_lossy(&computed).into_owned(),
-                    stored: ev.hash.clone(),
-                },
-            });
-        }
-        self.check_linked(ev)
-    }
-
-    fn check_linked(&mut self, ev: &AuditEvent) -> Result<(), ChainBreak> {
-        self.advance(ev.seq, ev.prev_hash.as_bytes(), ev.hash.as_bytes())?;
-        if ev.event == EventKind::Checkpoint {
-            self.checkpoints += 1;
-            if let Some(sig) = &mut self.signatures {
-                sig.observe(ev).map_err(|why| ChainBreak {
-                    seq: ev.seq,
-                    reason: BreakReason::Checkpoint(why),
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    fn advance(&mut self, seq: u64, prev_hash: &[u8], hash: &[u8]) -> Result<(), ChainBreak> {
-        let expected = self.chain.last_seq + 1;
-        if seq != expected {
-            return Err(ChainBreak {
-                seq,
-                reason: BreakReason::SeqGap {
-                    expected,
-                    found: seq,
-                },
-            });
-        }
-        if prev_hash != self.chain.head_hash.as_bytes() {
-            return Err(ChainBreak {
-                seq,
-                reason: BreakReason::PrevHashMismatch {
-                    expected: self.chain.head_hash.clone(),
-                    found: String::from_utf8_lossy(prev_hash).into_owned(),
-                },
-            });
-        }
-        self.chain.last_seq = seq;
-        self.chain.head_hash.clear();
-        self.chain
-            .head_hash
-            .push_str(std::str::from_utf8(hash).unwrap_or_default());
-        self.count += 1;
-        Ok(())
-    }
-
-    /// Ends the stream. `anchor` is the latest checkpoint kept beside the trail (e.g.
-    /// `PATH.checkpoint`), which lets a public-key check notice a tail cut before it.
-    pub fn finish(self, anchor: Option<&AuditEvent>) -> Result<VerifySummary, ChainBreak> {
-        let last_seq = self.chain.last_seq;
-        let signed = match self.signatures {
-            Some(sig) => Some(sig.finish(last_seq, anchor).map_err(|why| ChainBreak {
-                seq: last_seq,
-                reason: BreakReason::Checkpoint(why),
-            })?),
-            None => None,
-        };
-        Ok(VerifySummary {
-            events: self.count,
-            last_seq,
-            head: self.chain.head_hash,
-            checkpoints: self.checkpoints,
-            signed,
-        })
-    }
-}
-
-struct Fast<'a> {
-    /// The line without `,"hash":"…"}`.
-    body: &'a [u8],
-    hash: &'a [u8; 64],
-    seq: u64,
-    prev_hash: &'a [u8],
-    is_checkpoint: bool,
-}
-
-/// Splits a line in the stored form (see [`encode_line`]) without parsing it. Only trusted once
-/// its hash matches: a matching hash proves the bytes are what the sealer wrote.
-fn fast_parse(line: &[u8]) -> Option<Fast<'_>> {
-    const SUFFIX_LEN: usize = 9 + 64 + 2; // ,"hash":" + hex + "}
-    if line.len() < SUFFIX_LEN + 2 {
-        return None;
-    }
-    let (body, suffix) = line.split_at(line.len() - SUFFIX_LEN);
-    if !suffix.starts_with(b",\"hash\":\"") || !suffix.ends_with(b"\"}") {
-        return None;
-    }
-    let hash: &[u8; 64] = suffix[9..73].try_into().ok()?;
-    // Keys after `seq` and `prev_hash` are strings or numbers, whose text cannot hold a bare `"`,
-    // so the last occurrence is the top-level key (metadata, which may nest keys, sorts before).
-    let seq_at = rfind(body, b",\"seq\":")? + 7;
-    let digits = body[seq_at..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let seq = std::str::from_utf8(&body[seq_at..seq_at + digits])
-        .ok()?
-        .parse()
-        .ok()?;
-    let prev_at = rfind(body, b",\"prev_hash\":\"")? + 14;
-    let prev_hash = body.get(prev_at..prev_at + 64)?;
-    // `event` is preceded only by action_id, ambiguous_attempts, attempts, correlation_id and error (no nested
-    // keys; a string's text cannot hold a bare `"`).
-    let event_at = find(body, b"\"event\":\"")? + 9;
-    let is_checkpoint = body[event_at..].starts_with(b"checkpoint\"");
-    Some(Fast {
-        body,
-        hash,
-        seq,
-        prev_hash,
-        is_checkpoint,
-    })
-}
-
-fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, _) = needle.split_first()?;
-    let mut i = hay.len().checked_sub(needle.len())?;
-    loop {
-        if hay[i] == first && hay[i..].starts_with(needle) {
-            return Some(i);
-        }
-        i = i.checked_sub(1)?;
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, _) = needle.split_first()?;
-    let last = hay.len().checked_sub(needle.len())?;
-    (0..=last).find(|&i| hay[i] == first && hay[i..].starts_with(needle))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use serde_json::Value;
+
+    use super::canonical::write_str;
     use super::*;
+    use crate::EventKind;
     use uuid::Uuid;
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod chain;
 mod event;
+mod sealer;
 pub mod signing;
 mod sink;
 mod source;
@@ -19,7 +20,8 @@ pub use chain::{
     hash_event, BreakReason, Chain, ChainBreak, Verifier, VerifySummary, GENESIS_HASH,
 };
 pub use event::{now_rfc3339_micros, AuditEvent, EventKind, SCHEMA_VERSION};
-pub use signing::{Checkpointer, Sealer, SignedSummary};
-pub use sink::{AuditError, AuditSink, Fanout, SyncMode};
+pub use sealer::Sealer;
+pub use signing::{CheckpointError, Checkpointer, SignedSummary};
+pub use sink::{AuditError, AuditSink, Closable, Fanout, SyncMode};
 pub use source::{AuditSource, Pending, PendingTracker};
 pub use writer::{AuditWriter, GroupCommit};

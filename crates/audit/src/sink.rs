@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::AuditEvent;
+use crate::{AuditEvent, BreakReason};
 
 /// When a sink makes appended events durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,13 +55,69 @@ pub enum AuditError {
         message: String,
     },
     /// The stored trail is not a valid chain.
-    #[error("audit chain broken at seq {seq}: {reason}")]
+    #[error("audit chain broken at seq {seq}: {reason}{}", place(.at))]
     Chain {
         /// The first bad sequence number.
         seq: u64,
         /// Why it is bad.
-        reason: String,
+        reason: BreakReason,
+        /// Where, when the trail spans several files or objects (`in PATH.2`, `object KEY`).
+        at: Option<String>,
     },
+    /// The sink (or the writer in front of it) was closed before this call.
+    #[error("audit sink {sink}: {what} is closed")]
+    Closed {
+        /// The sink's description.
+        sink: String,
+        /// What was closed.
+        what: Closable,
+    },
+    /// The store's driver failed (SQLite, ...).
+    #[error("audit sink {sink}: {source}")]
+    Store {
+        /// The sink's description.
+        sink: String,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A write through an [`crate::AuditWriter`] failed, now or `earlier`, with `cause`.
+    ///
+    /// `cause` is shared by every caller waiting on the failed batch. It is not a `#[source]`:
+    /// its text is already part of this message, and a renderer walking sources would print
+    /// it twice.
+    #[error("audit sink {sink}: {}{cause}", if *.earlier { "an earlier write failed: " } else { "" })]
+    Writer {
+        /// The writer's sink description.
+        sink: String,
+        /// Whether `cause` failed an earlier batch (this call's event was not written).
+        earlier: bool,
+        /// What failed.
+        cause: std::sync::Arc<AuditError>,
+    },
+}
+
+/// What [`AuditError::Closed`] found closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Closable {
+    /// The sink itself.
+    Sink,
+    /// The [`crate::AuditWriter`] in front of it.
+    Writer,
+}
+
+impl std::fmt::Display for Closable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Sink => "the sink",
+            Self::Writer => "the audit writer",
+        })
+    }
+}
+
+fn place(at: &Option<String>) -> String {
+    at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
 }
 
 impl From<crate::ChainBreak> for AuditError {
@@ -69,7 +125,8 @@ impl From<crate::ChainBreak> for AuditError {
     fn from(b: crate::ChainBreak) -> Self {
         AuditError::Chain {
             seq: b.seq,
-            reason: b.reason.to_string(),
+            reason: b.reason,
+            at: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{AuditError, AuditEvent, AuditSink, SyncMode};
+use crate::{AuditError, AuditEvent, AuditSink, Closable, SyncMode};
 
 /// Most events appended in one batch.
 const MAX_BATCH: usize = 8192;
@@ -23,7 +23,19 @@ const QUEUE: usize = 16 * 1024;
 /// Plain records are synced at least this often in `batch` mode, even with no one waiting.
 const IDLE_SYNC: Duration = Duration::from_millis(200);
 
-type Reply = oneshot::Sender<Result<(), String>>;
+type Reply = oneshot::Sender<Result<(), Failure>>;
+
+/// Why the background task could not do what a caller waits for; shared by every waiter of a
+/// batch, so the sink's error is behind an `Arc`.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The sink failed on this batch (or on close).
+    Now(Arc<AuditError>),
+    /// The sink failed on an earlier batch, so this one was not written.
+    Earlier(Arc<AuditError>),
+    /// The writer was closed.
+    Closed,
+}
 
 /// When a batch with durable waiters is synced.
 ///
@@ -57,7 +69,7 @@ enum Cmd {
 #[derive(Clone)]
 pub struct AuditWriter {
     tx: mpsc::Sender<Cmd>,
-    failed: Arc<Mutex<Option<String>>>,
+    failed: Arc<Mutex<Option<Arc<AuditError>>>>,
     name: Arc<str>,
 }
 
@@ -86,22 +98,35 @@ impl AuditWriter {
         Self { tx, failed, name }
     }
 
-    fn err(&self, message: String) -> AuditError {
-        AuditError::Backend {
-            sink: self.name.to_string(),
-            message,
+    fn err(&self, failure: Failure) -> AuditError {
+        let sink = self.name.to_string();
+        match failure {
+            Failure::Now(cause) => AuditError::Writer {
+                sink,
+                earlier: false,
+                cause,
+            },
+            Failure::Earlier(cause) => AuditError::Writer {
+                sink,
+                earlier: true,
+                cause,
+            },
+            Failure::Closed => AuditError::Closed {
+                sink,
+                what: Closable::Writer,
+            },
         }
     }
 
     fn check(&self) -> Result<(), AuditError> {
         match self.failed.lock().ok().and_then(|g| g.clone()) {
-            Some(why) => Err(self.err(format!("an earlier write failed: {why}"))),
+            Some(cause) => Err(self.err(Failure::Earlier(cause))),
             None => Ok(()),
         }
     }
 
     fn closed(&self) -> AuditError {
-        self.err("the audit writer is closed".to_string())
+        self.err(Failure::Closed)
     }
 
     /// Queues `event`; it becomes durable with the next synced batch. Errors once the sink
@@ -150,15 +175,15 @@ async fn run(
     mode: SyncMode,
     group: GroupCommit,
     mut rx: mpsc::Receiver<Cmd>,
-    failed: Arc<Mutex<Option<String>>>,
+    failed: Arc<Mutex<Option<Arc<AuditError>>>>,
 ) {
     let mut batch: Vec<AuditEvent> = Vec::with_capacity(1024);
     let mut waiters: Vec<Reply> = Vec::new();
     let mut dirty = false;
     let mut last_sync = Instant::now();
-    let fail = |why: &str| {
+    let fail = |why: &Arc<AuditError>| {
         if let Ok(mut g) = failed.lock() {
-            g.get_or_insert_with(|| why.to_string());
+            g.get_or_insert_with(|| why.clone());
         }
     };
     let sticky = || failed.lock().ok().and_then(|g| g.clone());
@@ -170,7 +195,7 @@ async fn run(
                     // Idle: make the plain records durable too.
                     if sticky().is_none() {
                         if let Err(e) = sink.sync().await {
-                            fail(&e.to_string());
+                            fail(&Arc::new(e));
                         }
                     }
                     dirty = false;
@@ -217,8 +242,8 @@ async fn run(
             }
         }
 
-        let result: Result<(), String> = match sticky() {
-            Some(why) => Err(format!("an earlier write failed: {why}")),
+        let result: Result<(), Failure> = match sticky() {
+            Some(why) => Err(Failure::Earlier(why)),
             None => write(
                 &*sink,
                 mode,
@@ -228,9 +253,9 @@ async fn run(
                 &mut last_sync,
             )
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Failure::Now(Arc::new(e))),
         };
-        if let Err(why) = &result {
+        if let Err(Failure::Now(why)) = &result {
             fail(why);
         }
         batch.clear();
@@ -242,15 +267,15 @@ async fn run(
                 Some(why) => {
                     // Still release the store, but report the earlier failure.
                     let _ = sink.close().await;
-                    Err(why)
+                    Err(Failure::Now(why))
                 }
-                None => sink.close().await.map_err(|e| e.to_string()),
+                None => sink.close().await.map_err(|e| Failure::Now(Arc::new(e))),
             };
             // Later calls see a closed channel (closed before replying, so no call can slip in).
             rx.close();
             while let Ok(cmd) = rx.try_recv() {
                 if let Cmd::Durable(_, r) | Cmd::Close(r) = cmd {
-                    let _ = r.send(Err("the audit writer is closed".to_string()));
+                    let _ = r.send(Err(Failure::Closed));
                 }
             }
             let _ = reply.send(closed);
@@ -317,9 +342,9 @@ mod tests {
         }
         async fn sync(&self) -> Result<(), AuditError> {
             if self.fail_sync {
-                return Err(AuditError::Backend {
+                return Err(AuditError::Io {
                     sink: "t".into(),
-                    message: "disk full".into(),
+                    source: std::io::Error::other("disk full"),
                 });
             }
             // A slow fsync lets many waiters pile up behind it.
@@ -368,7 +393,10 @@ mod tests {
             syncs < 200,
             "group commit: {syncs} syncs for 200 durable records"
         );
-        assert!(w.record(ev()).await.is_err(), "closed");
+        assert!(
+            matches!(w.record(ev()).await, Err(AuditError::Closed { .. })),
+            "closed"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,8 +458,15 @@ mod tests {
         });
         let w = AuditWriter::spawn(Box::new(sink), SyncMode::Batch);
         let err = w.record_durable(ev()).await.unwrap_err();
-        assert!(err.to_string().contains("disk full"));
-        assert!(w.record(ev()).await.is_err());
+        assert!(
+            matches!(&err, AuditError::Writer { earlier: false, cause, .. }
+                if matches!(**cause, AuditError::Io { .. })),
+            "{err}"
+        );
+        assert!(matches!(
+            w.record(ev()).await,
+            Err(AuditError::Writer { earlier: true, .. })
+        ));
         assert!(w.record_durable(ev()).await.is_err());
         assert!(w.close().await.is_err());
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use cxone_uuid_audit::{AuditError, VerifySummary};
+use cxone_uuid_audit::{AuditError, BreakReason, CheckpointError, VerifySummary};
 use uuid::Uuid;
 
 use crate::exit::{usage, FAILURE};
@@ -208,7 +208,10 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => match e.downcast_ref::<AuditError>() {
-            Some(AuditError::Chain { reason, .. }) if is_unsigned(&reason.to_string()) => {
+            Some(AuditError::Chain {
+                reason: BreakReason::Checkpoint(CheckpointError::NoCheckpoint),
+                ..
+            }) => {
                 // The chain held to its end; only the proof asked for is missing.
                 let summary = crate::sinks::verify(&args.sink, None, &args.s3).await?;
                 print_ok(&summary);
@@ -222,8 +225,12 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 );
                 Ok(ExitCode::from(FAILURE))
             }
-            Some(AuditError::Chain { seq, reason }) => {
-                println!("FAILED: {}: chain broken at seq {seq}: {reason}", args.sink);
+            Some(AuditError::Chain { seq, reason, at }) => {
+                println!(
+                    "FAILED: {}: chain broken at seq {seq}: {reason}{}",
+                    args.sink,
+                    place(at)
+                );
                 Ok(ExitCode::from(FAILURE))
             }
             _ => Err(e.context(format!("cannot verify {}", args.sink))),
@@ -231,9 +238,9 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Whether a verify failure only says that no checkpoint is signed by the given key.
-fn is_unsigned(reason: &str) -> bool {
-    reason.contains("no checkpoint signed by this key")
+/// ` (in PATH.2)`, ` (object KEY)`: where a break is, when the trail has several parts.
+fn place(at: &Option<String>) -> String {
+    at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
 }
 
 fn print_ok(s: &VerifySummary) {
@@ -291,7 +298,7 @@ fn not_a_jsonl_trail(db: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     fn name<T: clap::ValueEnum>(v: Option<T>) -> Option<String> {
@@ -312,7 +319,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .await?
         .map_err(|e| match e {
             AuditError::Config { .. } => usage(e.to_string()),
-            other => anyhow::Error::new(other),
+            other => crate::sinks::lift(other),
         })?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -350,14 +357,14 @@ async fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(not(feature = "sqlite"))]
+#[cfg(not(feature = "audit-sqlite"))]
 async fn query(_args: QueryArgs) -> anyhow::Result<ExitCode> {
     Err(usage(
-        "this build has no sqlite sink; rebuild with --features sqlite",
+        "this build has no sqlite sink; rebuild with --features audit-sqlite",
     ))
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "audit-sqlite")]
 fn write_csv(
     out: &mut impl std::io::Write,
     events: &[cxone_uuid_audit::AuditEvent],
@@ -414,7 +421,7 @@ fn write_csv(
     Ok(())
 }
 
-#[cfg(all(feature = "sqlite", feature = "jsonl"))]
+#[cfg(all(feature = "audit-sqlite", feature = "jsonl"))]
 async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let path = PathBuf::from(args.jsonl.strip_prefix("jsonl:").unwrap_or(&args.jsonl));
     let db = sqlite_path(&args.db);
@@ -443,8 +450,11 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => match e.downcast_ref::<AuditError>() {
-            Some(AuditError::Chain { seq, reason }) => {
-                println!("FAILED: nothing imported: chain broken at seq {seq}: {reason}");
+            Some(AuditError::Chain { seq, reason, at }) => {
+                println!(
+                    "FAILED: nothing imported: chain broken at seq {seq}: {reason}{}",
+                    place(at)
+                );
                 Ok(ExitCode::from(FAILURE))
             }
             _ => Err(e),
@@ -453,7 +463,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Verifies and inserts in one transaction, committed only when the whole trail verified.
-#[cfg(all(feature = "sqlite", feature = "jsonl"))]
+#[cfg(all(feature = "audit-sqlite", feature = "jsonl"))]
 fn import_blocking(
     jsonl: &std::path::Path,
     db: &std::path::Path,
@@ -487,12 +497,12 @@ fn import_blocking(
         }
         batch.push(serde_json::from_slice(&line).context("parse a verified line")?);
         if batch.len() == batch.capacity() {
-            sink.insert_sealed(&batch)?;
+            sink.insert_sealed(&batch).map_err(crate::sinks::lift)?;
             added += batch.len() as u64;
             batch.clear();
         }
     }
-    sink.insert_sealed(&batch)?;
+    sink.insert_sealed(&batch).map_err(crate::sinks::lift)?;
     added += batch.len() as u64;
     let summary = verifier.finish(None).map_err(AuditError::from)?;
     if summary.last_seq < db_seq {
@@ -503,18 +513,20 @@ fn import_blocking(
         )));
     }
     // Commit: the whole trail verified.
-    tokio::runtime::Handle::current().block_on(sink.sync())?;
+    tokio::runtime::Handle::current()
+        .block_on(sink.sync())
+        .map_err(crate::sinks::lift)?;
     Ok((added, skipped, summary.head))
 }
 
-#[cfg(not(all(feature = "sqlite", feature = "jsonl")))]
+#[cfg(not(all(feature = "audit-sqlite", feature = "jsonl")))]
 async fn import(_args: ImportArgs) -> anyhow::Result<ExitCode> {
-    #[cfg(not(feature = "sqlite"))]
-    let feature = "sqlite";
-    #[cfg(feature = "sqlite")]
-    let feature = "jsonl";
+    #[cfg(not(feature = "audit-sqlite"))]
+    let (kind, feature) = ("sqlite", "audit-sqlite");
+    #[cfg(feature = "audit-sqlite")]
+    let (kind, feature) = ("jsonl", "jsonl");
     Err(usage(format!(
-        "this build has no {feature} sink; rebuild with --features {feature}"
+        "this build has no {kind} sink; rebuild with --features {feature}"
     )))
 }
 

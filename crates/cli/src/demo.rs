@@ -81,7 +81,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut audit = args.audit.clone();
     if audit.is_empty() {
         audit.push(crate::run::DEFAULT_AUDIT.to_string());
-        if cfg!(feature = "sqlite") {
+        if cfg!(feature = "audit-sqlite") {
             audit.push("sqlite:cxone_uuid_audit.db".to_string());
         }
     }

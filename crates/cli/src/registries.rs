@@ -1,6 +1,7 @@
 //! `--registry SPEC` to a [`Registry`]: one explicit match, one arm per backend.
 //!
-//! Every backend is on this screen: `memory` always, `sqlite:PATH` with the `sqlite` feature,
+//! Every backend is on this screen: `memory` always, `sqlite:PATH` with the `registry-sqlite`
+//! feature (part of `sqlite`),
 //! `redis://` / `rediss://` with the `redis` feature. A spec whose backend is not compiled in
 //! exits 2 naming the feature to rebuild with, so a script learns at once, not after a run.
 //!
@@ -63,13 +64,13 @@ pub(crate) async fn open_with(
             usize::try_from(expected).unwrap_or(usize::MAX),
         ))),
 
-        #[cfg(feature = "sqlite")]
+        #[cfg(feature = "registry-sqlite")]
         s if s.starts_with("sqlite:") => {
             open_sqlite(s.strip_prefix("sqlite:").unwrap_or_default()).await
         }
-        #[cfg(not(feature = "sqlite"))]
+        #[cfg(not(feature = "registry-sqlite"))]
         s if s.starts_with("sqlite:") => Err(usage(
-            "this build has no sqlite registry; rebuild with --features sqlite",
+            "this build has no sqlite registry; rebuild with --features registry-sqlite",
         )),
 
         #[cfg(feature = "redis")]
@@ -86,7 +87,7 @@ pub(crate) async fn open_with(
     }
 }
 
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "registry-sqlite")]
 async fn open_sqlite(path: &str) -> anyhow::Result<Arc<dyn Registry>> {
     use cxone_uuid_core::RegistryError;
     if path.is_empty() {

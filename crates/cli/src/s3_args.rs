@@ -89,7 +89,7 @@ mod imp {
     use std::process::ExitCode;
     use std::time::Duration;
 
-    use cxone_uuid_audit::{AuditSink, AuditSource, VerifySummary};
+    use cxone_uuid_audit::{AuditError, AuditSink, AuditSource, BreakReason, VerifySummary};
     use cxone_uuid_audit_s3::{S3Config, S3Error, S3Sink, Sse};
     use ed25519_dalek::VerifyingKey;
 
@@ -215,29 +215,31 @@ mod imp {
             println!("duplicate: {dup} repeats seqs another object holds");
         }
         if let Some(b) = &report.broken {
-            return Err(cxone_uuid_audit::AuditError::Chain {
+            return Err(AuditError::Chain {
                 seq: b.seq,
-                reason: format!("{} (object {})", b.reason, b.key),
+                reason: BreakReason::Other(b.reason.clone()),
+                at: Some(format!("object {}", b.key)),
             }
             .into());
         }
         if let Some(gap) = report.gaps.first() {
-            return Err(cxone_uuid_audit::AuditError::Chain {
+            return Err(AuditError::Chain {
                 seq: gap.first_missing,
-                reason: format!(
-                    "{} gap(s); the first: seq {}..={} missing (object before it: {})",
-                    report.gaps.len(),
-                    gap.first_missing,
-                    gap.last_missing,
-                    gap.before
-                ),
+                reason: BreakReason::Gaps {
+                    count: report.gaps.len(),
+                    first_missing: gap.first_missing,
+                    last_missing: gap.last_missing,
+                    before: gap.before.clone(),
+                },
+                at: None,
             }
             .into());
         }
         if let Some(dup) = report.duplicates.first() {
-            return Err(cxone_uuid_audit::AuditError::Chain {
+            return Err(AuditError::Chain {
                 seq: report.last_seq,
-                reason: format!("object {dup} duplicates seqs already verified"),
+                reason: BreakReason::Duplicate { key: dup.clone() },
+                at: None,
             }
             .into());
         }

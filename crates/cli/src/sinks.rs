@@ -38,11 +38,21 @@ pub(crate) enum SinkSpec {
 }
 
 impl SinkSpec {
+    /// The kind of sink, as a spec names it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Jsonl(_) => "jsonl",
+            Self::Sqlite(_) => "sqlite",
+            Self::S3 { .. } => "s3",
+            Self::None => "none",
+        }
+    }
+
     /// The cargo feature that builds this backend in.
     fn feature(&self) -> &'static str {
         match self {
             Self::Jsonl(_) => "jsonl",
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite(_) => "audit-sqlite",
             Self::S3 { .. } => "s3",
             Self::None => "",
         }
@@ -171,13 +181,17 @@ pub(crate) trait Backend: Send + Sync {
             };
             tokio::task::spawn_blocking(move || source.verify(public_key))
                 .await?
-                .map_err(anyhow::Error::new)
+                .map_err(lift)
         })
     }
 }
 
 /// The backend `text` names (`None` for the `none` sink), or a usage error naming the feature
 /// to rebuild with. Opens nothing.
+#[cfg_attr(
+    not(any(feature = "jsonl", feature = "audit-sqlite", feature = "s3")),
+    allow(unreachable_code, unused_variables) // a build with no sink: every arm returns
+)]
 pub(crate) fn backend(text: &str, s3: &S3Args) -> anyhow::Result<Option<Box<dyn Backend>>> {
     let _ = s3; // unused in builds without s3
     let backend: Box<dyn Backend> = match parse(text)? {
@@ -197,7 +211,7 @@ pub(crate) fn backend(text: &str, s3: &S3Args) -> anyhow::Result<Option<Box<dyn 
                 )
             },
         ),
-        #[cfg(feature = "sqlite")]
+        #[cfg(feature = "audit-sqlite")]
         SinkSpec::Sqlite(path) => local(
             text,
             cxone_uuid_audit_sqlite::SqliteSource::new(&path),
@@ -218,8 +232,9 @@ pub(crate) fn backend(text: &str, s3: &S3Args) -> anyhow::Result<Option<Box<dyn 
         #[allow(unreachable_patterns)] // in builds with every backend
         other => {
             return Err(usage(format!(
-                "this build has no {feature} sink; rebuild with --features {feature}",
-                feature = other.feature()
+                "this build has no {} sink; rebuild with --features {}",
+                other.kind(),
+                other.feature()
             )))
         }
     };
@@ -227,14 +242,20 @@ pub(crate) fn backend(text: &str, s3: &S3Args) -> anyhow::Result<Option<Box<dyn 
 }
 
 /// A trail in a local file: its source, and how to open a sink on it.
-#[cfg_attr(not(any(feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "jsonl", feature = "audit-sqlite")),
+    allow(dead_code)
+)]
 struct Local<S, F> {
     spec: String,
     source: S,
     open: F,
 }
 
-#[cfg_attr(not(any(feature = "jsonl", feature = "sqlite")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "jsonl", feature = "audit-sqlite")),
+    allow(dead_code)
+)]
 fn local<S, K, F>(spec: &str, source: S, open: F) -> Box<dyn Backend>
 where
     S: AuditSource + Clone + 'static,
@@ -269,6 +290,16 @@ where
 
     fn source(&self) -> Option<Box<dyn AuditSource>> {
         Some(Box::new(self.source.clone()))
+    }
+}
+
+/// An audit error as the cli reports it. A driver's error ([`AuditError::Store`]) is already
+/// spelled out in the message, so it is reported as that message alone rather than once more
+/// as its source; every other kind keeps its sources (and stays matchable, e.g. `Chain`).
+pub(crate) fn lift(e: AuditError) -> anyhow::Error {
+    match e {
+        AuditError::Store { .. } => anyhow::anyhow!("{e}"),
+        other => anyhow::Error::new(other),
     }
 }
 
@@ -350,7 +381,9 @@ pub(crate) async fn pending_submissions(
         let Some(source) = backend(text, s3)?.and_then(|b| b.source()) else {
             continue;
         };
-        return Ok(tokio::task::spawn_blocking(move || source.pending()).await??);
+        return tokio::task::spawn_blocking(move || source.pending())
+            .await?
+            .map_err(lift);
     }
     Err(usage(
         "--resume needs a local audit trail to read: pass --audit jsonl:PATH or --audit sqlite:PATH",
