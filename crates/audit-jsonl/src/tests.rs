@@ -27,14 +27,13 @@ async fn write(path: &Path, opts: JsonlOptions, n: u64) {
     sink.close().await.unwrap();
 }
 
+/// A resumed chain is the conformance suite's (tests/conformance.rs); the file mode is JSONL's.
 #[tokio::test]
-async fn appends_resume_the_chain_across_opens_and_file_is_0600() {
+async fn a_trail_file_is_0600() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.jsonl");
     write(&p, JsonlOptions::default(), 3).await;
     write(&p, JsonlOptions::default(), 2).await;
-    let s = verify(&p, None).unwrap();
-    assert_eq!(s.events, 5);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

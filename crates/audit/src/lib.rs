@@ -9,6 +9,8 @@
 #![deny(missing_docs)]
 
 pub mod chain;
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod event;
 mod sealer;
 pub mod signing;
