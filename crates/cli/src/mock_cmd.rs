@@ -242,24 +242,21 @@ async fn bind_addr(bind: &str, allow_remote: bool) -> anyhow::Result<SocketAddr>
 }
 
 /// Waits for Ctrl-C or (on Unix) SIGTERM, the signal test harnesses and service managers send.
-async fn stop_signal() {
+/// The SIGTERM handler is installed when this is called, not when the wait is first polled: a
+/// harness may signal as soon as it reads `listening on`, and before the handler exists SIGTERM
+/// would kill the process instead of stopping it cleanly.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -287,6 +284,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    let stop = stop_signal();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", server.base_url())
@@ -322,7 +320,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         server.base_url()
     ));
 
-    stop_signal().await;
+    stop.await;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
