@@ -6,15 +6,11 @@
 #![cfg(feature = "s3")]
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cxone_uuid_mock::MockConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use cxone_uuid_mock::{MockConfig, OutageProxy};
 
 use crate::support::*;
 
@@ -148,54 +144,6 @@ fn audit_cmd(sub: &str, uri: &str, endpoint: &str, spool: &Path) -> Command {
     cmd
 }
 
-/// A TCP forwarder in front of moto that can be stopped and started again on the same port:
-/// an S3 outage without losing moto's in-memory objects.
-struct Proxy {
-    port: u16,
-    upstream: SocketAddr,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Proxy {
-    async fn new(upstream: &str) -> Self {
-        let p = Self {
-            port: free_port(),
-            upstream: format!("127.0.0.1:{}", port_of(upstream)).parse().unwrap(),
-            task: Mutex::new(None),
-        };
-        p.start().await;
-        p
-    }
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-    async fn start(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let upstream = self.upstream;
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut down, _)) = listener.accept().await else {
-                    continue;
-                };
-                conns.spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-            }
-        });
-        *self.task.lock().unwrap() = Some(task);
-    }
-    async fn stop(&self) {
-        let task = self.task.lock().unwrap().take();
-        if let Some(t) = task {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-}
-
 fn ok_events(out: &std::process::Output) -> u64 {
     let text = stdout(out);
     let line = text
@@ -299,7 +247,7 @@ async fn a_second_run_on_one_s3_spool_exits_2_before_sending() {
 async fn an_outage_mid_run_loses_nothing_and_flush_then_verify_show_every_event_once() {
     let moto = moto();
     let bucket = create_bucket(&moto.endpoint, "outage");
-    let proxy = Proxy::new(&moto.endpoint).await;
+    let proxy = OutageProxy::new(&moto.endpoint).await.unwrap();
     let server = mock(MockConfig {
         latency_ms: 25,
         ..MockConfig::default()
@@ -332,7 +280,7 @@ async fn an_outage_mid_run_loses_nothing_and_flush_then_verify_show_every_event_
     assert_eq!(warnings, 1, "warns once: {}", stderr(&out));
     let local = events(&audit_path(dir.path())).len() as u64;
 
-    proxy.start().await;
+    proxy.start().await.unwrap();
     let out = output(audit_cmd("flush", &uri, &proxy.endpoint(), &spool)).await;
     assert_eq!(
         out.status.code(),

@@ -5,10 +5,8 @@
 //! instructions when none is installed: these tests never skip silently.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -17,9 +15,8 @@ use base64::Engine as _;
 use cxone_uuid_audit::chain::Verifier;
 use cxone_uuid_audit::{AuditEvent, AuditSink, EventKind};
 use cxone_uuid_audit_s3::{flush, verify, S3Config, S3Error, S3Sink, Sse};
+use cxone_uuid_mock::OutageProxy;
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------- moto
@@ -156,64 +153,6 @@ async fn make_bucket(c: &aws_sdk_s3::Client, bucket: &str, object_lock: bool) {
 }
 
 // ---------------------------------------------------------------- a proxy we can cut
-
-/// A TCP forwarder in front of moto: `stop` makes S3 unreachable (connection refused, live
-/// connections cut) without losing moto's in-memory objects; `start` brings it back on the same
-/// port.
-struct Proxy {
-    port: u16,
-    upstream: SocketAddr,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Proxy {
-    async fn new(upstream_endpoint: &str) -> Arc<Self> {
-        let hostport = upstream_endpoint.trim_start_matches("http://");
-        let upstream: SocketAddr = tokio::net::lookup_host(hostport)
-            .await
-            .unwrap()
-            .next()
-            .unwrap();
-        let p = Arc::new(Self {
-            port: free_port(),
-            upstream,
-            task: Mutex::new(None),
-        });
-        p.start().await;
-        p
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let upstream = self.upstream;
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut down, _)) = listener.accept().await else {
-                    continue;
-                };
-                conns.spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-            }
-        });
-        *self.task.lock().unwrap() = Some(task);
-    }
-
-    async fn stop(&self) {
-        let task = self.task.lock().unwrap().take();
-        if let Some(t) = task {
-            t.abort();
-            let _ = t.await;
-        }
-    }
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -386,7 +325,7 @@ async fn s3_down_mid_run_loses_nothing_and_flush_then_verify_show_every_event_on
     let c = client(&moto.endpoint);
     let bucket = unique_bucket("outage");
     make_bucket(&c, &bucket, false).await;
-    let proxy = Proxy::new(&moto.endpoint).await;
+    let proxy = OutageProxy::new(&moto.endpoint).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(&proxy.endpoint(), &bucket, "p", tmp.path());
 
@@ -415,7 +354,7 @@ async fn s3_down_mid_run_loses_nothing_and_flush_then_verify_show_every_event_on
         "flush must fail while S3 is down"
     );
 
-    proxy.start().await;
+    proxy.start().await.unwrap();
     let report = flush(&cfg).await.unwrap();
     assert_eq!(report.remaining, 0);
     assert_eq!(report.events(), 10);
@@ -435,7 +374,7 @@ async fn a_segment_uploaded_again_after_a_crash_lands_on_the_same_key() {
     let c = client(&moto.endpoint);
     let bucket = unique_bucket("idem");
     make_bucket(&c, &bucket, false).await;
-    let proxy = Proxy::new(&moto.endpoint).await;
+    let proxy = OutageProxy::new(&moto.endpoint).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(&proxy.endpoint(), &bucket, "p", tmp.path()).with_batch_events(100);
     let sink = S3Sink::open(cfg.clone(), None).await.unwrap();
@@ -454,7 +393,7 @@ async fn a_segment_uploaded_again_after_a_crash_lands_on_the_same_key() {
         })
         .expect("a sealed segment in the spool");
     let copy = std::fs::read(&seg).unwrap();
-    proxy.start().await;
+    proxy.start().await.unwrap();
     flush(&cfg).await.unwrap();
     std::fs::write(&seg, copy).unwrap();
     assert_eq!(flush(&cfg).await.unwrap().uploaded.len(), 1);

@@ -332,11 +332,19 @@ mod tests {
         synced: AtomicUsize,
         closed: AtomicUsize,
         fail_sync: bool,
+        /// The UUIDs appended, and those a completed sync covered: what was appended when
+        /// the sync began, not what arrived while it ran.
+        appended_ids: std::sync::Mutex<Vec<uuid::Uuid>>,
+        synced_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     }
 
     #[async_trait]
     impl AuditSink for Counting {
         async fn append(&self, batch: &[AuditEvent]) -> Result<(), AuditError> {
+            self.appended_ids
+                .lock()
+                .unwrap()
+                .extend(batch.iter().filter_map(|e| e.uuid));
             self.appended.fetch_add(batch.len(), Ordering::SeqCst);
             Ok(())
         }
@@ -347,11 +355,13 @@ mod tests {
                     source: std::io::Error::other("disk full"),
                 });
             }
+            let covered = self.appended.load(Ordering::SeqCst);
+            let ids = self.appended_ids.lock().unwrap().clone();
             // A slow fsync lets many waiters pile up behind it.
             tokio::time::sleep(Duration::from_millis(5)).await;
             self.syncs.fetch_add(1, Ordering::SeqCst);
-            self.synced
-                .store(self.appended.load(Ordering::SeqCst), Ordering::SeqCst);
+            self.synced.store(covered, Ordering::SeqCst);
+            self.synced_ids.lock().unwrap().extend(ids);
             Ok(())
         }
         async fn close(&self) -> Result<(), AuditError> {
@@ -377,9 +387,15 @@ mod tests {
             let sink = sink.clone();
             tasks.push(tokio::spawn(async move {
                 w.record(ev()).await.unwrap();
-                w.record_durable(ev()).await.unwrap();
-                // Our record is covered by a completed sync.
-                assert!(sink.synced.load(Ordering::SeqCst) >= 1);
+                let mut mine = ev();
+                let id = uuid::Uuid::new_v4();
+                mine.uuid = Some(id);
+                w.record_durable(mine).await.unwrap();
+                // Our own record, not just some record, is covered by a completed sync.
+                assert!(
+                    sink.synced_ids.lock().unwrap().contains(&id),
+                    "record_durable returned before its record was synced"
+                );
             }));
         }
         for t in tasks {

@@ -33,6 +33,7 @@
 
 mod config;
 mod execute;
+mod outage;
 mod respond;
 mod server;
 mod state;
@@ -42,5 +43,6 @@ pub use config::{
     format_script, parse_script, DiscoveryFault, GenesysLimit, Malformed, MockConfig, ParseError,
     Provider, Step, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
+pub use outage::OutageProxy;
 pub use server::MockServer;
 pub use state::{Recorded, RecordedRequest};
