@@ -17,7 +17,8 @@ use crate::files::{
 use crate::io_err;
 
 /// How a [`JsonlSink`] writes.
-#[derive(Clone, Default)]
+// Debug as derived: Signing's own Debug never shows the private key.
+#[derive(Clone, Default, Debug)]
 pub struct JsonlOptions {
     /// Whether `sync` fsyncs (`None`: it only flushes to the OS).
     pub sync: SyncMode,
@@ -25,16 +26,6 @@ pub struct JsonlOptions {
     pub rotate_mb: Option<u64>,
     /// Sign checkpoints (at close, and every `signing.every` events).
     pub signing: Option<Signing>,
-}
-
-impl std::fmt::Debug for JsonlOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JsonlOptions")
-            .field("sync", &self.sync)
-            .field("rotate_mb", &self.rotate_mb)
-            .field("signing", &self.signing)
-            .finish()
-    }
 }
 
 /// The append-only JSONL sink.

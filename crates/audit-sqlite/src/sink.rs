@@ -37,21 +37,13 @@ pub const MERGE_EVENTS: u64 = 262_144;
 pub const MERGE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a [`SqliteSink`] writes.
-#[derive(Clone, Default)]
+// Debug as derived: Signing's own Debug never shows the private key.
+#[derive(Clone, Default, Debug)]
 pub struct SqliteOptions {
     /// `None` turns SQLite's syncing off (a crash may lose recent events).
     pub sync: SyncMode,
     /// Sign checkpoints (at close, and every `signing.every` events).
     pub signing: Option<Signing>,
-}
-
-impl std::fmt::Debug for SqliteOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteOptions")
-            .field("sync", &self.sync)
-            .field("signing", &self.signing)
-            .finish()
-    }
 }
 
 /// The SQLite sink.

@@ -130,7 +130,8 @@ pub(crate) fn parse_trail(spec: &str) -> anyhow::Result<SinkSpec> {
 }
 
 /// How sinks write, from the `run` flags.
-#[derive(Clone, Default)]
+// Debug as derived: Signing's own Debug never shows the private key.
+#[derive(Clone, Default, Debug)]
 pub(crate) struct SinkOptions {
     /// When events are made durable.
     pub(crate) sync: SyncMode,
@@ -138,16 +139,6 @@ pub(crate) struct SinkOptions {
     pub(crate) signing: Option<Signing>,
     /// Rotate JSONL files at this size in MiB.
     pub(crate) rotate_mb: Option<u64>,
-}
-
-impl std::fmt::Debug for SinkOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SinkOptions")
-            .field("sync", &self.sync)
-            .field("signing", &self.signing)
-            .field("rotate_mb", &self.rotate_mb)
-            .finish()
-    }
 }
 
 pub(crate) fn parse(spec: &str) -> anyhow::Result<SinkSpec> {
