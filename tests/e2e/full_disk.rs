@@ -36,6 +36,58 @@ fn with_file_size_limit(cmd: &Command, blocks: u64) -> Command {
     sh
 }
 
+#[cfg(feature = "audit-sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_sqlite_sink_rolls_back_and_resume_finishes_it() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("trail.db");
+    let spec = format!("sqlite:{}", db.display());
+    let n = 3000;
+    let cmd = run_cmd_audit(&server, dir.path(), n, &spec);
+    // The WAL outgrows 2 MiB long before 3,000 UUIDs' events are in.
+    let out = output(with_file_size_limit(&cmd, 4096)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Stopped by the audit trail, with the UUIDs it had staged left pending for --resume.
+    let s = summary(&out);
+    assert!(s["stop_reason"].as_str().unwrap().contains("audit"), "{s}");
+    assert!(s["pending"].as_u64().unwrap() > 0, "{s}");
+    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+    let mut verify = bin();
+    verify.args(["audit", "verify", &spec]);
+    let v = output(verify).await;
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    let sent_before: Vec<String> = server
+        .recorded()
+        .execute_requests
+        .iter()
+        .map(|r| r.uuid.clone().unwrap())
+        .collect();
+    assert!(
+        sent_before.len() < n as usize,
+        "the disk filled before the end"
+    );
+
+    let mut resume = run_cmd_audit(&server, dir.path(), 1, &spec);
+    resume.arg("--resume");
+    let out = output(resume).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut times: HashMap<String, usize> = HashMap::new();
+    for r in &server.recorded().execute_requests {
+        *times.entry(r.uuid.clone().unwrap()).or_default() += 1;
+    }
+    let resent = server.recorded().execute_requests.len() - sent_before.len();
+    // Only UUIDs the rolled-back transaction left without an outcome can reach it twice.
+    assert!(times.values().filter(|&&k| k > 1).count() <= resent);
+    let v = output({
+        let mut c = bin();
+        c.args(["audit", "verify", &spec]);
+        c
+    })
+    .await;
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_leaves_a_trail_that_verifies_and_resume_finishes_it() {
     let server = mock(MockConfig::default()).await;

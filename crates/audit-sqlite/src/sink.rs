@@ -58,6 +58,10 @@ struct Inner {
     sealed: Vec<AuditEvent>,
     in_tx: bool,
     closed: bool,
+    /// Set by the first failed write or commit (a full disk): the open transaction was rolled
+    /// back, so the database holds only committed events, and the sealer is ahead of it, so
+    /// nothing more may be written.
+    failed: Option<String>,
     /// Events in `audit_events_recent` (committed or not), and when the oldest arrived.
     staged: u64,
     staged_since: Option<std::time::Instant>,
@@ -89,6 +93,7 @@ impl SqliteSink {
                 sealed: Vec::with_capacity(1024),
                 in_tx: false,
                 closed: false,
+                failed: None,
                 staged: 0,
                 staged_since: None,
             })),
@@ -211,6 +216,28 @@ fn write_to(g: &mut Inner, path: &Path, indexed: bool) -> Result<(), AuditError>
     result.map_err(&err)
 }
 
+/// After a failed insert or commit: rolls the open transaction back (SQLite may already have),
+/// so the database keeps exactly its committed events, and refuses every later write.
+fn fail(g: &mut Inner, e: AuditError) -> AuditError {
+    if g.in_tx {
+        // Nothing to do if SQLite rolled back itself; an error here changes nothing committed.
+        let _ = g.conn.execute_batch("ROLLBACK");
+        g.in_tx = false;
+    }
+    g.failed = Some(e.to_string());
+    e
+}
+
+fn refuse_if_failed(g: &Inner, path: &Path) -> Result<(), AuditError> {
+    match &g.failed {
+        Some(why) => Err(AuditError::Backend {
+            sink: spec(path),
+            message: format!("an earlier write failed ({why}); nothing more is written"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Commits the open transaction, first moving the staged events into `audit_events` when enough
 /// have collected, they have waited long enough, or the sink is closing.
 fn commit(g: &mut Inner, path: &Path) -> Result<(), AuditError> {
@@ -249,10 +276,11 @@ impl AuditSink for SqliteSink {
             });
         }
         let g = &mut *g;
+        refuse_if_failed(g, &self.path)?;
         for ev in batch {
             g.sealer.seal(ev, &mut g.sealed);
         }
-        write_sealed(g, &self.path)
+        write_sealed(g, &self.path).map_err(|e| fail(g, e))
     }
 
     async fn sync(&self) -> Result<(), AuditError> {
@@ -264,7 +292,8 @@ impl AuditSink for SqliteSink {
                 sink: spec(&path),
                 message: "an earlier write panicked".into(),
             })?;
-            commit(&mut g, &path)
+            refuse_if_failed(&g, &path)?;
+            commit(&mut g, &path).map_err(|e| fail(&mut g, e))
         })
         .await
         .map_err(|e| AuditError::Backend {
@@ -280,11 +309,13 @@ impl AuditSink for SqliteSink {
                 return Ok(());
             }
             let g = &mut *g;
+            g.closed = true;
+            // After a failed write the database stays as it was: no closing checkpoint.
+            refuse_if_failed(g, &self.path)?;
             if let Some(cp) = g.sealer.finish() {
                 g.sealed.push(cp);
-                write_sealed(g, &self.path)?;
+                write_sealed(g, &self.path).map_err(|e| fail(g, e))?;
             }
-            g.closed = true;
         }
         self.sync().await
     }
