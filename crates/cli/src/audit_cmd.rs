@@ -267,6 +267,7 @@ fn print_ok(s: &VerifySummary) {
 }
 
 /// `--db` takes a path, or `sqlite:PATH` as `--audit` does.
+#[cfg(feature = "audit-sqlite")]
 fn sqlite_path(db: &std::path::Path) -> PathBuf {
     let text = db.to_string_lossy();
     match text.strip_prefix("sqlite:") {
@@ -277,6 +278,7 @@ fn sqlite_path(db: &std::path::Path) -> PathBuf {
 
 /// `--db` naming a JSONL trail: say what it is and how to query it, instead of SQLite's
 /// "file is not a database".
+#[cfg(feature = "audit-sqlite")]
 fn not_a_jsonl_trail(db: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Read as _;
     let named_jsonl = db.to_string_lossy().starts_with("jsonl:")

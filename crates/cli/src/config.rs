@@ -77,7 +77,7 @@ pub(crate) struct ConnectArgs {
     pub(crate) path_template: Option<String>,
 
     /// Genesys Cloud region, e.g. mypurecloud.com, mypurecloud.ie, usw2.pure.cloud. It sets both
-    /// the API URL (https://api.REGION) and the token URL (https://login.REGION/oauth/token);
+    /// the API URL (`https://api.REGION`) and the token URL (`https://login.REGION/oauth/token`);
     /// --base-url and --token-url replace them only together (one of them with a region is
     /// refused, as the token and the executions would go to different places).
     #[arg(long, env = "GENESYS_REGION", value_name = "REGION")]

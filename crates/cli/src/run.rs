@@ -7,8 +7,10 @@
 //! concurrency: one fsync covers every task waiting at that moment.
 //!
 //! Split where the command divides: [`args`] (the flags), [`job`] (the submission loop and its
-//! tasks), [`progress`] (stderr while it runs) and [`summary`] (one typed summary that the text
-//! and JSON outputs and the `run_finished` record are all made from).
+//! tasks), [`started`] (what `run_started` records), [`resume`] and [`retry_failed`] (which
+//! UUIDs of the trail go out again, and to which action), [`progress`] (stderr while it runs)
+//! and [`summary`] (one typed summary that the text and JSON outputs and the `run_finished`
+//! record are all made from).
 
 use std::process::ExitCode;
 
