@@ -318,3 +318,68 @@ async fn a_missing_bucket_stops_the_run_before_anything_is_sent() {
     );
     assert!(server.recorded().execute_requests.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_with_a_public_key_proves_a_signed_archive_and_says_when_a_key_signed_nothing() {
+    let moto = moto();
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit.key");
+    let mut keygen = bin();
+    keygen.args(["audit", "keygen", "--out"]).arg(&key);
+    assert_eq!(output(keygen).await.status.code(), Some(0));
+    let public = dir.path().join("audit.key.pub");
+    let spool = dir.path().join("spool");
+
+    // Signed: checkpoints every 10 events, archived in objects of 10.
+    let bucket = create_bucket(&moto.endpoint, "signed");
+    let uri = format!("s3://{bucket}/trail");
+    let mut cmd = run_cmd(&server, dir.path(), 12);
+    cmd.args(["--audit", &uri, "--s3-batch-events", "10"])
+        .args(["--checkpoint-every", "10", "--audit-signing-key"])
+        .arg(&key);
+    s3_flags(&mut cmd, &moto.endpoint, &spool);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut verify = audit_cmd("verify", &uri, &moto.endpoint, &spool);
+    verify.arg("--public-key").arg(&public);
+    let out = output(verify).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("checkpoints valid; events 1–"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Unsigned: intact, but nothing in it is proven by the key.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let bucket = create_bucket(&moto.endpoint, "unsigned");
+    let uri = format!("s3://{bucket}/trail");
+    let mut cmd = run_cmd(&server, &other, 5);
+    cmd.args(["--audit", &uri]);
+    s3_flags(&mut cmd, &moto.endpoint, &spool);
+    assert_eq!(output(cmd).await.status.code(), Some(0));
+    let mut verify = audit_cmd("verify", &uri, &moto.endpoint, &spool);
+    verify.arg("--public-key").arg(&public);
+    let out = output(verify).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not proven: no checkpoint"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -23,7 +23,7 @@ use std::path::Path;
 
 pub use config::{S3Config, Sse};
 pub use cxone_uuid_audit::signing::Signing;
-pub use sink::{flush, verify, Broken, FlushReport, Gap, S3Sink, VerifyReport};
+pub use sink::{flush, verify, verify_signed, Broken, FlushReport, Gap, S3Sink, VerifyReport};
 
 use cxone_uuid_audit::AuditError;
 

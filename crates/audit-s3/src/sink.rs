@@ -394,6 +394,11 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// Segments still waiting in the local spool for this destination.
     pub spooled: usize,
+    /// With a public key: what the signed checkpoints prove.
+    pub signed: Option<cxone_uuid_audit::signing::SignedSummary>,
+    /// With a public key, a chain intact to its end but not proven by it (no checkpoint signed
+    /// by that key); a bad checkpoint inside the chain is in `broken`.
+    pub unproven: Option<cxone_uuid_audit::ChainBreak>,
 }
 
 impl VerifyReport {
@@ -407,6 +412,19 @@ impl VerifyReport {
 /// under the prefix. A missing range is reported as a [`Gap`] and verification continues after
 /// it, so one lost object does not hide a later edit.
 pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
+    verify_signed(cfg, None).await
+}
+
+/// As [`verify`], also checking every signed checkpoint with `key` (when given), as a local
+/// trail's verify does: a checkpoint signed by another key or edited breaks the chain there.
+pub async fn verify_signed(
+    cfg: &S3Config,
+    key: Option<ed25519_dalek::VerifyingKey>,
+) -> Result<VerifyReport, S3Error> {
+    let with_key = |v: Verifier| match key {
+        Some(k) => v.with_public_key(k),
+        None => v,
+    };
     cfg.validate()?;
     let store = Store::connect(cfg).await;
     store.check_bucket().await?;
@@ -416,7 +434,7 @@ pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
         spooled: ready_segments(&cfg.spool_dir()).map_or(0, |s| s.len()),
         ..VerifyReport::default()
     };
-    let mut verifier = Verifier::new();
+    let mut verifier = with_key(Verifier::new());
     let mut counted = 0;
     let mut prev_key: Option<String> = None;
     'objects: for obj in objects {
@@ -458,7 +476,7 @@ pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
             counted += verifier.count();
             let old = std::mem::replace(
                 &mut verifier,
-                Verifier::resume(Some((obj.first - 1, prev_hash))),
+                with_key(Verifier::resume(Some((obj.first - 1, prev_hash)))),
             );
             report.checkpoints += old.finish(None).map_or(0, |s| s.checkpoints);
         }
@@ -491,6 +509,12 @@ pub async fn verify(cfg: &S3Config) -> Result<VerifyReport, S3Error> {
     let (last_seq, head) = verifier.head();
     report.last_seq = last_seq;
     report.head = head.to_string();
-    report.checkpoints += verifier.finish(None).map_or(0, |s| s.checkpoints);
+    match verifier.finish(None) {
+        Ok(summary) => {
+            report.checkpoints += summary.checkpoints;
+            report.signed = summary.signed;
+        }
+        Err(brk) => report.unproven = Some(brk),
+    }
     Ok(report)
 }

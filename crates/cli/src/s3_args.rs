@@ -160,14 +160,9 @@ mod imp {
             &self,
             public_key: Option<VerifyingKey>,
         ) -> BoxFuture<'_, anyhow::Result<VerifySummary>> {
-            Box::pin(async move {
-                if public_key.is_some() {
-                    return Err(usage(
-                        "--public-key is not supported for s3:// trails yet: verify the local copy",
-                    ));
-                }
-                verify(&self.bucket, &self.prefix, &self.args).await
-            })
+            Box::pin(
+                async move { verify(&self.bucket, &self.prefix, &self.args, public_key).await },
+            )
         }
     }
 
@@ -188,10 +183,15 @@ mod imp {
 
     /// `audit verify s3://…`: every object downloaded, ordered and checked. Gaps and duplicates
     /// are printed one a line; the first problem comes back as an [`cxone_uuid_audit::AuditError::Chain`].
-    async fn verify(bucket: &str, prefix: &str, args: &S3Args) -> anyhow::Result<VerifySummary> {
+    async fn verify(
+        bucket: &str,
+        prefix: &str,
+        args: &S3Args,
+        public_key: Option<VerifyingKey>,
+    ) -> anyhow::Result<VerifySummary> {
         let cfg = config(bucket, prefix, args)?;
         let uri = cfg.uri();
-        let report = cxone_uuid_audit_s3::verify(&cfg)
+        let report = cxone_uuid_audit_s3::verify_signed(&cfg, public_key)
             .await
             .map_err(|e| lift(&uri, e))?;
         if report.spooled > 0 {
@@ -243,12 +243,20 @@ mod imp {
             }
             .into());
         }
+        if let Some(brk) = report.unproven {
+            return Err(AuditError::Chain {
+                seq: brk.seq,
+                reason: brk.reason,
+                at: None,
+            }
+            .into());
+        }
         Ok(VerifySummary {
             events: report.events,
             last_seq: report.last_seq,
             head: report.head,
             checkpoints: report.checkpoints,
-            signed: None,
+            signed: report.signed,
         })
     }
 
