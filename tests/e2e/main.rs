@@ -4,6 +4,7 @@
 mod audit;
 mod durability;
 mod features;
+mod flow;
 mod generate;
 mod mock;
 mod options;

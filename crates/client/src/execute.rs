@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::config::{AuthMethod, ClientConfig, Provider, RateSpec};
 use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
 use crate::error::{Error, ErrorKind};
+use crate::flow::{AnswerInfo, Flow, Limits};
 use crate::http::{exchange, server_message, Answer};
 use crate::rate::RateLimiter;
 use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
@@ -67,7 +68,7 @@ struct Inner {
     tokens: TokenCache,
     policy: RetryPolicy,
     budget: Option<RetryBudget>,
-    rate: RateLimiter,
+    flow: Flow,
 }
 
 /// The Data Action client. Cheap to clone (one shared pool, token cache and limiter).
@@ -121,14 +122,19 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 budget: config.retry_budget.map(RetryBudget::new),
-                rate: match (config.rate, config.provider.kind()) {
-                    // Genesys documents its per-token quota (300/min): start there, not
-                    // unthrottled, and adapt from there.
-                    (RateSpec::Auto, Provider::Genesys) => {
-                        RateLimiter::auto_from(dialect::genesys::TOKEN_RATE_PER_SECOND)
-                    }
-                    (spec, _) => RateLimiter::new(spec),
-                },
+                flow: Flow::new(
+                    config.rate,
+                    match (config.rate, config.provider.kind()) {
+                        // Genesys documents its per-token quota (300/min): start there, not
+                        // unthrottled, and adapt from there.
+                        (RateSpec::Auto, Provider::Genesys) => {
+                            RateLimiter::auto_from(dialect::genesys::TOKEN_RATE_PER_SECOND)
+                        }
+                        (spec, _) => RateLimiter::new(spec),
+                    },
+                    config.concurrency.max(1),
+                    config.adaptive_concurrency,
+                ),
                 policy,
                 http,
                 dialect,
@@ -150,7 +156,12 @@ impl Client {
 
     /// The adaptive rate target in requests/s, `None` while unthrottled or not adaptive.
     pub fn rate_target(&self) -> Option<f64> {
-        self.inner.rate.target()
+        self.inner.flow.rate_target()
+    }
+
+    /// What the client learned about the server's limits (rate, concurrency, quota policy).
+    pub fn limits(&self) -> Limits {
+        self.inner.flow.limits()
     }
 
     /// A failure without any HTTP answer (DNS, connect, timeout) gets the dialect's hint line.
@@ -402,7 +413,7 @@ impl RetryLogic for ExecuteLogic<'_> {
             .map_err(|e| stop(self.client.hinted(e)))?;
         self.token_generation = Some(token.generation);
         let req = i.dialect.prepare(&self.uuid).map_err(stop)?;
-        let ticket = i.rate.acquire().await;
+        let permit = i.flow.acquire().await;
         self.counters.attempts += 1;
         let answer = self
             .client
@@ -413,8 +424,22 @@ impl RetryLogic for ExecuteLogic<'_> {
                 let status = answer.status;
                 self.counters.http_status = Some(status);
                 self.counters.correlation_id = i.dialect.correlation_id(&answer.ids, &answer.body);
+                // Genesys names the refusing limit: actions.concurrent.executions.max (and
+                // its function-action subset) is a concurrency limit, not a rate.
+                let concurrency_limit = status == 429
+                    && i.dialect
+                        .refusing_limit(&answer.body)
+                        .is_some_and(|l| l.contains("concurrent"));
+                i.flow.on_answer(
+                    permit,
+                    AnswerInfo {
+                        status,
+                        retry_after: answer.retry_after,
+                        quota: answer.quota.as_ref(),
+                        concurrency_limit,
+                    },
+                );
                 if answer.is_success() {
-                    i.rate.on_success();
                     if answer.oversized {
                         return Ok(Err(dialect::unexpected(
                             "body larger than 1 MiB",
@@ -429,7 +454,6 @@ impl RetryLogic for ExecuteLogic<'_> {
                 }
                 if status == 429 {
                     self.counters.rate_limited += 1;
-                    i.rate.on_throttled(ticket, answer.retry_after);
                 }
                 let failure = Failure::Status {
                     status,
@@ -440,6 +464,7 @@ impl RetryLogic for ExecuteLogic<'_> {
                 (failure, answer.body, error)
             }
             Err(e) => {
+                i.flow.on_no_answer(permit);
                 let f = if e.kind() == ErrorKind::Timeout {
                     Failure::Timeout
                 } else {

@@ -150,7 +150,7 @@ pub(crate) async fn execute_job(
     // fsyncs in a 50,000-UUID run and four times about 500; each costs CPU the client and the
     // endpoint share (the rule kept a median 0.85 of the no-wait rate at twice, 0.95 at four
     // times, over seven interleaved rounds).
-    let concurrency = args.transport.concurrency as usize;
+    let concurrency = config.concurrency;
     let stage = concurrency.saturating_mul(4).max(MIN_STAGE);
     let writer = AuditWriter::spawn_grouped(
         Box::new(sinks),
@@ -173,8 +173,8 @@ pub(crate) async fn execute_job(
     settings.insert("resume".into(), json!(args.resume));
     settings.insert("pending".into(), json!(pending.len()));
     settings.insert("uuid_version".into(), json!(args.uuid_version));
-    settings.insert("concurrency".into(), json!(args.transport.concurrency));
-    settings.insert("rate".into(), json!(args.transport.rate));
+    settings.insert("concurrency".into(), args.transport.concurrency.to_json());
+    settings.insert("rate".into(), json!(config.rate.to_string()));
     settings.insert("max_retries".into(), json!(args.transport.max_retries));
     settings.insert("timeout_s".into(), json!(args.transport.timeout));
     settings.insert("registry".into(), json!(registry.describe()));
@@ -349,7 +349,8 @@ pub(crate) async fn execute_job(
         elapsed,
         stop.as_deref(),
         was_interrupted,
-    );
+    )
+    .with_limits(&client.limits());
 
     let mut ev = AuditEvent::new(EventKind::RunFinished, run_id);
     ev.action_id = Some(action_id);

@@ -70,6 +70,9 @@ pub(super) struct Summary {
     errors: Vec<Failure>,
     failed: u64,
     latency_ms: Latency,
+    /// What the client learned about the server's limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<LimitsOut>,
     not_submitted: u64,
     pending: u64,
     rate_limited: u64,
@@ -79,6 +82,34 @@ pub(super) struct Summary {
     succeeded: u64,
     throughput_per_s: f64,
     uniqueness_rate: f64,
+}
+
+/// The `limits` object (alphabetical, as [`Summary`]).
+#[derive(Serialize, Debug)]
+struct LimitsOut {
+    /// Requests in flight allowed at the end.
+    concurrency: usize,
+    /// Whether `--concurrency auto` adapted it.
+    concurrency_auto: bool,
+    /// The quota policy the server advertised in its headers, if any.
+    policy: Option<PolicyOut>,
+    /// The rate as given, in the user's unit (`auto`, `300/min`).
+    rate: String,
+    /// The pace in requests/s at the end (`null`: auto and never throttled).
+    rate_rps: Option<f64>,
+}
+
+/// An advertised quota policy (alphabetical).
+#[derive(Serialize, Debug)]
+struct PolicyOut {
+    /// Requests per window.
+    limit: Option<u64>,
+    /// IETF policy name.
+    name: Option<String>,
+    /// `ietf` or `x`.
+    style: &'static str,
+    /// Window width in seconds.
+    window_s: Option<f64>,
 }
 
 /// Request latency in milliseconds over the UUIDs sent (alphabetical, as [`Summary`]).
@@ -137,6 +168,7 @@ impl Summary {
                 })
                 .collect(),
             failed: tally.failed,
+            limits: None,
             latency_ms: Latency {
                 avg: if h.is_empty() {
                     0.0
@@ -166,6 +198,27 @@ impl Summary {
             },
             uniqueness_rate: stats.uniqueness_rate(),
         }
+    }
+
+    /// Adds what the client learned about the server's limits.
+    pub(super) fn with_limits(mut self, l: &cxone_uuid_client::Limits) -> Self {
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        self.limits = Some(LimitsOut {
+            concurrency: l.concurrency,
+            concurrency_auto: l.adaptive_concurrency,
+            policy: l.advertised.as_ref().map(|a| PolicyOut {
+                limit: a.limit,
+                name: a.policy.clone(),
+                style: match a.style {
+                    cxone_uuid_client::quota::QuotaStyle::Ietf => "ietf",
+                    _ => "x",
+                },
+                window_s: a.window.map(|w| w.as_secs_f64()),
+            }),
+            rate: l.rate.to_string(),
+            rate_rps: l.rate_rps.map(round),
+        });
+        self
     }
 
     /// The counts `run_finished` records, so the trail alone says how a run ended.
