@@ -5,6 +5,7 @@ mod ambiguous;
 mod audit;
 mod durability;
 mod features;
+mod flow;
 mod full_disk;
 mod generate;
 mod locks;

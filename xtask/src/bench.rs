@@ -54,6 +54,8 @@ struct Sizes {
     e2e: [(u32, u64); 3],
     py_client: u64,
     goodput: u64,
+    /// UUIDs per limit shape, rows 3c-3n (the windows need more than one quota's worth).
+    limit_shapes: u64,
     mem_large: u64,
     wrk_secs: u32,
     /// UUIDs already in the SQLite registry file, then offered to it, for row 6a.
@@ -68,6 +70,7 @@ const FULL: Sizes = Sizes {
     e2e: [(1, 20_000), (8, 50_000), (64, 50_000)],
     py_client: 2_000,
     goodput: 3_000,
+    limit_shapes: 900,
     mem_large: 200_000,
     wrk_secs: 5,
     sqlite_registry: 1_000_000,
@@ -79,6 +82,7 @@ const QUICK: Sizes = Sizes {
     e2e: [(1, 500), (8, 2_000), (64, 5_000)],
     py_client: 300,
     goodput: 600,
+    limit_shapes: 400,
     mem_large: 20_000,
     wrk_secs: 2,
     sqlite_registry: 100_000,
@@ -91,6 +95,8 @@ pub(crate) struct Opts {
     pub(crate) quick: bool,
     /// Benchmark this binary instead of building target/release/cxone-uuid.
     pub(crate) bin: Option<PathBuf>,
+    /// Only rows 3c-3n (the limit shapes); the table goes to target/bench/BENCHMARKS.md.
+    pub(crate) only_limits: bool,
 }
 
 /// What the bench carries from row to row.
@@ -107,7 +113,7 @@ struct Bench {
     started: Instant,
 }
 
-/// `cargo xtask bench [--quick] [--bin PATH]`.
+/// `cargo xtask bench [--quick] [--only-limits] [--bin PATH]`.
 pub(crate) fn bench(opts: Opts) -> Result<()> {
     let target = crate::target_dir();
     let dir = target.join("bench");
@@ -137,6 +143,13 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
             ));
         }
     }
+    if b.opts.only_limits {
+        // Rows 3c-3n alone need neither the comparison tools nor the other rows' trails.
+        let measured_from = Instant::now();
+        b.limit_shapes();
+        b.figure("measure_s", Json::Num(secs(measured_from.elapsed())));
+        return b.write_outputs();
+    }
     let tools = Tools::prepare(&mut b);
     b.figure("setup_s", Json::Num(secs(b.started.elapsed())));
     let measured_from = Instant::now();
@@ -144,6 +157,7 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
     b.generation(&tools);
     let ceiling = b.end_to_end(&tools);
     b.goodput();
+    b.limit_shapes();
     b.memory_run(ceiling);
     b.audit_sinks();
     b.registries();

@@ -29,9 +29,10 @@ Commands:
                        README, licence, completions and man page, and dist/SHA256SUMS;
                        --dry-run stages under target/dist and writes nothing to dist/;
                        --bin packages an already built binary instead of building
-  bench [--quick] [--bin PATH]
+  bench [--quick] [--only-limits] [--bin PATH]
                        the side-by-side performance report: table on stdout, BENCHMARKS.md,
-                       target/bench/report.json (--quick: 1/20 scale smoke run, no BENCHMARKS.md)
+                       target/bench/report.json (--quick: 1/20 scale smoke run, no BENCHMARKS.md;
+                       --only-limits: rows 3c-3n, the limit shapes, no BENCHMARKS.md)
   services             start the test services, print their env vars, wait for Enter
   help                 this text
 
@@ -81,16 +82,20 @@ fn run() -> Result<()> {
             let mut opts = bench::Opts {
                 quick: false,
                 bin: None,
+                only_limits: false,
             };
             let mut it = rest.iter();
             while let Some(a) = it.next() {
                 match a.to_str() {
                     Some("--quick") => opts.quick = true,
+                    Some("--only-limits") => opts.only_limits = true,
                     Some("--bin") => match it.next() {
                         Some(p) => opts.bin = Some(PathBuf::from(p)),
                         None => bail!("bench: --bin needs a path"),
                     },
-                    _ => bail!("bench: unknown argument {a:?} (--quick, --bin PATH)"),
+                    _ => {
+                        bail!("bench: unknown argument {a:?} (--quick, --only-limits, --bin PATH)")
+                    }
                 }
             }
             bench::bench(opts)

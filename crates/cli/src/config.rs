@@ -136,13 +136,20 @@ pub(crate) struct ConnectArgs {
 /// Retry, timeout and throughput settings.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct TransportArgs {
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub(crate) concurrency: u32,
+    /// Requests in flight at once: `auto` (grow while nothing pushes back, shrink on a
+    /// concurrency limit's 429s or rising latency) or a fixed number (1 to 4096).
+    #[arg(long, default_value = "auto", value_name = "auto|N", value_parser = parse_concurrency)]
+    pub(crate) concurrency: Concurrency,
 
-    /// Client-side rate limit in requests/s, or `auto` (adapt to 429s), or `unlimited`.
-    #[arg(long, default_value = "auto", value_name = "R|auto|unlimited")]
-    pub(crate) rate: String,
+    /// The most requests in flight `--concurrency auto` may reach.
+    #[arg(long, default_value_t = 64, value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub(crate) max_concurrency: u32,
+
+    /// Client-side rate: `auto` (adapt to 429s and quota headers), `unlimited`, or a fixed R,
+    /// R/s, R/min or R/h (e.g. 300/min) [default: auto, or `rate` in --config].
+    #[arg(long, value_name = "auto|unlimited|R[/s|/min|/h]")]
+    pub(crate) rate: Option<String>,
 
     /// Retries after the first attempt (so 3 means at most 4 attempts).
     #[arg(long, default_value_t = 3)]
@@ -163,6 +170,48 @@ pub(crate) struct TransportArgs {
     /// Longest backoff in seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub(crate) backoff_cap: f64,
+}
+
+/// `--concurrency`: adaptive, or a fixed number of requests in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Concurrency {
+    /// Adapt, up to `--max-concurrency`.
+    Auto,
+    /// Exactly this many.
+    Fixed(u32),
+}
+
+impl Concurrency {
+    /// As the run's settings record it: `"auto"` or the number.
+    pub(crate) fn to_json(self) -> serde_json::Value {
+        match self {
+            Concurrency::Auto => serde_json::json!("auto"),
+            Concurrency::Fixed(n) => serde_json::json!(n),
+        }
+    }
+}
+
+fn parse_concurrency(text: &str) -> Result<Concurrency, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("auto") {
+        return Ok(Concurrency::Auto);
+    }
+    match t.parse::<u32>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(Concurrency::Fixed(n)),
+        _ => Err(format!(
+            "{text:?} is not auto or a number of requests in flight from 1 to 4096"
+        )),
+    }
+}
+
+impl TransportArgs {
+    /// The most requests in flight: the fixed number, or `--max-concurrency` for `auto`.
+    pub(crate) fn max_in_flight(&self) -> usize {
+        match self.concurrency {
+            Concurrency::Auto => self.max_concurrency as usize,
+            Concurrency::Fixed(n) => n as usize,
+        }
+    }
 }
 
 /// The connection settings of the TOML file. The file's other keys are the command's other flags,
@@ -198,6 +247,8 @@ struct FileConfig {
     access_key_secret: Option<String>,
     execute_path: Option<String>,
     body_template: Option<String>,
+    /// The same strings as `--rate` (`auto`, `unlimited`, `300/min`, ...).
+    rate: Option<String>,
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -239,6 +290,19 @@ fn refuse_if_others_can_read(path: &Path) -> anyhow::Result<()> {
 #[cfg(not(unix))]
 fn refuse_if_others_can_read(_: &Path) -> anyhow::Result<()> {
     Ok(())
+}
+
+/// `--rate`, else the file's `rate`, else `auto`; an error names where the bad value came from.
+fn rate_spec(transport: &TransportArgs, file: &FileConfig) -> anyhow::Result<RateSpec> {
+    match (&transport.rate, &file.rate) {
+        (Some(flag), _) => flag
+            .parse::<RateSpec>()
+            .map_err(|e| usage(format!("--rate: {e}"))),
+        (None, Some(text)) => text
+            .parse::<RateSpec>()
+            .map_err(|e| usage(format!("rate in the --config file: {e}"))),
+        (None, None) => Ok(RateSpec::Auto),
+    }
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -364,13 +428,9 @@ fn build(
         )?)
         .with_backoff_base(parse_seconds("--backoff-base", transport.backoff_base)?)
         .with_backoff_cap(parse_seconds("--backoff-cap", transport.backoff_cap)?)
-        .with_rate(
-            transport
-                .rate
-                .parse::<RateSpec>()
-                .map_err(|e| usage(format!("--rate: {e}")))?,
-        )
-        .with_concurrency(transport.concurrency as usize);
+        .with_rate(rate_spec(transport, &file)?)
+        .with_concurrency(transport.max_in_flight())
+        .with_adaptive_concurrency(transport.concurrency == Concurrency::Auto);
     for (k, v) in inputs {
         builder = builder.with_input(k, v);
     }

@@ -13,8 +13,8 @@ use std::str::FromStr;
 
 use anyhow::Context as _;
 use cxone_uuid_mock::{
-    format_script, parse_script, DiscoveryFault, GenesysLimit, Malformed, MockConfig, MockServer,
-    Provider, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
+    format_script, parse_script, DiscoveryFault, GenesysLimit, Limit, LimitHeaders, Malformed,
+    MockConfig, MockServer, Provider, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
 
 use crate::exit::note;
@@ -54,9 +54,20 @@ pub(crate) struct Args {
     /// API dialect to imitate: tutorial, genesys or cxone.
     #[arg(long, default_value = "tutorial")]
     provider: Provider,
-    /// Token bucket on execute requests, in requests/s; over it: 429 with Retry-After.
+    /// Token bucket on execute requests, in requests/s; over it: 429 with Retry-After. The same
+    /// as --limit bucket:R.
     #[arg(long, value_name = "R")]
     rate_limit: Option<f64>,
+    /// A limit every execute must pass (repeatable): bucket:R[:BURST] (R as 40, 40/s,
+    /// 300/min), window:N/DURATION (300/10s, 300/1m; aligned to the first request),
+    /// token-window:N/DURATION (the same per access token), concurrency:K (in flight). Over
+    /// any: 429 with Retry-After in whole seconds (at least 1), in the dialect's body shape.
+    #[arg(long = "limit", value_name = "SPEC")]
+    limits: Vec<Limit>,
+    /// Quota headers on every execute answer: none, ietf (RateLimit-Policy and RateLimit) or
+    /// x (X-RateLimit-Limit, -Remaining, -Reset in delta seconds).
+    #[arg(long, value_name = "STYLE", default_value = "none")]
+    limit_headers: LimitHeaders,
     /// Milliseconds added to every execute response.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     latency_ms: u64,
@@ -143,6 +154,8 @@ impl Args {
             tenant_id: self.tenant_id.clone(),
             token_ttl_secs: self.token_ttl,
             rate_limit: self.rate_limit,
+            limits: self.limits.clone(),
+            limit_headers: self.limit_headers,
             latency_ms: self.latency_ms,
             fail_rate: self.fail_rate,
             fail_status: self.fail_status,

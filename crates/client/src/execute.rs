@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::config::{AuthMethod, ClientConfig, OnAmbiguous, Provider, RateSpec};
 use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
 use crate::error::{Error, ErrorKind};
+use crate::flow::{AnswerInfo, Flow, Limits};
 use crate::http::{exchange, server_message, Answer};
 use crate::rate::RateLimiter;
 use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
@@ -79,7 +80,7 @@ struct Inner {
     tokens: TokenCache,
     policy: RetryPolicy,
     budget: Option<RetryBudget>,
-    rate: RateLimiter,
+    flow: Flow,
 }
 
 /// The Data Action client. Cheap to clone (one shared pool, token cache and limiter).
@@ -136,14 +137,19 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 budget: config.retry_budget.map(RetryBudget::new),
-                rate: match (config.rate, config.provider.kind()) {
-                    // Genesys documents its per-token quota (300/min): start there, not
-                    // unthrottled, and adapt from there.
-                    (RateSpec::Auto, Provider::Genesys) => {
-                        RateLimiter::auto_from(dialect::genesys::TOKEN_RATE_PER_SECOND)
-                    }
-                    (spec, _) => RateLimiter::new(spec),
-                },
+                flow: Flow::new(
+                    config.rate,
+                    match (config.rate, config.provider.kind()) {
+                        // Genesys documents its per-token quota (300/min): start there, not
+                        // unthrottled, and adapt from there.
+                        (RateSpec::Auto, Provider::Genesys) => {
+                            RateLimiter::auto_from(dialect::genesys::TOKEN_RATE_PER_SECOND)
+                        }
+                        (spec, _) => RateLimiter::new(spec),
+                    },
+                    config.concurrency.max(1),
+                    config.adaptive_concurrency,
+                ),
                 policy,
                 http,
                 dialect,
@@ -165,7 +171,12 @@ impl Client {
 
     /// The adaptive rate target in requests/s, `None` while unthrottled or not adaptive.
     pub fn rate_target(&self) -> Option<f64> {
-        self.inner.rate.target()
+        self.inner.flow.rate_target()
+    }
+
+    /// What the client learned about the server's limits (rate, concurrency, quota policy).
+    pub fn limits(&self) -> Limits {
+        self.inner.flow.limits()
     }
 
     /// A failure without any HTTP answer (DNS, connect, timeout) gets the dialect's hint line.
@@ -438,7 +449,7 @@ impl RetryLogic for ExecuteLogic<'_> {
         self.token_generation = Some(token.generation);
         let req = i.dialect.prepare(&self.uuid).map_err(stop)?;
         let paced = tokio::time::Instant::now();
-        let ticket = i.rate.acquire().await;
+        let permit = i.flow.acquire().await;
         let sent = tokio::time::Instant::now();
         self.counters.wait += sent - paced;
         self.counters.attempts += 1;
@@ -447,36 +458,46 @@ impl RetryLogic for ExecuteLogic<'_> {
             .send(&req, token.secret.expose_secret(), &self.uuid)
             .await;
         self.counters.server += sent.elapsed();
-        if is_ambiguous(&answer) {
+        let ambiguous = is_ambiguous(&answer);
+        if ambiguous {
             self.counters.ambiguous += 1;
-            if i.config.on_ambiguous == OnAmbiguous::Fail {
-                // Retrying could run the action twice: stop here, saying so.
-                let (kind, what) = match &answer {
-                    Ok(a) => {
-                        self.counters.http_status = Some(a.status);
-                        self.counters.correlation_id = i.dialect.correlation_id(&a.ids, &a.body);
-                        (ErrorKind::Server, format!("HTTP {}", a.status))
-                    }
-                    Err(e) => (e.kind(), e.to_string()),
-                };
-                return Err(Attempted {
-                    failure: None,
-                    error: Error::new(
-                        kind,
-                        format!(
-                            "{AMBIGUOUS_PREFIX}: check the target before resubmitting ({what}; --on-ambiguous fail)"
-                        ),
-                    ),
-                });
-            }
         }
+        // Retrying an attempt that may have run the action could run it twice: with
+        // --on-ambiguous fail it ends the UUID here, saying so (after the flow control has
+        // heard the answer, so its slot and its signal are not lost).
+        let may_have_executed = |kind: ErrorKind, what: String| {
+            Attempted {
+            failure: None,
+            error: Error::new(
+                kind,
+                format!(
+                    "{AMBIGUOUS_PREFIX}: check the target before resubmitting ({what}; --on-ambiguous fail)"
+                ),
+            ),
+        }
+        };
+        let fail_ambiguous = ambiguous && i.config.on_ambiguous == OnAmbiguous::Fail;
         let (failure, body, error) = match answer {
             Ok(answer) => {
                 let status = answer.status;
                 self.counters.http_status = Some(status);
                 self.counters.correlation_id = i.dialect.correlation_id(&answer.ids, &answer.body);
+                // Genesys names the refusing limit: actions.concurrent.executions.max (and
+                // its function-action subset) is a concurrency limit, not a rate.
+                let concurrency_limit = status == 429
+                    && i.dialect
+                        .refusing_limit(&answer.body)
+                        .is_some_and(|l| l.contains("concurrent"));
+                i.flow.on_answer(
+                    permit,
+                    AnswerInfo {
+                        status,
+                        retry_after: answer.retry_after,
+                        quota: answer.quota.as_ref(),
+                        concurrency_limit,
+                    },
+                );
                 if answer.is_success() {
-                    i.rate.on_success();
                     if answer.oversized {
                         return Ok(Err(dialect::unexpected(
                             "body larger than 1 MiB",
@@ -491,7 +512,12 @@ impl RetryLogic for ExecuteLogic<'_> {
                 }
                 if status == 429 {
                     self.counters.rate_limited += 1;
-                    i.rate.on_throttled(ticket, answer.retry_after);
+                }
+                if fail_ambiguous {
+                    return Err(may_have_executed(
+                        ErrorKind::Server,
+                        format!("HTTP {status}"),
+                    ));
                 }
                 let failure = Failure::Status {
                     status,
@@ -502,6 +528,10 @@ impl RetryLogic for ExecuteLogic<'_> {
                 (failure, answer.body, error)
             }
             Err(e) => {
+                i.flow.on_no_answer(permit);
+                if fail_ambiguous {
+                    return Err(may_have_executed(e.kind(), e.to_string()));
+                }
                 let f = if e.kind() == ErrorKind::Timeout {
                     Failure::Timeout
                 } else {

@@ -29,6 +29,8 @@ pub(crate) struct Answer {
     pub(crate) oversized: bool,
     /// Request ids from the headers.
     pub(crate) ids: crate::dialect::ResponseIds,
+    /// The quota the server advertised (RateLimit or X-RateLimit headers), if any.
+    pub(crate) quota: Option<crate::quota::Quota>,
 }
 
 impl Answer {
@@ -64,6 +66,7 @@ pub(crate) async fn exchange(
         inin_correlation_id: header("inin-correlation-id"),
         request_id: header("x-request-id").or_else(|| header("x-correlation-id")),
     };
+    let quota = read_quota(resp.headers(), SystemTime::now());
     let (body, oversized) = read_capped(resp, MAX_BODY)
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
@@ -73,7 +76,37 @@ pub(crate) async fn exchange(
         body,
         oversized,
         ids,
+        quota,
     })
+}
+
+/// The quota headers of an answer, every field line of each (lists may be split over lines).
+pub(crate) fn read_quota(
+    headers: &reqwest::header::HeaderMap,
+    now: SystemTime,
+) -> Option<crate::quota::Quota> {
+    let lines = |name: &str| -> Vec<&str> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    };
+    let one = |names: [&str; 2]| {
+        names
+            .iter()
+            .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
+    };
+    let policy = lines("ratelimit-policy");
+    let ratelimit = lines("ratelimit");
+    let h = crate::quota::QuotaHeaders {
+        policy: &policy,
+        ratelimit: &ratelimit,
+        x_limit: one(["x-ratelimit-limit", "ratelimit-limit"]),
+        x_remaining: one(["x-ratelimit-remaining", "ratelimit-remaining"]),
+        x_reset: one(["x-ratelimit-reset", "ratelimit-reset"]),
+    };
+    crate::quota::Quota::read(&h, now)
 }
 
 /// A request id fit for messages and the audit trail: trimmed, non-empty, visible ASCII only,

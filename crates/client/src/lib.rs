@@ -29,8 +29,10 @@ pub mod config;
 pub mod dialect;
 pub mod error;
 mod execute;
+pub mod flow;
 mod http;
 mod oauth;
+pub mod quota;
 pub mod rate;
 pub mod retry;
 pub mod setting;
@@ -44,6 +46,7 @@ pub use config::{
 pub use dialect::{Dialect, Endpoints, Outputs};
 pub use error::{ClientError, Error, ErrorKind, ExecuteError};
 pub use execute::{Client, ExecuteReport, TokenInfo, AMBIGUOUS_PREFIX};
+pub use flow::Limits;
 pub use http::MAX_BODY;
 pub use retry::{RetryBudget, RetryPolicy};
 pub use setting::Setting;

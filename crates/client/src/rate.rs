@@ -29,10 +29,103 @@ pub enum RateSpec {
     /// Start unthrottled and adapt to 429s (AIMD).
     #[default]
     Auto,
-    /// A fixed token-bucket rate in requests per second.
-    PerSecond(f64),
+    /// A fixed token-bucket rate, kept in the unit the user gave it in.
+    Fixed(Rate),
     /// No limit beyond the concurrency.
     Unlimited,
+}
+
+/// The unit a fixed rate was given in: messages show it back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    /// A bare number or `R/s`.
+    Second,
+    /// `R/min`, as per-minute quotas are published (Genesys: 300 per token per minute).
+    Minute,
+    /// `R/h`.
+    Hour,
+}
+
+impl RateUnit {
+    fn seconds(self) -> f64 {
+        match self {
+            RateUnit::Second => 1.0,
+            RateUnit::Minute => 60.0,
+            RateUnit::Hour => 3600.0,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            RateUnit::Second => "/s",
+            RateUnit::Minute => "/min",
+            RateUnit::Hour => "/h",
+        }
+    }
+}
+
+/// A positive number of requests per [`RateUnit`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per `unit`.
+    pub count: f64,
+    /// The unit the user wrote.
+    pub unit: RateUnit,
+}
+
+impl Rate {
+    /// Requests per second.
+    pub fn per_second(count: f64) -> Self {
+        Rate {
+            count,
+            unit: RateUnit::Second,
+        }
+    }
+
+    /// The same rate in requests per second.
+    pub fn as_per_second(&self) -> f64 {
+        self.count / self.unit.seconds()
+    }
+
+    /// Reads `R`, `R/s`, `R/sec`, `R/min`, `R/m`, `R/h` or `R/hour` (case and spaces ignored).
+    pub fn parse(text: &str) -> Option<Rate> {
+        let t = text.trim().to_ascii_lowercase();
+        let (num, unit) = match t.split_once('/') {
+            None => (t.as_str(), RateUnit::Second),
+            Some((n, u)) => (
+                n,
+                match u.trim() {
+                    "s" | "sec" | "second" => RateUnit::Second,
+                    "m" | "min" | "minute" => RateUnit::Minute,
+                    "h" | "hr" | "hour" => RateUnit::Hour,
+                    _ => return None,
+                },
+            ),
+        };
+        match num.trim().parse::<f64>() {
+            Ok(count) if count.is_finite() && count > 0.0 => Some(Rate { count, unit }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.count, self.unit.suffix())
+    }
+}
+
+/// The accepted forms, for every message that rejects a rate.
+pub const RATE_FORMS: &str = "auto, unlimited, R, R/s, R/min or R/h (e.g. 300/min)";
+
+impl std::fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateSpec::Auto => f.write_str("auto"),
+            RateSpec::Unlimited => f.write_str("unlimited"),
+            RateSpec::Fixed(r) => r.fmt(f),
+        }
+    }
 }
 
 impl FromStr for RateSpec {
@@ -42,12 +135,11 @@ impl FromStr for RateSpec {
         match t.as_str() {
             "auto" => Ok(RateSpec::Auto),
             "unlimited" | "none" | "off" => Ok(RateSpec::Unlimited),
-            _ => match t.parse::<f64>() {
-                Ok(r) if r.is_finite() && r > 0.0 => Ok(RateSpec::PerSecond(r)),
-                _ => Err(Error::config(format!(
-                    "invalid rate {s:?}: use a positive number of requests per second, auto or unlimited"
-                ))),
-            },
+            _ => Rate::parse(&t).map(RateSpec::Fixed).ok_or_else(|| {
+                Error::config(format!(
+                    "invalid rate {s:?}: use {RATE_FORMS}, with R a positive number"
+                ))
+            }),
         }
     }
 }
@@ -75,7 +167,8 @@ impl RateLimiter {
         match spec {
             RateSpec::Unlimited => RateLimiter::Unlimited,
             RateSpec::Auto => RateLimiter::Auto(Aimd::new()),
-            RateSpec::PerSecond(r) => {
+            RateSpec::Fixed(rate) => {
+                let r = rate.as_per_second();
                 let period = Duration::from_secs_f64(1.0 / r.max(1e-6));
                 // Burst of a tenth of a second's worth keeps the average honest without
                 // serialising fast rates to one request per tick.
@@ -454,9 +547,51 @@ mod tests {
         assert!((gap - 1.0 / rate).abs() < 1e-6);
     }
 
+    #[test]
+    fn rate_forms_keep_their_unit() {
+        let r: RateSpec = "300/min".parse().unwrap();
+        assert_eq!(
+            r,
+            RateSpec::Fixed(Rate {
+                count: 300.0,
+                unit: RateUnit::Minute
+            })
+        );
+        assert_eq!(r.to_string(), "300/min");
+        let RateSpec::Fixed(rate) = r else {
+            unreachable!()
+        };
+        assert!((rate.as_per_second() - 5.0).abs() < 1e-12);
+        for (text, rps, shown) in [
+            ("20", 20.0, "20/s"),
+            ("2.5/s", 2.5, "2.5/s"),
+            (" 40 / S ", 40.0, "40/s"),
+            ("3600/h", 1.0, "3600/h"),
+            ("90/minute", 1.5, "90/min"),
+            ("1/sec", 1.0, "1/s"),
+        ] {
+            let Ok(RateSpec::Fixed(rate)) = text.parse::<RateSpec>() else {
+                panic!("{text}")
+            };
+            assert!((rate.as_per_second() - rps).abs() < 1e-9, "{text}");
+            assert_eq!(rate.to_string(), shown);
+        }
+        assert_eq!("AUTO".parse::<RateSpec>().unwrap(), RateSpec::Auto);
+        assert_eq!(
+            "unlimited".parse::<RateSpec>().unwrap(),
+            RateSpec::Unlimited
+        );
+        for bad in [
+            "", "0", "-1", "0/min", "x", "10/day", "10/", "/s", "inf", "NaN/s", "1/s/s",
+        ] {
+            let e = bad.parse::<RateSpec>().unwrap_err().to_string();
+            assert!(e.contains("R/min"), "{bad}: {e}");
+        }
+    }
+
     #[tokio::test]
     async fn fixed_rate_builds() {
-        let l = RateLimiter::new(RateSpec::PerSecond(1000.0));
+        let l = RateLimiter::new(RateSpec::Fixed(Rate::per_second(1000.0)));
         for _ in 0..5 {
             l.acquire().await;
         }

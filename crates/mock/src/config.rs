@@ -389,8 +389,12 @@ pub struct MockConfig {
     /// `expires_in` of issued tokens; a token past it gets 401 so clients must refresh.
     pub token_ttl_secs: u64,
     /// Token bucket on execute requests, in requests/s (burst `max(1, rate/10)`): over it, 429
-    /// with `Retry-After` in whole seconds (at least 1).
+    /// with `Retry-After` in whole seconds (at least 1). The same as a `bucket:R` in `limits`.
     pub rate_limit: Option<f64>,
+    /// Limits every execute request must pass (`--limit`, repeatable).
+    pub limits: Vec<crate::limits::Limit>,
+    /// The quota headers every execute answer carries (`--limit-headers`).
+    pub limit_headers: crate::limits::LimitHeaders,
     /// Added to every execute response.
     pub latency_ms: u64,
     /// Probability (0..=1) that an execute answers `fail_status`.
@@ -423,6 +427,8 @@ impl Default for MockConfig {
             tenant_id: "11111111-2222-4333-8444-555555555555".to_string(),
             token_ttl_secs: 3600,
             rate_limit: None,
+            limits: Vec::new(),
+            limit_headers: crate::limits::LimitHeaders::None,
             latency_ms: 0,
             fail_rate: 0.0,
             fail_status: 500,
@@ -449,6 +455,8 @@ impl fmt::Debug for MockConfig {
             .field("tenant_id", &self.tenant_id)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("rate_limit", &self.rate_limit)
+            .field("limits", &self.limits)
+            .field("limit_headers", &self.limit_headers)
             .field("latency_ms", &self.latency_ms)
             .field("fail_rate", &self.fail_rate)
             .field("fail_status", &self.fail_status)

@@ -213,6 +213,8 @@ struct Outcome {
     status: u16,
     response: Response,
     delay_ms: u64,
+    /// Concurrency slots held until the answer leaves.
+    held: Vec<crate::limits::Held>,
 }
 
 impl Outcome {
@@ -221,6 +223,7 @@ impl Outcome {
             status,
             response,
             delay_ms: 0,
+            held: Vec::new(),
         }
     }
 }
@@ -261,6 +264,8 @@ async fn execute(
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
+    // In flight until here, as far as a concurrency limit counts.
+    drop(outcome.held);
     outcome.response
 }
 
@@ -281,9 +286,49 @@ fn decide(
     if let Some(message) = message {
         return Outcome::now(401, error(state, 401, "invalid_token", message));
     }
-    if let Err(secs) = state.rate_limit() {
-        return Outcome::now(429, retry_after(state, 429, secs, false));
+    let admission = state.admit(respond::bearer(headers).unwrap_or_default());
+    let mut outcome = match admission.refused {
+        Some(secs) => Outcome::now(429, refusal(state, secs, admission.by_concurrency)),
+        None => admitted(state, dialect, headers, key, found, flat),
+    };
+    for (name, value) in crate::limits::headers(state.config.limit_headers, &admission.views) {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            outcome.response.headers_mut().insert(name, v);
+        }
     }
+    outcome.held = admission.held;
+    outcome
+}
+
+/// A limit's 429: a Genesys one names the limit (the configured one, else the concurrency cap
+/// that refused, as `actions.concurrent.executions.max`).
+fn refusal(state: &Shared, secs: u64, by_concurrency: Option<usize>) -> Response {
+    match (
+        state.config.provider,
+        &state.config.genesys_limit,
+        by_concurrency,
+    ) {
+        (Provider::Genesys, None, Some(cap)) => {
+            let limit = crate::config::GenesysLimit {
+                key: "actions.concurrent.executions.max".into(),
+                namespace: "integrations".into(),
+                value: cap as u64,
+            };
+            respond::genesys_retry_after(429, secs, false, Some(&limit))
+        }
+        _ => retry_after(state, 429, secs, false),
+    }
+}
+
+/// The pipeline after the limits admitted the request.
+fn admitted(
+    state: &Shared,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    key: Option<&str>,
+    found: Result<&str, &str>,
+    flat: bool,
+) -> Outcome {
     if !respond::has_content_type(headers, "application/json") {
         return Outcome::now(
             415,

@@ -9,7 +9,8 @@
 //! `cxone-uuid mock --script` flag. The server records every execute attempt ([`Recorded`]),
 //! readable in-process with [`MockServer::recorded`] or over HTTP at `GET /__mock/recorded`.
 //!
-//! Execute pipeline, in order: bearer token (401), rate limit (429), Content-Type (415), body
+//! Execute pipeline, in order: bearer token (401), every limit (429, see `--limit`: token
+//! bucket, fixed window, per-token window, concurrency cap; with quota headers if asked), Content-Type (415), body
 //! and UUID (400), Idempotency-Key (tutorial only, 400), then the script step for this key, else
 //! a random failure, else the configured malformed body, else success. Only attempts that pass
 //! the checks advance the script; every attempt is recorded.
@@ -33,6 +34,7 @@
 
 mod config;
 mod execute;
+mod limits;
 mod outage;
 mod respond;
 mod server;
@@ -43,6 +45,7 @@ pub use config::{
     format_script, parse_script, DiscoveryFault, GenesysLimit, Malformed, MockConfig, ParseError,
     Provider, Step, CXONE_ACCESS_KEY_TOKEN_PATH, DEFAULT_CXONE_EXECUTE_PATH,
 };
+pub use limits::{Limit, LimitHeaders};
 pub use outage::OutageProxy;
 pub use server::MockServer;
 pub use state::{Recorded, RecordedRequest};

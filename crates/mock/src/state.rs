@@ -70,43 +70,6 @@ pub struct RecordedRequest {
     pub correlation_id: Option<String>,
 }
 
-/// Token bucket: refills `rate` tokens a second up to `burst`; an empty bucket tells how long
-/// until the next token, which becomes the Retry-After.
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: f64) -> Self {
-        let burst = (rate / 10.0).max(1.0);
-        Bucket {
-            rate,
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
-
-    /// `Ok` to admit, or `Err(seconds)` to wait, in whole seconds (ceil, at least 1).
-    fn take(&mut self, now: Instant) -> Result<(), u64> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - self.tokens) / self.rate;
-            // Saturating float-to-int cast: a tiny rate gives a huge but finite wait.
-            Err((wait.ceil() as u64).max(1))
-        }
-    }
-}
-
 /// Why a bearer token was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenCheck {
@@ -124,7 +87,7 @@ pub(crate) struct Shared {
     attempts: Mutex<HashMap<String, usize>>,
     token_counter: AtomicU64,
     contact_counter: AtomicU64,
-    bucket: Option<Mutex<Bucket>>,
+    limits: crate::limits::Limits,
     recorded: Mutex<Recorded>,
 }
 
@@ -136,10 +99,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(config: MockConfig, base_url: String) -> Self {
-        let bucket = config
+        // `rate_limit` is the old spelling of a `bucket:R` limit.
+        let limits: Vec<crate::limits::Limit> = config
             .rate_limit
             .filter(|r| r.is_finite() && *r > 0.0)
-            .map(|r| Mutex::new(Bucket::new(r)));
+            .map(crate::limits::Limit::bucket)
+            .into_iter()
+            .chain(config.limits.iter().cloned())
+            .collect();
+        let limits = crate::limits::Limits::new(&limits);
         Shared {
             config,
             started: Instant::now(),
@@ -148,7 +116,7 @@ impl Shared {
             attempts: Mutex::new(HashMap::new()),
             token_counter: AtomicU64::new(0),
             contact_counter: AtomicU64::new(12345),
-            bucket,
+            limits,
             recorded: Mutex::new(Recorded::default()),
         }
     }
@@ -216,11 +184,9 @@ impl Shared {
         self.config.script.get(k).copied()
     }
 
-    pub(crate) fn rate_limit(&self) -> Result<(), u64> {
-        match &self.bucket {
-            None => Ok(()),
-            Some(b) => lock(b).take(Instant::now()),
-        }
+    /// Checks an execute request against every limit (see [`crate::limits`]).
+    pub(crate) fn admit(&self, token: &str) -> crate::limits::Decision {
+        self.limits.admit(token, Instant::now())
     }
 
     /// Decides whether this attempt fails at random.
@@ -243,30 +209,5 @@ impl Shared {
 
     pub(crate) fn snapshot(&self) -> Recorded {
         lock(&self.recorded).clone()
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_admits_burst_then_tells_the_wait() {
-        let start = Instant::now();
-        let mut b = Bucket::new(20.0); // burst 2
-        assert!(b.take(start).is_ok());
-        assert!(b.take(start).is_ok());
-        assert_eq!(b.take(start), Err(1));
-        // 100 ms later two tokens' worth of time passed at 20/s: one more is admitted.
-        assert!(b.take(start + Duration::from_millis(100)).is_ok());
-    }
-
-    #[test]
-    fn slow_bucket_asks_for_whole_seconds() {
-        let start = Instant::now();
-        let mut b = Bucket::new(0.25); // one token every 4 s
-        assert!(b.take(start).is_ok());
-        assert_eq!(b.take(start), Err(4));
     }
 }

@@ -305,6 +305,18 @@ impl Drop for Mock {
     }
 }
 
+/// One `GET` over a fresh connection; returns the status code and the body.
+pub(crate) fn http_get(authority: &str, path: &str) -> Result<(u16, String)> {
+    let mut stream =
+        TcpStream::connect(authority).with_context(|| format!("connect to {authority}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    read_answer(stream)
+}
+
 /// One `POST` over a fresh connection; returns the status code and the body.
 pub(crate) fn http_post(
     authority: &str,
@@ -321,6 +333,10 @@ pub(crate) fn http_post(
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
+    read_answer(stream)
+}
+
+fn read_answer(mut stream: TcpStream) -> Result<(u16, String)> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);

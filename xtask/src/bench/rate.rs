@@ -107,3 +107,188 @@ impl Bench {
         self.push(b);
     }
 }
+
+/// One limit shape of rows 3c-3n: the mock's `--limit`, its latency, and the oracle.
+struct Shape {
+    spec: &'static str,
+    latency_ms: u64,
+    /// The least time in which a client that knows the limit finishes `n` requests, from the
+    /// first admitted request to the last (issue 17).
+    oracle_s: fn(u64) -> f64,
+}
+
+/// bucket: (N − burst)/R; window: (⌈N/quota⌉ − 1)·width; concurrency: N·latency/K.
+const SHAPES: [Shape; 4] = [
+    Shape {
+        spec: "bucket:40:40",
+        latency_ms: 20,
+        oracle_s: |n| (n as f64 - 40.0).max(0.0) / 40.0,
+    },
+    Shape {
+        spec: "window:300/10s",
+        latency_ms: 20,
+        oracle_s: |n| ((n as f64 / 300.0).ceil() - 1.0) * 10.0,
+    },
+    Shape {
+        spec: "concurrency:6",
+        latency_ms: 50,
+        oracle_s: |n| n as f64 * 0.050 / 6.0,
+    },
+    Shape {
+        spec: "token-window:50/10s",
+        latency_ms: 20,
+        oracle_s: |n| ((n as f64 / 50.0).ceil() - 1.0) * 10.0,
+    },
+];
+
+/// Without headers: this share of the oracle's rate, and at most this share of 429s.
+const SHAPE_MIN: f64 = 0.97;
+const SHAPE_429_MAX: f64 = 0.02;
+/// With quota headers: this share of the oracle.
+const HEADERS_MIN: f64 = 0.99;
+const WHY_SHAPE: &str =
+    "without headers the client learns a limit only from its 429s: AIMD probes past it \
+    (each probe costs a 429 and, at whole-second Retry-After, up to a second for that request), \
+    and after a window is spent the first request of the next one waits a rounded-up Retry-After";
+const WHY_HEADERS: &str =
+    "quota resets come in whole seconds (IETF t, X-RateLimit-Reset), rounded up, so \
+    the client may resume up to a second after the true reset of each window";
+
+/// Row ids, three per shape: no headers, IETF, X-.
+const SHAPE_IDS: [[&str; 3]; 4] = [
+    ["3c", "3d", "3e"],
+    ["3f", "3g", "3h"],
+    ["3i", "3j", "3k"],
+    ["3l", "3m", "3n"],
+];
+
+impl Bench {
+    /// Rows 3c-3n: `run --rate auto --concurrency auto` against each limit shape and header
+    /// style, as a ratio of the oracle's time (first to last admitted request, read from the
+    /// mock's record), with the share of requests answered 429.
+    pub(super) fn limit_shapes(&mut self) {
+        let n = self.sizes.limit_shapes;
+        for (shape, ids) in SHAPES.iter().zip(SHAPE_IDS) {
+            for (headers, id) in ["none", "ietf", "x"].into_iter().zip(ids) {
+                let row = self.limit_shape(id, shape, headers, n);
+                self.push(row);
+            }
+        }
+    }
+
+    fn limit_shape(&mut self, id: &'static str, shape: &Shape, headers: &str, n: u64) -> Row {
+        let what = format!(
+            "run -n {n} --rate auto --concurrency auto, mock --limit {} --limit-headers {headers} \
+             --latency-ms {}",
+            shape.spec, shape.latency_ms
+        );
+        let mut row = Row::new(id, what);
+        row.unit = "s";
+        row.ratio_unit = "of oracle rate";
+        let (min, why) = if headers == "none" {
+            (SHAPE_MIN, WHY_SHAPE)
+        } else {
+            (HEADERS_MIN, WHY_HEADERS)
+        };
+        row.target = if headers == "none" {
+            format!("≥ {min} of oracle, ≤ {}% 429", SHAPE_429_MAX * 100.0)
+        } else {
+            format!("≥ {min} of oracle, no 429 after the first window")
+        };
+        row.why = why;
+        let oracle = (shape.oracle_s)(n);
+        row.anchor = format!("oracle {} s", human(oracle));
+        let latency = shape.latency_ms.to_string();
+        let mock = match Mock::start(
+            &self.bin,
+            &[
+                "--limit",
+                shape.spec,
+                "--limit-headers",
+                headers,
+                "--latency-ms",
+                &latency,
+            ],
+            &self.logs,
+            &format!("mock-{id}"),
+        ) {
+            Ok(m) => m,
+            Err(e) => return row.failed(&e),
+        };
+        let trail = self.dir.join(format!("limits-{id}.jsonl"));
+        remove_trail(&trail);
+        let got = self.run_against(
+            &format!("limits-{id}"),
+            &mock,
+            n,
+            &[
+                "--rate",
+                "auto",
+                "--concurrency",
+                "auto",
+                "--max-retries",
+                "20",
+                "--audit",
+                &format!("jsonl:{}", trail.display()),
+            ],
+            oracle.max(1.0) * 2.0,
+        );
+        let recorded = super::proc::http_get(mock.authority(), "/__mock/recorded");
+        drop(mock);
+        let (f, rec) = match (got, recorded) {
+            (Ok(f), Ok((200, body))) => (f, body),
+            (Err(e), _) | (_, Err(e)) => return row.failed(&e),
+            (_, Ok((status, _))) => {
+                return row.failed(&anyhow::anyhow!("GET /__mock/recorded answered {status}"))
+            }
+        };
+        let Some((first, last, refused, sent)) = admitted_span(&rec) else {
+            return row.failed(&anyhow::anyhow!(
+                "the mock's record has no admitted request"
+            ));
+        };
+        let span = (last - first) / 1000.0;
+        let ratio = if span > 0.0 { oracle / span } else { 1.0 };
+        let share = refused as f64 / sent.max(1) as f64;
+        row.value = Some(span);
+        row.ratio = Some(ratio);
+        row.met = Some(ratio >= min && (headers != "none" || share <= SHAPE_429_MAX));
+        row.note = format!(
+            "{} succeeded; {refused} 429s of {sent} requests ({:.2}%); final rate {} req/s, \
+             concurrency {}",
+            f.succeeded,
+            share * 100.0,
+            f.summary
+                .num("limits.rate_rps")
+                .map_or("unthrottled".into(), human),
+            f.summary.num("limits.concurrency").unwrap_or(f64::NAN)
+        );
+        self.figure(format!("limits_{id}_summary"), f.summary.clone());
+        row
+    }
+}
+
+/// From the mock's record: (first and last admitted request's `at_ms`, 429s, requests).
+fn admitted_span(body: &str) -> Option<(f64, f64, u64, u64)> {
+    let rec = super::json::parse(body).ok()?;
+    let super::json::Json::Arr(reqs) = rec.get("execute_requests")? else {
+        return None;
+    };
+    let mut first = f64::INFINITY;
+    let mut last = f64::NEG_INFINITY;
+    let mut refused = 0;
+    for r in reqs {
+        match r.num("status") {
+            Some(s) if (200.0..300.0).contains(&s) => {
+                let at = r.num("at_ms")?;
+                first = first.min(at);
+                last = last.max(at);
+            }
+            Some(429.0) => refused += 1,
+            _ => {}
+        }
+    }
+    first
+        .is_finite()
+        .then_some((first, last, refused, reqs.len() as u64))
+}

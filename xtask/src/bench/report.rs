@@ -194,7 +194,7 @@ impl Bench {
         );
 
         println!("{md}");
-        let md_path = if self.opts.quick {
+        let md_path = if self.opts.quick || self.opts.only_limits {
             self.dir.join("BENCHMARKS.md")
         } else {
             crate::root().join("BENCHMARKS.md")

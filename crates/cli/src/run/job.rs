@@ -151,7 +151,7 @@ async fn execute_job_in(
     // fsyncs in a 50,000-UUID run and four times about 500; each costs CPU the client and the
     // endpoint share (the rule kept a median 0.85 of the no-wait rate at twice, 0.95 at four
     // times, over seven interleaved rounds).
-    let concurrency = args.transport.concurrency as usize;
+    let concurrency = config.concurrency;
     let stage = concurrency.saturating_mul(4).max(MIN_STAGE);
     let writer = AuditWriter::spawn_grouped(
         Box::new(sinks),
@@ -167,22 +167,20 @@ async fn execute_job_in(
     let metrics = Arc::new(RunMetrics::new(&run_id.to_string(), provider.as_str()));
     metrics
         .concurrency_limit
-        .set(i64::from(args.transport.concurrency));
+        .set(i64::try_from(client.limits().concurrency).unwrap_or(i64::MAX));
     // Bound before the first record, so a taken port stops the run before anything is written.
     let endpoint = match metrics_addr {
         Some(addr) => {
             let m = metrics.clone();
             let c = client.clone();
-            let fixed = match config.rate {
-                cxone_uuid_client::RateSpec::PerSecond(r) => Some(r),
-                _ => None,
-            };
             let endpoint = Endpoint::start(
                 addr,
                 Arc::new(move || {
-                    // Read at scrape time: the adaptive target moves between outcomes.
-                    m.rate_limit
-                        .set(fixed.or_else(|| c.rate_target()).unwrap_or(0.0));
+                    // Read at scrape time: the adaptive rate and window move between outcomes.
+                    let limits = c.limits();
+                    m.rate_limit.set(limits.rate_rps.unwrap_or(0.0));
+                    m.concurrency_limit
+                        .set(i64::try_from(limits.concurrency).unwrap_or(i64::MAX));
                     m.render()
                 }),
             )
@@ -406,7 +404,8 @@ async fn execute_job_in(
         elapsed,
         stop.as_deref(),
         was_interrupted,
-    );
+    )
+    .with_limits(&client.limits());
 
     let mut ev = AuditEvent::new(EventKind::RunFinished, run_id);
     ev.action_id = Some(action_id);

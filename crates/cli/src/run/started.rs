@@ -22,8 +22,8 @@ pub(super) fn run_settings(
     settings.insert("on_ambiguous".into(), json!(args.on_ambiguous));
     settings.insert("pending".into(), json!(pending));
     settings.insert("uuid_version".into(), json!(args.uuid_version));
-    settings.insert("concurrency".into(), json!(args.transport.concurrency));
-    settings.insert("rate".into(), json!(args.transport.rate));
+    settings.insert("concurrency".into(), args.transport.concurrency.to_json());
+    settings.insert("rate".into(), json!(config.rate.to_string()));
     settings.insert("max_retries".into(), json!(args.transport.max_retries));
     settings.insert("timeout_s".into(), json!(args.transport.timeout));
     settings.insert("registry".into(), json!(registry));

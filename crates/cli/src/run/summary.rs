@@ -89,6 +89,9 @@ pub(super) struct Summary {
     errors: Vec<Failure>,
     failed: u64,
     latency_ms: Latency,
+    /// What the client learned about the server's limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<LimitsOut>,
     not_submitted: u64,
     pending: u64,
     rate_limited: u64,
@@ -102,6 +105,34 @@ pub(super) struct Summary {
     /// UUIDs this run generated (none on `--resume`): the collision probability is about them.
     #[serde(skip)]
     generated: u64,
+}
+
+/// The `limits` object (alphabetical, as [`Summary`]).
+#[derive(Serialize, Debug)]
+struct LimitsOut {
+    /// Requests in flight allowed at the end.
+    concurrency: usize,
+    /// Whether `--concurrency auto` adapted it.
+    concurrency_auto: bool,
+    /// The quota policy the server advertised in its headers, if any.
+    policy: Option<PolicyOut>,
+    /// The rate as given, in the user's unit (`auto`, `300/min`).
+    rate: String,
+    /// The pace in requests/s at the end (`null`: auto and never throttled).
+    rate_rps: Option<f64>,
+}
+
+/// An advertised quota policy (alphabetical).
+#[derive(Serialize, Debug)]
+struct PolicyOut {
+    /// Requests per window.
+    limit: Option<u64>,
+    /// IETF policy name.
+    name: Option<String>,
+    /// `ietf` or `x`.
+    style: &'static str,
+    /// Window width in seconds.
+    window_s: Option<f64>,
 }
 
 /// Milliseconds per UUID sent: server latency (`latency_ms`) or client-side wait (`wait_ms`)
@@ -181,6 +212,7 @@ impl Summary {
                 })
                 .collect(),
             failed: tally.failed,
+            limits: None,
             latency_ms: Latency::of(&tally.latency_us),
             not_submitted: requested.saturating_sub(completed),
             pending: tally.pending,
@@ -198,6 +230,27 @@ impl Summary {
             wait_ms: Latency::of(&tally.wait_us),
             generated: stats.unique,
         }
+    }
+
+    /// Adds what the client learned about the server's limits.
+    pub(super) fn with_limits(mut self, l: &cxone_uuid_client::Limits) -> Self {
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        self.limits = Some(LimitsOut {
+            concurrency: l.concurrency,
+            concurrency_auto: l.adaptive_concurrency,
+            policy: l.advertised.as_ref().map(|a| PolicyOut {
+                limit: a.limit,
+                name: a.policy.clone(),
+                style: match a.style {
+                    cxone_uuid_client::quota::QuotaStyle::Ietf => "ietf",
+                    _ => "x",
+                },
+                window_s: a.window.map(|w| w.as_secs_f64()),
+            }),
+            rate: l.rate.to_string(),
+            rate_rps: l.rate_rps.map(round),
+        });
+        self
     }
 
     /// The counts `run_finished` records, so the trail alone says how a run ended.

@@ -157,6 +157,8 @@ impl ClientConfigBuilder {
         with_rate, rate: RateSpec);
     setter!(/// Sets the concurrency (pool size).
         with_concurrency, concurrency: usize);
+    setter!(/// Adapts the requests in flight up to the concurrency (see [`crate::flow`]).
+        with_adaptive_concurrency, adaptive_concurrency: bool);
     setter!(/// Sets the retry budget capacity (`None` disables it).
         with_retry_budget, retry_budget: Option<u32>);
     setter!(/// Sets what an attempt of unknown outcome leads to.

@@ -69,8 +69,11 @@ pub struct ClientConfig {
     pub backoff_cap: Duration,
     /// Rate control.
     pub rate: RateSpec,
-    /// Requests in flight; sizes the connection pool.
+    /// Requests in flight; sizes the connection pool. With `adaptive_concurrency`, the most
+    /// the adaptive window may reach.
     pub concurrency: usize,
+    /// Adapt the number of requests in flight (see [`crate::flow`]) up to `concurrency`.
+    pub adaptive_concurrency: bool,
     /// Retry budget capacity (token bucket, AWS standard mode: a retry costs 5, a timeout 10,
     /// a success refunds 1). `None` disables the budget.
     pub retry_budget: Option<u32>,
@@ -124,6 +127,7 @@ impl Default for ClientConfig {
             backoff_cap: Duration::from_secs(30),
             rate: RateSpec::Auto,
             concurrency: 4,
+            adaptive_concurrency: false,
             retry_budget: Some(500),
             on_ambiguous: OnAmbiguous::Retry,
         }
@@ -218,11 +222,14 @@ impl ClientConfig {
                 "timeout must be greater than zero",
             ));
         }
-        if let RateSpec::PerSecond(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
+        if let RateSpec::Fixed(r) = self.rate {
+            if !(r.count.is_finite() && r.count > 0.0) {
                 return Err(Error::invalid(
                     Setting::Rate,
-                    format!("invalid rate {r}: must be a positive number of requests per second"),
+                    format!(
+                        "invalid rate {r}: use {}, with R a positive number",
+                        crate::rate::RATE_FORMS
+                    ),
                 ));
             }
         }
@@ -408,7 +415,10 @@ mod tests {
     #[test]
     fn parse_specs() {
         assert_eq!("auto".parse::<RateSpec>().unwrap(), RateSpec::Auto);
-        assert_eq!("2.5".parse::<RateSpec>().unwrap(), RateSpec::PerSecond(2.5));
+        assert_eq!(
+            "2.5".parse::<RateSpec>().unwrap(),
+            RateSpec::Fixed(crate::rate::Rate::per_second(2.5))
+        );
         assert!("0".parse::<RateSpec>().is_err());
         assert!("-1".parse::<RateSpec>().is_err());
         assert_eq!("Basic".parse::<AuthMethod>().unwrap(), AuthMethod::Basic);

@@ -1,5 +1,6 @@
 use std::time::Instant;
 
+use cxone_uuid_client::rate::Rate;
 use cxone_uuid_client::RateSpec;
 use uuid::Uuid;
 
@@ -8,7 +9,7 @@ use super::*;
 #[tokio::test]
 async fn fixed_rate_paces_requests() {
     let server = mock(MockConfig::default()).await;
-    let c = client(tutorial(&server).with_rate(RateSpec::PerSecond(10.0)));
+    let c = client(tutorial(&server).with_rate(RateSpec::Fixed(Rate::per_second(10.0))));
     let start = Instant::now();
     for _ in 0..6 {
         c.execute(Uuid::new_v4()).await.outcome.unwrap();

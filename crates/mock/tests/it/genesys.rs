@@ -228,3 +228,70 @@ async fn the_rate_limiter_and_random_failures_name_the_limit_too() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["limit"]["value"], 7);
 }
+
+#[tokio::test]
+async fn a_concurrency_cap_refuses_with_the_named_limit_and_quota_headers() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        limits: vec![
+            "concurrency:1".parse().unwrap(),
+            "window:5/1m".parse().unwrap(),
+        ],
+        limit_headers: cxone_uuid_mock::LimitHeaders::Ietf,
+        latency_ms: 300,
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let (a, b) = tokio::join!(call(&server, &token, "execute"), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        call(&server, &token, "execute").await
+    });
+    assert_eq!(a.status(), 200);
+    let h = a.headers();
+    assert_eq!(h["ratelimit-policy"], r#""window";q=5;w=60"#);
+    assert_eq!(h["ratelimit"], r#""window";r=4;t=60"#);
+    assert_eq!(b.status(), 429);
+    assert_eq!(b.headers()["retry-after"], "1");
+    assert_eq!(
+        b.headers()["ratelimit"],
+        r#""window";r=4;t=60"#,
+        "a refusal takes no quota"
+    );
+    let body: Value = b.json().await.unwrap();
+    assert_eq!(body["code"], "too.many.requests.retry.after");
+    assert_eq!(body["limit"]["key"], "actions.concurrent.executions.max");
+    assert_eq!(body["limit"]["value"], 1);
+}
+
+#[tokio::test]
+async fn x_headers_name_the_binding_limit_and_a_spent_window_says_when_it_resets() {
+    let server = start(MockConfig {
+        provider: Provider::Genesys,
+        limits: vec!["token-window:1/1m".parse().unwrap()],
+        limit_headers: cxone_uuid_mock::LimitHeaders::X,
+        ..Default::default()
+    })
+    .await;
+    let token = genesys_token(&server).await;
+    let a = call(&server, &token, "execute").await;
+    assert_eq!(a.status(), 200);
+    assert_eq!(a.headers()["x-ratelimit-limit"], "1");
+    assert_eq!(a.headers()["x-ratelimit-remaining"], "0");
+    let b = call(&server, &token, "execute").await;
+    assert_eq!(b.status(), 429);
+    let ra: u64 = b.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((59..=60).contains(&ra), "{ra}");
+    let body: Value = b.json().await.unwrap();
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("[{ra}]")));
+    // Another token has its own window.
+    let other = genesys_token(&server).await;
+    assert_eq!(call(&server, &other, "execute").await.status(), 200);
+}

@@ -1,0 +1,167 @@
+//! Flow control: everything that decides *when* a request may leave, in one place.
+//!
+//! Three independent limits, each for one shape of server limit, taken in this order before
+//! every attempt:
+//! 1. the concurrency window ([`window`], `--concurrency auto`; a fixed `--concurrency` is the
+//!    caller's semaphore and the window is then off): requests in flight;
+//! 2. the quota gate ([`gate`]): what the server's quota headers say is left before the reset;
+//! 3. the rate limiter ([`crate::rate`]): a fixed rate, or AIMD on 429s that carried no quota
+//!    headers (a server that says nothing is learnt from its refusals).
+//!
+//! Each answer is read once ([`Flow::on_answer`]) and routed: quota headers feed the gate; a 429
+//! the gate calls a quota refusal waits for the reset and cuts nothing; a 429 while quota is
+//! left, or one naming a concurrency limit (Genesys's `actions.concurrent.executions.max`),
+//! cuts the window; a bare 429 cuts the window when its request was sent with more in flight
+//! than any success since the last cut, and slows the rate otherwise.
+
+pub mod gate;
+pub mod window;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::quota::Quota;
+use crate::rate::{RateLimiter, RateSpec, Ticket};
+
+pub use gate::{Advertised, Gate, Verdict};
+pub use window::{Signal, Window};
+
+/// What the client learned about the server's limits, for the run's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// The rate as configured (`auto`, `unlimited`, `300/min`).
+    pub rate: RateSpec,
+    /// The pace in requests/s at the end: the fixed rate, or the adaptive target once a 429
+    /// set one (`None`: never throttled).
+    pub rate_rps: Option<f64>,
+    /// Requests in flight allowed at the end (the adaptive window, or the fixed number).
+    pub concurrency: usize,
+    /// Whether the concurrency adapted.
+    pub adaptive_concurrency: bool,
+    /// The quota policy the server advertised in its headers, if any.
+    pub advertised: Option<Advertised>,
+}
+
+/// The flow control of one client.
+#[derive(Debug)]
+pub struct Flow {
+    spec: RateSpec,
+    rate: RateLimiter,
+    gate: Gate,
+    window: Option<Window>,
+    concurrency: usize,
+}
+
+/// Permission for one attempt; hand it back with [`Flow::on_answer`] or [`Flow::on_no_answer`].
+#[derive(Debug)]
+pub struct Permit<'a> {
+    slot: Option<window::Slot<'a>>,
+    pass: gate::Pass,
+    ticket: Ticket,
+    /// When the request was let go: the time before it was spent waiting on the limits.
+    pub granted_at: Instant,
+}
+
+/// What an answer said, as far as flow control cares.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerInfo<'q> {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed Retry-After.
+    pub retry_after: Option<Duration>,
+    /// Quota headers.
+    pub quota: Option<&'q Quota>,
+    /// The refusing limit names a concurrency limit (Genesys's ErrorBody `limit`).
+    pub concurrency_limit: bool,
+}
+
+impl Flow {
+    /// Builds the flow control; `adaptive` turns the window on, up to `concurrency`.
+    pub fn new(spec: RateSpec, rate: RateLimiter, concurrency: usize, adaptive: bool) -> Self {
+        Flow {
+            spec,
+            rate,
+            gate: Gate::new(),
+            window: adaptive.then(|| Window::new(concurrency)),
+            concurrency,
+        }
+    }
+
+    /// Waits for the window, the quota and the rate, in that order.
+    pub async fn acquire(&self) -> Permit<'_> {
+        let mut slot = match &self.window {
+            Some(w) => Some(w.acquire().await),
+            None => None,
+        };
+        let pass = self.gate.acquire().await;
+        let ticket = self.rate.acquire().await;
+        if let Some(s) = slot.as_mut() {
+            s.sending_now();
+        }
+        Permit {
+            slot,
+            pass,
+            ticket,
+            granted_at: Instant::now(),
+        }
+    }
+
+    /// Reads an answer and routes what it says (see the module doc).
+    pub fn on_answer(&self, permit: Permit<'_>, answer: AnswerInfo<'_>) {
+        let Permit {
+            slot, pass, ticket, ..
+        } = permit;
+        let verdict = self.gate.observe(
+            pass,
+            Some(answer.status),
+            answer.retry_after,
+            answer.quota,
+            Instant::now(),
+        );
+        let refused = answer.status == 429;
+        let crowded = slot.as_ref().is_some_and(window::Slot::beyond_ok_peak);
+        let signal = match (refused, verdict) {
+            (false, _) => Signal::Success,
+            (true, _) if answer.concurrency_limit => Signal::Drop,
+            (true, Verdict::OtherRefusal) => Signal::Drop,
+            (true, Verdict::QuotaRefusal) => Signal::Ignore,
+            (true, _) if crowded => Signal::Drop,
+            (true, _) => Signal::Ignore,
+        };
+        if !refused {
+            self.rate.on_success();
+        } else if verdict == Verdict::NoQuota && signal != Signal::Drop {
+            // A bare 429 that does not look like concurrency: the rate's.
+            self.rate.on_throttled(ticket, answer.retry_after);
+        }
+        if let (Some(w), Some(slot)) = (&self.window, slot) {
+            w.release(slot, signal);
+        }
+    }
+
+    /// A request that got no answer: frees its place, learns nothing.
+    pub fn on_no_answer(&self, permit: Permit<'_>) {
+        self.gate.forget(permit.pass);
+        // The slot, if any, is released as it drops.
+    }
+
+    /// The adaptive rate target, `None` while unthrottled or not adaptive.
+    pub fn rate_target(&self) -> Option<f64> {
+        self.rate.target()
+    }
+
+    /// What was learned so far.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            rate: self.spec,
+            rate_rps: match self.spec {
+                RateSpec::Fixed(r) => Some(r.as_per_second()),
+                _ => self.rate.target(),
+            },
+            concurrency: self.window.as_ref().map_or(self.concurrency, Window::limit),
+            adaptive_concurrency: self.window.is_some(),
+            advertised: self.gate.advertised(),
+        }
+    }
+}

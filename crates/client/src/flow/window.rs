@@ -1,0 +1,395 @@
+//! Adaptive concurrency: how many requests may be in flight at once (`--concurrency auto`).
+//!
+//! Algorithm: AIMD on the window, as TCP congestion control (Jacobson, "Congestion Avoidance
+//! and Control", 1988) and Netflix's concurrency-limits `AIMDLimit` do it, with the increase
+//! slowed near the window of the last cut as TCP CUBIC's plateau does (RFC 9438 §4.2).
+//! - Slow start: +1 per success (the window doubles per round trip) until the first drop.
+//! - Additive increase: +1 per round trip (+1/window per success), only while the window is in
+//!   use (at least half full when the request was sent, Netflix's rule): an idle window
+//!   proves nothing and must not grow without bound.
+//! - Near the window of the last cut (from 0.95 of it to one above it) the increase is
+//!   [`Window::PLATEAU_SLOWDOWN`] times slower: a server with a hard cap of K refuses the
+//!   (K+1)-th request at once, so each probe costs a 429, and probing rarely keeps the 429
+//!   share low while the window sits at K.
+//! - Multiplicative decrease: on a drop, the window becomes 0.9 of the smaller of itself and
+//!   the number in flight when the refused request was sent (the cap is below that), once per
+//!   round (requests sent before the last cut do not cut again).
+//!
+//! Why AIMD and not TCP Vegas or Gradient2: the limits met here (Genesys's
+//! `actions.concurrent.executions.max`, the stand-in's `concurrency:K`) refuse the excess at
+//! once with a 429 instead of queueing it, so latency does not rise before the limit and the
+//! latency-only algorithms see nothing until it is too late; AIMD acts on the refusal itself.
+//! Latency is still read, as Vegas reads it, as a second drop signal: when the smoothed round
+//! trip exceeds [`Window::LATENCY_TOLERANCE`] times the least seen while the window is full,
+//! the server is queueing and the window shrinks.
+//!
+//! What counts as a drop is decided by the caller ([`Signal`]): a 429 while the quota headers
+//! still show quota, a Genesys 429 naming a concurrency limit, or a plain 429 for a request
+//! sent with more in flight than any success since the last cut ([`Slot::beyond_ok_peak`]): a
+//! concurrency cap refuses only above its cap, a rate limit at any number in flight (that one
+//! is the rate limiter's).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What one answer says about the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Answered (any non-429 status): a round-trip sample.
+    Success,
+    /// The server refused for concurrency.
+    Drop,
+    /// Says nothing about concurrency (a transport error, a quota refusal).
+    Ignore,
+}
+
+/// The adaptive window shared by every request of one client.
+#[derive(Debug)]
+pub struct Window {
+    state: Mutex<State>,
+    freed: Notify,
+    max: f64,
+}
+
+#[derive(Debug)]
+struct State {
+    limit: f64,
+    in_flight: usize,
+    slow_start: bool,
+    /// Increments at each cut.
+    epoch: u64,
+    /// The window at the last cut (CUBIC's W_max).
+    w_max: Option<f64>,
+    min_rtt: Option<Duration>,
+    smoothed_rtt: Option<Duration>,
+    /// The most requests in flight at which one succeeded since the last cut.
+    ok_peak: usize,
+}
+
+/// A slot in the window; give it back with [`Window::release`] (dropping it releases it as
+/// [`Signal::Ignore`]).
+#[derive(Debug)]
+pub struct Slot<'a> {
+    window: &'a Window,
+    epoch: u64,
+    sent: Instant,
+    /// Requests in flight, this one included, when it was sent.
+    in_flight: usize,
+    /// The window's whole size when it was sent.
+    limit: usize,
+    released: bool,
+}
+
+impl Window {
+    /// Multiplicative decrease.
+    pub const DECREASE: f64 = 0.9;
+    /// Initial window.
+    pub const INITIAL: f64 = 4.0;
+    /// How many times slower the increase is near the window of the last cut.
+    pub const PLATEAU_SLOWDOWN: f64 = 32.0;
+    /// A smoothed round trip this many times the least seen means queueing.
+    pub const LATENCY_TOLERANCE: f64 = 2.0;
+    /// Weight of a new sample in the smoothed round trip (RFC 6298's alpha).
+    const RTT_ALPHA: f64 = 0.125;
+
+    /// A window starting at [`Window::INITIAL`] (or `max` if lower) that never exceeds `max`.
+    pub fn new(max: usize) -> Self {
+        let max = (max.max(1)) as f64;
+        Window {
+            state: Mutex::new(State {
+                limit: Self::INITIAL.min(max),
+                in_flight: 0,
+                slow_start: true,
+                epoch: 0,
+                w_max: None,
+                min_rtt: None,
+                smoothed_rtt: None,
+                ok_peak: 0,
+            }),
+            freed: Notify::new(),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a free slot.
+    pub async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(slot) = self.try_acquire() {
+                return slot;
+            }
+            freed.await;
+        }
+    }
+
+    /// A slot if one is free now.
+    pub fn try_acquire(&self) -> Option<Slot<'_>> {
+        let mut s = self.lock();
+        let limit = (s.limit.floor() as usize).max(1);
+        if s.in_flight >= limit {
+            return None;
+        }
+        s.in_flight += 1;
+        Some(Slot {
+            window: self,
+            epoch: s.epoch,
+            sent: Instant::now(),
+            in_flight: s.in_flight,
+            limit,
+            released: false,
+        })
+    }
+
+    /// Gives a slot back with what its answer said.
+    pub fn release(&self, mut slot: Slot<'_>, signal: Signal) {
+        slot.released = true;
+        let rtt = slot.sent.elapsed();
+        self.update(&slot, signal, rtt);
+    }
+
+    fn update(&self, slot: &Slot<'_>, signal: Signal, rtt: Duration) {
+        {
+            let mut s = self.lock();
+            s.in_flight = s.in_flight.saturating_sub(1);
+            let full = slot.in_flight >= slot.limit;
+            let mut drop = signal == Signal::Drop;
+            if signal == Signal::Success {
+                s.ok_peak = s.ok_peak.max(slot.in_flight);
+                let min = s.min_rtt.map_or(rtt, |m| m.min(rtt));
+                s.min_rtt = Some(min);
+                let smooth = s.smoothed_rtt.map_or(rtt, |srtt| {
+                    srtt.mul_f64(1.0 - Self::RTT_ALPHA) + rtt.mul_f64(Self::RTT_ALPHA)
+                });
+                s.smoothed_rtt = Some(smooth);
+                // Queueing shows as latency only while the window is in use.
+                if full && smooth.as_secs_f64() > Self::LATENCY_TOLERANCE * min.as_secs_f64() {
+                    drop = true;
+                    // Start the comparison afresh after this cut.
+                    s.smoothed_rtt = Some(min);
+                }
+            }
+            if drop {
+                if slot.epoch == s.epoch {
+                    let base = s.limit.min(slot.in_flight as f64);
+                    s.w_max = Some(base);
+                    s.limit = (base * Self::DECREASE).max(1.0);
+                    s.slow_start = false;
+                    s.epoch += 1;
+                    s.ok_peak = s.limit.floor() as usize;
+                }
+            } else if signal == Signal::Success && 2 * slot.in_flight >= slot.limit {
+                let step = if s.slow_start {
+                    1.0
+                } else {
+                    let near_cut = s
+                        .w_max
+                        .is_some_and(|w| s.limit >= 0.95 * w && s.limit < w + 1.0);
+                    let slow = if near_cut {
+                        Self::PLATEAU_SLOWDOWN
+                    } else {
+                        1.0
+                    };
+                    1.0 / (s.limit * slow)
+                };
+                s.limit = (s.limit + step).min(self.max);
+            }
+        }
+        self.freed.notify_waiters();
+    }
+
+    /// The current window, in whole requests.
+    pub fn limit(&self) -> usize {
+        (self.lock().limit.floor() as usize).max(1)
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+}
+
+impl Slot<'_> {
+    /// Starts the round-trip clock now: time spent waiting on the quota or the rate after the
+    /// slot was taken is the client's own pacing, not the server's latency.
+    pub fn sending_now(&mut self) {
+        self.sent = Instant::now();
+    }
+
+    /// Whether more requests were in flight when this one was sent than at any success since
+    /// the last cut: a refusal then points at a concurrency limit, where a rate limit refuses
+    /// at any number in flight.
+    pub fn beyond_ok_peak(&self) -> bool {
+        self.in_flight > self.window.lock().ok_peak
+    }
+
+    /// Whether the window was full when this request was sent.
+    pub fn was_full(&self) -> bool {
+        self.in_flight >= self.limit
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            self.released = true;
+            let rtt = self.sent.elapsed();
+            // A cancelled request (the caller gave up on it) tells nothing.
+            let window = self.window;
+            window.update(self, Signal::Ignore, rtt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A server that admits at most `cap` requests at once (refusing the rest at once, as a
+    /// concurrency limit does) and answers the admitted ones after `latency`, plus
+    /// `queue_per_request` for each request beyond `queue_from` in flight (a server that
+    /// queues). Runs `n` requests from `clients` eager senders on tokio's paused clock, and
+    /// returns (refusals, the window at the end, the peak in flight, elapsed).
+    async fn simulate(
+        window: Arc<Window>,
+        cap: usize,
+        latency: Duration,
+        queue: Option<(usize, Duration)>,
+        n: usize,
+    ) -> (usize, usize, usize, Duration) {
+        let start = Instant::now();
+        let server = Arc::new(Mutex::new((0usize, 0usize, 0usize, 0usize))); // (busy, peak, refused, done)
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let window = window.clone();
+            let server = server.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    {
+                        let s = server.lock().unwrap();
+                        if s.3 >= n {
+                            return;
+                        }
+                    }
+                    let slot = window.acquire().await;
+                    let admitted = {
+                        let mut s = server.lock().unwrap();
+                        if s.0 >= cap {
+                            s.2 += 1;
+                            None
+                        } else {
+                            s.0 += 1;
+                            s.1 = s.1.max(s.0);
+                            Some(s.0)
+                        }
+                    };
+                    match admitted {
+                        None => {
+                            // A refusal comes back at once (a round trip of a millisecond).
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            window.release(slot, Signal::Drop);
+                            // The refused request waits out its Retry-After (1 s).
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        Some(busy) => {
+                            let extra = queue.map_or(Duration::ZERO, |(from, per)| {
+                                per * u32::try_from(busy.saturating_sub(from)).unwrap()
+                            });
+                            tokio::time::sleep(latency + extra).await;
+                            let mut s = server.lock().unwrap();
+                            s.0 -= 1;
+                            s.3 += 1;
+                            drop(s);
+                            window.release(slot, Signal::Success);
+                        }
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let s = server.lock().unwrap();
+        (s.2, window.limit(), s.1, start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finds_a_hard_cap_with_few_refusals() {
+        let window = Arc::new(Window::new(64));
+        let n = 3000;
+        let (refused, limit, peak, elapsed) =
+            simulate(window, 6, Duration::from_millis(50), None, n).await;
+        assert_eq!(peak, 6, "the server never had more than its cap");
+        assert!((6..=7).contains(&limit), "window {limit}");
+        let share = refused as f64 / (n + refused) as f64;
+        assert!(share < 0.02, "429 share {share} ({refused})");
+        // The oracle: n * latency / cap.
+        let oracle = Duration::from_millis(50) * u32::try_from(n / 6).unwrap();
+        let ratio = oracle.as_secs_f64() / elapsed.as_secs_f64();
+        assert!(ratio > 0.9, "{ratio} of the oracle ({elapsed:?})");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grows_to_the_maximum_when_nothing_pushes_back() {
+        let window = Arc::new(Window::new(20));
+        let (refused, limit, peak, _) =
+            simulate(window, 1000, Duration::from_millis(20), None, 2000).await;
+        assert_eq!(refused, 0);
+        assert_eq!(limit, 20, "capped by --max-concurrency");
+        assert_eq!(peak, 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shrinks_when_latency_rises_under_load() {
+        // No refusals, but each request beyond 8 in flight adds 20 ms for everyone: a queue.
+        let window = Arc::new(Window::new(64));
+        let (refused, limit, _, _) = simulate(
+            window,
+            1000,
+            Duration::from_millis(20),
+            Some((8, Duration::from_millis(20))),
+            3000,
+        )
+        .await;
+        assert_eq!(refused, 0);
+        assert!(
+            limit <= 12,
+            "window {limit} should stay near the queueing point"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_cut_per_round_and_floor_of_one() {
+        let w = Window::new(64);
+        let a = w.try_acquire().unwrap();
+        let b = w.try_acquire().unwrap();
+        assert_eq!(w.in_flight(), 2);
+        w.release(a, Signal::Drop);
+        // 0.9 * min(4, 1 in flight when a was sent)
+        assert_eq!(w.limit(), 1);
+        let before = w.lock().limit;
+        w.release(b, Signal::Drop);
+        assert_eq!(w.lock().limit, before, "b was sent before the cut");
+        for _ in 0..10 {
+            let s = w.try_acquire().unwrap();
+            w.release(s, Signal::Drop);
+        }
+        assert_eq!(w.limit(), 1);
+        // A dropped slot (cancelled request) frees its place.
+        let s = w.try_acquire().unwrap();
+        assert!(w.try_acquire().is_none());
+        drop(s);
+        assert!(w.try_acquire().is_some());
+    }
+}

@@ -1,0 +1,195 @@
+//! Flow control against every limit shape of the stand-in (`--limit`) and each header style
+//! (`--limit-headers`): the run completes, few requests meet a 429, the trail verifies, and the
+//! server saw each UUID succeed once. Sizes are small: these check behaviour, the benchmark
+//! (`cargo xtask bench`, rows 3c-3n) measures how close to each limit the client runs.
+
+use cxone_uuid_mock::{Limit, LimitHeaders, MockConfig};
+
+use crate::support::*;
+
+async fn assert_verifies(dir: &std::path::Path) {
+    let mut verify = bin();
+    verify.args([
+        "audit",
+        "verify",
+        &format!("jsonl:{}", audit_path(dir).display()),
+    ]);
+    let out = output(verify).await;
+    assert_eq!(out.status.code(), Some(0), "verify: {}", stderr(&out));
+}
+
+/// Runs `n` UUIDs with `--rate auto --concurrency auto` against `limits` and `headers`; checks
+/// the outcome and returns the summary and the 429s the server answered.
+async fn run_against(
+    limits: &[&str],
+    headers: LimitHeaders,
+    latency_ms: u64,
+    n: u64,
+    max_429_share: f64,
+) -> (serde_json::Value, u64) {
+    let server = mock(MockConfig {
+        limits: limits.iter().map(|l| l.parse::<Limit>().unwrap()).collect(),
+        limit_headers: headers,
+        latency_ms,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), n);
+    cmd.args([
+        "--rate",
+        "auto",
+        "--concurrency",
+        "auto",
+        "--max-retries",
+        "8",
+    ]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let s = summary(&out);
+    assert_eq!(s["succeeded"], n, "{s}");
+    let rec = server.recorded();
+    let ok: std::collections::HashSet<_> = rec
+        .execute_requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.uuid.clone().unwrap())
+        .collect();
+    assert_eq!(ok.len() as u64, n, "the server admitted each UUID once");
+    let refused = rec.responses_by_status.get(&429).copied().unwrap_or(0) as u64;
+    let share = refused as f64 / rec.execute_requests.len() as f64;
+    assert!(
+        share <= max_429_share,
+        "{refused} 429s of {} requests",
+        rec.execute_requests.len()
+    );
+    assert_eq!(
+        s["rate_limited"], refused,
+        "the summary counts what the server refused"
+    );
+    assert_verifies(dir.path()).await;
+    (s, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bucket_without_headers() {
+    let (s, _) = run_against(&["bucket:100:20"], LimitHeaders::None, 5, 300, 0.15).await;
+    assert_eq!(s["limits"]["concurrency_auto"], true);
+    assert_eq!(s["limits"]["rate"], "auto");
+    assert!(
+        s["limits"]["rate_rps"].as_f64().is_some(),
+        "the 429s set a rate: {s}"
+    );
+    assert!(s["limits"]["policy"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_window_with_ietf_headers_is_spent_without_refusals() {
+    // 3 windows of 100: the headers say how much is left, so nothing is refused.
+    let (s, refused) = run_against(&["window:100/2s"], LimitHeaders::Ietf, 5, 250, 0.0).await;
+    assert_eq!(refused, 0);
+    let p = &s["limits"]["policy"];
+    assert_eq!(p["style"], "ietf");
+    assert_eq!(p["name"], "window");
+    assert_eq!(p["limit"], 100);
+    assert_eq!(p["window_s"], 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_token_window_with_x_headers() {
+    let (s, refused) = run_against(&["token-window:60/1s"], LimitHeaders::X, 5, 150, 0.0).await;
+    assert_eq!(refused, 0);
+    assert_eq!(s["limits"]["policy"]["style"], "x");
+    assert_eq!(s["limits"]["policy"]["limit"], 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_window_without_headers_waits_for_the_next_one() {
+    run_against(&["window:100/1s"], LimitHeaders::None, 5, 250, 0.25).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_shrinks_the_window() {
+    let (s, _) = run_against(&["concurrency:4"], LimitHeaders::None, 30, 200, 0.2).await;
+    let c = s["limits"]["concurrency"].as_u64().unwrap();
+    assert!((1..=6).contains(&c), "window {c} near the cap of 4: {s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_behind_ietf_headers_is_told_from_the_quota() {
+    // The window has quota left when the cap refuses: that 429 is about concurrency.
+    let (s, _) = run_against(
+        &["concurrency:4", "window:1000/10s"],
+        LimitHeaders::Ietf,
+        30,
+        200,
+        0.2,
+    )
+    .await;
+    let c = s["limits"]["concurrency"].as_u64().unwrap();
+    assert!((1..=6).contains(&c), "window {c} near the cap of 4: {s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_rate_in_minutes_is_shown_in_minutes() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 3);
+    cmd.args(["--rate", "6000/min", "--concurrency", "8"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let s = summary(&out);
+    assert_eq!(s["limits"]["rate"], "6000/min");
+    assert_eq!(s["limits"]["rate_rps"], 100.0);
+    assert_eq!(s["limits"]["concurrency"], 8);
+    assert_eq!(s["limits"]["concurrency_auto"], false);
+    let evs = events(&audit_path(dir.path()));
+    let started = of_kind(&evs, "run_started")[0];
+    assert_eq!(started["metadata"]["rate"], "6000/min");
+    assert_eq!(started["metadata"]["concurrency"], 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_rate_or_concurrency_is_a_usage_error_naming_the_forms() {
+    let server = mock(MockConfig::default()).await;
+    for (flag, value, needle) in [
+        ("--rate", "10/day", "R/min"),
+        ("--rate", "0", "R/min"),
+        ("--concurrency", "lots", "auto or a number"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = run_cmd(&server, dir.path(), 1);
+        cmd.args([flag, value]);
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(flag) && err.contains(needle),
+            "{flag} {value}: {err}"
+        );
+    }
+    assert!(server.recorded().execute_requests.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_takes_the_same_rate_strings() {
+    let server = mock(MockConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "rate = \"120/min\"\n").unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.args(["--config", file.to_str().unwrap()]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(summary(&out)["limits"]["rate"], "120/min");
+    std::fs::write(&file, "rate = \"fast\"\n").unwrap();
+    let mut cmd = run_cmd(&server, dir.path(), 1);
+    cmd.args(["--config", file.to_str().unwrap()]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("rate in the --config file"),
+        "{}",
+        stderr(&out)
+    );
+}
