@@ -18,8 +18,10 @@ use clap::{ArgAction, ArgMatches, Command};
 
 use crate::exit::usage;
 
-/// Keys `config.rs` reads itself (see its `FileConfig`).
+/// Keys `config.rs` reads itself (see its `FileConfig`): the connection settings, and `rate`,
+/// whose file value gets a message naming the file.
 pub(crate) const CONNECTION_KEYS: &[&str] = &[
+    "rate",
     "provider",
     "client_id",
     "client_secret",

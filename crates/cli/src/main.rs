@@ -71,6 +71,7 @@ const RUN_ONLY: &[&str] = &[
     "execute_path",
     "body_template",
     "concurrency",
+    "max_concurrency",
     "rate",
 ];
 
