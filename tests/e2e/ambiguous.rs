@@ -30,23 +30,6 @@ fn outcomes(dir: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-async fn assert_verifies(dir: &std::path::Path) {
-    let mut verify = bin();
-    verify.args([
-        "audit",
-        "verify",
-        &format!("jsonl:{}", audit_path(dir).display()),
-    ]);
-    let out = output(verify).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_ambiguous_attempts_are_recorded_and_counted() {
     let server = scripted("502,200").await;
@@ -59,7 +42,7 @@ async fn retried_ambiguous_attempts_are_recorded_and_counted() {
         assert_eq!(e["event"], "action_executed");
         assert_eq!(e["ambiguous_attempts"], 1, "{e}");
     }
-    assert_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +69,7 @@ async fn on_ambiguous_fail_ends_the_uuid_and_nothing_resends_it() {
             "{error}"
         );
     }
-    assert_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
     // Neither --resume nor --retry-failed sends them again.
     let mut again = run_cmd(&server, dir.path(), 1);
     again.args(["--resume", "--retry-failed"]);
@@ -147,5 +130,5 @@ async fn retry_failed_after_an_outage_resends_only_what_did_not_run() {
         })
         .collect();
     assert_eq!(resent, down);
-    assert_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
 }

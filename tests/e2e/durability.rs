@@ -52,21 +52,6 @@ async fn kill_9_mid_run(server: &MockServer, mut cmd: Command) -> HashSet<String
         .collect()
 }
 
-/// `audit verify SPEC` exits 0 and reports an intact chain.
-async fn assert_verifies(spec: &str) {
-    let mut verify = bin();
-    verify.args(["audit", "verify", spec]);
-    let out = output(verify).await;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "verify: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
-}
-
 /// The UUIDs the server received after its first `before` requests, each checked to carry the
 /// same Idempotency-Key (its UUID) as the first attempt did.
 fn resent_since(server: &MockServer, before: usize) -> HashSet<String> {

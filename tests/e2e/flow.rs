@@ -7,17 +7,6 @@ use cxone_uuid_mock::{Limit, LimitHeaders, MockConfig};
 
 use crate::support::*;
 
-async fn assert_verifies(dir: &std::path::Path) {
-    let mut verify = bin();
-    verify.args([
-        "audit",
-        "verify",
-        &format!("jsonl:{}", audit_path(dir).display()),
-    ]);
-    let out = output(verify).await;
-    assert_eq!(out.status.code(), Some(0), "verify: {}", stderr(&out));
-}
-
 /// Runs `n` UUIDs with `--rate auto --concurrency auto` against `limits` and `headers`; checks
 /// the outcome and returns the summary and the 429s the server answered.
 async fn run_against(
@@ -67,7 +56,7 @@ async fn run_against(
         s["rate_limited"], refused,
         "the summary counts what the server refused"
     );
-    assert_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
     (s, refused)
 }
 

@@ -55,10 +55,7 @@ async fn a_full_disk_under_the_sqlite_sink_rolls_back_and_resume_finishes_it() {
     if s["pending"].as_u64().unwrap() > 0 {
         assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
     }
-    let mut verify = bin();
-    verify.args(["audit", "verify", &spec]);
-    let v = output(verify).await;
-    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    assert_verifies(&spec).await;
     let sent_before: Vec<String> = server
         .recorded()
         .execute_requests
@@ -81,13 +78,7 @@ async fn a_full_disk_under_the_sqlite_sink_rolls_back_and_resume_finishes_it() {
     let resent = server.recorded().execute_requests.len() - sent_before.len();
     // Only UUIDs the rolled-back transaction left without an outcome can reach it twice.
     assert!(times.values().filter(|&&k| k > 1).count() <= resent);
-    let v = output({
-        let mut c = bin();
-        c.args(["audit", "verify", &spec]);
-        c
-    })
-    .await;
-    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    assert_verifies(&spec).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,10 +99,7 @@ async fn a_full_disk_leaves_a_trail_that_verifies_and_resume_finishes_it() {
     );
     let text = std::fs::read(&trail).unwrap();
     assert!(!text.is_empty() && text.ends_with(b"\n"), "no partial line");
-    let mut verify = bin();
-    verify.args(["audit", "verify", &spec]);
-    let v = output(verify).await;
-    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    assert_verifies(&spec).await;
 
     // What the trail left pending is what --resume sends; nothing else is sent again.
     let evs = events(&trail);
@@ -154,8 +142,5 @@ async fn a_full_disk_leaves_a_trail_that_verifies_and_resume_finishes_it() {
     for (u, k) in times {
         assert!(k == 1 || resent.contains(&u), "{u} sent {k} times");
     }
-    let mut verify = bin();
-    verify.args(["audit", "verify", &spec]);
-    let v = output(verify).await;
-    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    assert_verifies(&spec).await;
 }

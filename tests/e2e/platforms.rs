@@ -59,17 +59,6 @@ fn cxone_run_args(cmd: &mut Command, dir: &Path, path: &str) {
         .arg(format!("jsonl:{}", audit_path(dir).display()));
 }
 
-async fn audit_verifies(dir: &Path) {
-    let mut cmd = bin();
-    cmd.args([
-        "audit",
-        "verify",
-        &format!("jsonl:{}", audit_path(dir).display()),
-    ]);
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-}
-
 async fn limit_named(key: &str, value: u64) {
     let server = mock(MockConfig {
         provider: Provider::Genesys,
@@ -104,7 +93,7 @@ async fn limit_named(key: &str, value: u64) {
     assert_eq!(failed.len(), 1);
     assert!(failed[0]["error"].as_str().unwrap().contains(key));
     assert_eq!(failed[0]["correlation_id"], last.as_str());
-    audit_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
 }
 
 #[cfg(feature = "audit-sqlite")]
@@ -164,11 +153,8 @@ async fn every_outcome_carries_the_correlation_id_into_both_trails() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(in_db, expected);
-    audit_verifies(dir.path()).await;
-    let mut cmd = bin();
-    cmd.args(["audit", "verify", &format!("sqlite:{}", db.display())]);
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_trail_verifies(dir.path()).await;
+    assert_verifies(&format!("sqlite:{}", db.display())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +188,7 @@ async fn retry_after_on_503_is_waited_for() {
     let waited = rec.execute_requests[1].at_ms - rec.execute_requests[0].at_ms;
     // Backoff alone would be under 10 ms here (--backoff-base 0.01).
     assert!(waited >= 2000, "waited only {waited} ms");
-    audit_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,7 +292,7 @@ async fn cxone_access_key_token_and_run() {
     let rec = server.recorded();
     assert_eq!(rec.token_requests, 2, "one for token, one for run");
     assert_eq!(rec.execute_requests.len(), 2);
-    audit_verifies(dir.path()).await;
+    assert_trail_verifies(dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,13 +46,7 @@ async fn resume_without_an_action_sends_to_the_recorded_one() {
         assert_eq!(r.path, "/api/v2/data-actions/recorded-7/execute");
         assert!(uuids.contains(&r.uuid.clone().unwrap().parse().unwrap()));
     }
-    let mut verify = bin();
-    verify.args([
-        "audit",
-        "verify",
-        &format!("jsonl:{}", audit_path(dir.path()).display()),
-    ]);
-    assert_eq!(output(verify).await.status.code(), Some(0));
+    assert_trail_verifies(dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,3 +97,23 @@ pub fn summary(out: &Output) -> Value {
     );
     serde_json::from_str(first).expect("summary is JSON")
 }
+
+/// `audit verify SPEC` exits 0 and reports an intact chain.
+pub async fn assert_verifies(spec: &str) {
+    let mut verify = bin();
+    verify.args(["audit", "verify", spec]);
+    let out = output(verify).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "verify: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+}
+
+/// [`assert_verifies`] for the JSONL trail `run_cmd` writes in `dir`.
+pub async fn assert_trail_verifies(dir: &Path) {
+    assert_verifies(&format!("jsonl:{}", audit_path(dir).display())).await;
+}
