@@ -167,13 +167,7 @@ impl JsonlSink {
     }
 
     fn refuse_if_failed(&self, g: &Inner) -> Result<(), AuditError> {
-        match &g.failed {
-            Some(why) => Err(AuditError::Backend {
-                sink: self.describe(),
-                message: format!("an earlier write failed ({why}); nothing more is written"),
-            }),
-            None => Ok(()),
-        }
+        AuditError::refuse_after(self.describe(), g.failed.as_deref())
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, AuditError> {

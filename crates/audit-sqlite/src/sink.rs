@@ -229,13 +229,7 @@ fn fail(g: &mut Inner, e: AuditError) -> AuditError {
 }
 
 fn refuse_if_failed(g: &Inner, path: &Path) -> Result<(), AuditError> {
-    match &g.failed {
-        Some(why) => Err(AuditError::Backend {
-            sink: spec(path),
-            message: format!("an earlier write failed ({why}); nothing more is written"),
-        }),
-        None => Ok(()),
-    }
+    AuditError::refuse_after(spec(path), g.failed.as_deref())
 }
 
 /// Commits the open transaction, first moving the staged events into `audit_events` when enough

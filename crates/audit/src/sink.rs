@@ -97,6 +97,21 @@ pub enum AuditError {
     },
 }
 
+impl AuditError {
+    /// What a sink answers once a write of it has failed (`failed` holds why): its store was
+    /// cut back to what is whole and its sealer is ahead of it, so nothing more may be written.
+    /// Shared by every local sink so the refusal reads the same whichever failed.
+    pub fn refuse_after(sink: impl Into<String>, failed: Option<&str>) -> Result<(), AuditError> {
+        match failed {
+            Some(why) => Err(AuditError::Backend {
+                sink: sink.into(),
+                message: format!("an earlier write failed ({why}); nothing more is written"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What [`AuditError::Closed`] found closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -32,11 +32,16 @@ impl Tools {
         if let Err(e) = &python {
             b.note(format!("Python virtualenv unavailable: {e:#}"));
         }
+        // Paths relative to the project: the report is committed and read on other machines.
+        let shown = |p: &std::path::Path| {
+            let root = crate::root();
+            p.strip_prefix(&root).unwrap_or(p).display().to_string()
+        };
         match &load {
-            Ok(LoadGen::Oha(p)) => b.note(format!("load generator: oha ({})", p.display())),
+            Ok(LoadGen::Oha(p)) => b.note(format!("load generator: oha ({})", shown(p))),
             Ok(LoadGen::Wrk(p)) => b.note(format!(
                 "load generator: wrk ({}), oha could not be installed",
-                p.display()
+                shown(p)
             )),
             Err(e) => b.note(format!("no load generator: {e:#}")),
         }
