@@ -19,5 +19,6 @@ mod registry;
 mod resume;
 mod run;
 mod s3;
+mod s3_import;
 mod support;
 mod validate;

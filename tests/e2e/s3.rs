@@ -14,8 +14,8 @@ use cxone_uuid_mock::{MockConfig, OutageProxy};
 
 use crate::support::*;
 
-struct Moto {
-    endpoint: String,
+pub(crate) struct Moto {
+    pub(crate) endpoint: String,
     child: Option<Child>,
 }
 
@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 
 /// Sends one raw HTTP/1.1 request and returns the status line (moto does not check signatures,
 /// so test setup needs no SDK).
-fn http(port: u16, request_line: &str) -> Option<String> {
+pub(crate) fn http(port: u16, request_line: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -52,7 +52,7 @@ fn http(port: u16, request_line: &str) -> Option<String> {
     text.lines().next().map(str::to_string)
 }
 
-fn port_of(endpoint: &str) -> u16 {
+pub(crate) fn port_of(endpoint: &str) -> u16 {
     endpoint
         .rsplit(':')
         .next()
@@ -62,7 +62,7 @@ fn port_of(endpoint: &str) -> u16 {
         .unwrap()
 }
 
-fn moto() -> Moto {
+pub(crate) fn moto() -> Moto {
     if let Ok(endpoint) = std::env::var("CXONE_UUID_TEST_S3_ENDPOINT") {
         return Moto {
             endpoint,
@@ -111,7 +111,7 @@ fn moto() -> Moto {
     moto
 }
 
-fn create_bucket(endpoint: &str, tag: &str) -> String {
+pub(crate) fn create_bucket(endpoint: &str, tag: &str) -> String {
     let bucket = format!(
         "cx-e2e-{tag}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
@@ -122,7 +122,7 @@ fn create_bucket(endpoint: &str, tag: &str) -> String {
 }
 
 /// S3 flags and credentials for a command talking to `endpoint`.
-fn s3_flags(cmd: &mut Command, endpoint: &str, spool: &Path) {
+pub(crate) fn s3_flags(cmd: &mut Command, endpoint: &str, spool: &Path) {
     cmd.args([
         "--s3-endpoint",
         endpoint,
@@ -137,14 +137,14 @@ fn s3_flags(cmd: &mut Command, endpoint: &str, spool: &Path) {
     .env("AWS_EC2_METADATA_DISABLED", "true");
 }
 
-fn audit_cmd(sub: &str, uri: &str, endpoint: &str, spool: &Path) -> Command {
+pub(crate) fn audit_cmd(sub: &str, uri: &str, endpoint: &str, spool: &Path) -> Command {
     let mut cmd = bin();
     cmd.args(["audit", sub, uri]);
     s3_flags(&mut cmd, endpoint, spool);
     cmd
 }
 
-fn ok_events(out: &std::process::Output) -> u64 {
+pub(crate) fn ok_events(out: &std::process::Output) -> u64 {
     let text = stdout(out);
     let line = text
         .lines()

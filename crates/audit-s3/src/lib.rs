@@ -11,9 +11,10 @@
 //! missing ranges as gaps.
 //!
 //! Files: [`config`] (what and how), `spool` (local segments), [`upload`] (the S3 transport),
-//! `sink` ([`S3Sink`], [`flush`], [`verify`]).
+//! `sink` ([`S3Sink`], [`flush`], [`verify`]), `archive` ([`Archive`]: reading objects back).
 #![deny(missing_docs)]
 
+mod archive;
 pub mod config;
 mod sink;
 mod spool;
@@ -21,6 +22,7 @@ pub mod upload;
 
 use std::path::Path;
 
+pub use archive::{Archive, Selection};
 pub use config::{S3Config, Sse};
 pub use cxone_uuid_audit::signing::Signing;
 pub use sink::{flush, verify, verify_signed, Broken, FlushReport, Gap, S3Sink, VerifyReport};

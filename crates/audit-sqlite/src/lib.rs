@@ -37,9 +37,9 @@ use std::path::Path;
 use cxone_uuid_audit::AuditError;
 
 pub use query::{pending, query, Query};
-pub use schema::{open_read, PAGE_SIZE, SCHEMA_VERSION};
+pub use schema::{open_read, Anchor, PAGE_SIZE, SCHEMA_VERSION};
 pub use sink::{SqliteOptions, SqliteSink, MERGE_AFTER, MERGE_EVENTS};
-pub use verify::{verify, SqliteSource};
+pub use verify::{anchor, verify, SqliteSource};
 
 /// The sink spec naming the database at `path`, as errors and `describe` show it.
 pub(crate) fn spec(path: &Path) -> String {

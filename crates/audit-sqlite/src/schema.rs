@@ -9,9 +9,10 @@ use uuid::Uuid;
 use crate::{backend, spec};
 
 /// The schema version this build writes (`PRAGMA user_version`). Version 1 had no
-/// `audit_events_recent`, version 2 no `correlation_id`, `wait_ms` and `ambiguous_attempts`;
-/// opening an older database for writing migrates it, and readers accept every version as it is.
-pub const SCHEMA_VERSION: i64 = 3;
+/// `audit_events_recent`, version 2 no `correlation_id`, `wait_ms` and `ambiguous_attempts`,
+/// version 3 no `audit_anchor`; opening an older database for writing migrates it, and readers
+/// accept every version as it is.
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub(crate) const MIGRATION_1: &str = "
 CREATE TABLE audit_events (
@@ -124,6 +125,23 @@ DROP VIEW audit_events_all;
 CREATE VIEW audit_events_all AS
 SELECT * FROM audit_events UNION ALL SELECT * FROM audit_events_recent;
 ";
+
+/// Version 4: where a partial copy starts. An import of part of an S3 archive (`--since`,
+/// `--run-id`) holds seqs from the middle of a chain; the row records the first seq and the
+/// hash it continues, so that verify and later imports resume the chain there instead of
+/// calling the copy broken. A whole trail has no row. A temporary table stands in for older
+/// versions read read-only.
+const MIGRATION_4: &str = "
+CREATE TABLE audit_anchor (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    seq       INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    source    TEXT NOT NULL
+);
+";
+
+const ANCHOR_STAND_IN: &str =
+    "CREATE TEMP TABLE audit_anchor (id INTEGER, seq INTEGER, prev_hash TEXT, source TEXT);";
 
 /// The columns version 3 added, as a read-only reader of an older database supplies them.
 const V3_COLUMNS_AS_NULL: &str =
@@ -247,6 +265,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), AuditError> {
         ))
         .map_err(&err)?;
     }
+    if version < 4 {
+        conn.execute_batch(&format!(
+            "BEGIN; {MIGRATION_4} PRAGMA user_version = 4; COMMIT;"
+        ))
+        .map_err(&err)?;
+    }
     // Events staged by a writer that crashed: move them now, so that `audit_events` is whole
     // again before anything new is written. Checked first: even an empty move commits a page.
     let staged: bool = conn
@@ -300,15 +324,18 @@ pub fn open_read(path: &Path) -> Result<Connection, AuditError> {
             "CREATE TEMP VIEW audit_events AS SELECT *, {V3_COLUMNS_AS_NULL} FROM main.audit_events; \
              CREATE TEMP TABLE audit_events_recent AS SELECT * FROM temp.audit_events WHERE 0; \
              CREATE TEMP VIEW audit_events_all AS \
-             SELECT * FROM temp.audit_events UNION ALL SELECT * FROM temp.audit_events_recent;"
+             SELECT * FROM temp.audit_events UNION ALL SELECT * FROM temp.audit_events_recent; \
+             {ANCHOR_STAND_IN}"
         ),
         2 => format!(
             "CREATE TEMP VIEW audit_events AS SELECT *, {V3_COLUMNS_AS_NULL} FROM main.audit_events; \
              CREATE TEMP VIEW audit_events_recent AS \
              SELECT *, {V3_COLUMNS_AS_NULL} FROM main.audit_events_recent; \
              CREATE TEMP VIEW audit_events_all AS \
-             SELECT * FROM temp.audit_events UNION ALL SELECT * FROM temp.audit_events_recent;"
+             SELECT * FROM temp.audit_events UNION ALL SELECT * FROM temp.audit_events_recent; \
+             {ANCHOR_STAND_IN}"
         ),
+        3 => ANCHOR_STAND_IN.to_string(),
         _ => String::new(),
     };
     conn.execute_batch(&views).map_err(&err)?;
@@ -387,4 +414,40 @@ pub(crate) fn fill_event(r: &rusqlite::Row<'_>, ev: &mut AuditEvent) -> rusqlite
     ev.wait_ms = r.get(18)?;
     ev.ambiguous_attempts = r.get(19)?;
     Ok(())
+}
+
+/// Where a partial copy of a trail starts (see the `audit_anchor` table): its first seq, the
+/// hash of the event before it, and the archive it was copied from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Anchor {
+    /// The first seq the database holds.
+    pub first_seq: u64,
+    /// The hash of the event before it, which the first event's `prev_hash` must be.
+    pub prev_hash: String,
+    /// The archive the copy was made from (`s3://BUCKET/PREFIX`).
+    pub source: String,
+}
+
+impl Anchor {
+    /// The chain head a verifier or sealer resumes from: the seq and hash just before the copy.
+    pub fn head(&self) -> (u64, String) {
+        (self.first_seq.saturating_sub(1), self.prev_hash.clone())
+    }
+}
+
+pub(crate) fn anchor(conn: &Connection, path: &Path) -> Result<Option<Anchor>, AuditError> {
+    conn.query_row(
+        "SELECT seq, prev_hash, source FROM audit_anchor WHERE id = 1",
+        [],
+        |r| {
+            Ok(Anchor {
+                first_seq: r.get::<_, i64>(0)? as u64,
+                prev_hash: r.get(1)?,
+                source: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(backend(path))
 }

@@ -81,6 +81,11 @@ impl SqliteSink {
             )
             .optional()
             .map_err(&err)?;
+        // A partial copy with no events yet continues from its anchor.
+        let head = match head {
+            Some(h) => Some(h),
+            None => crate::schema::anchor(&conn, &path)?.map(|a| a.head()),
+        };
         let checkpoint = match opts.signing {
             Some(_) => last_checkpoint(&conn, &path)?,
             None => None,
@@ -119,6 +124,43 @@ impl SqliteSink {
             g.sealer.chain().last_seq(),
             g.sealer.chain().head_hash().to_string(),
         )
+    }
+
+    /// Makes an empty database a partial copy that starts at `first_seq`, continuing the hash
+    /// `prev_hash` (an import of part of an archive). Written in the open transaction, so it is
+    /// committed with the first events or not at all.
+    pub fn set_anchor(
+        &self,
+        first_seq: u64,
+        prev_hash: &str,
+        source: &str,
+    ) -> Result<(), AuditError> {
+        let mut g = self.lock()?;
+        let g = &mut *g;
+        refuse_if_failed(g, &self.path)?;
+        if g.sealer.chain().last_seq() != 0 || first_seq < 2 {
+            return Err(AuditError::Config {
+                sink: self.describe(),
+                message: format!(
+                    "a partial copy can only start an empty database, at seq 2 or later (the database ends at seq {}, the copy starts at seq {first_seq})",
+                    g.sealer.chain().last_seq()
+                ),
+            });
+        }
+        let err = backend(&self.path);
+        if !g.in_tx {
+            g.conn.execute_batch("BEGIN").map_err(&err)?;
+            g.in_tx = true;
+        }
+        g.conn
+            .execute(
+                "INSERT INTO audit_anchor (id, seq, prev_hash, source) VALUES (1, ?1, ?2, ?3)",
+                rusqlite::params![first_seq as i64, prev_hash, source],
+            )
+            .map_err(|e| fail(g, err(e)))?;
+        let head = (first_seq - 1, prev_hash.to_string());
+        g.sealer = Sealer::resume(Some(head), None, None);
+        Ok(())
     }
 
     /// Stores events that are already sealed (an import keeping the source's seq and hashes).

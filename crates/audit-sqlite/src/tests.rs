@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cxone_uuid_audit::signing::Signing;
-use cxone_uuid_audit::{AuditError, AuditEvent, AuditSink, BreakReason, EventKind};
+use cxone_uuid_audit::{
+    AuditError, AuditEvent, AuditSink, AuditSource as _, BreakReason, EventKind,
+};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -195,7 +197,7 @@ async fn a_version_1_database_is_read_as_it_is_and_migrated_by_the_next_writer()
     Connection::open(&p)
         .unwrap()
         .execute_batch(&format!(
-            "DROP VIEW uuid_status; DROP VIEW audit_events_all; \
+            "DROP VIEW uuid_status; DROP VIEW audit_events_all; DROP TABLE audit_anchor; \
              DROP TABLE audit_events_recent; {v1_view} \
              ALTER TABLE audit_events DROP COLUMN correlation_id; \
              ALTER TABLE audit_events DROP COLUMN wait_ms; \
@@ -234,7 +236,7 @@ async fn a_version_2_database_is_read_as_it_is_and_migrated_by_the_next_writer()
     Connection::open(&p)
         .unwrap()
         .execute_batch(
-            "DROP VIEW audit_events_all; \
+            "DROP VIEW audit_events_all; DROP TABLE audit_anchor; \
              ALTER TABLE audit_events DROP COLUMN correlation_id; \
              ALTER TABLE audit_events DROP COLUMN wait_ms; \
              ALTER TABLE audit_events_recent DROP COLUMN correlation_id; \
@@ -449,4 +451,69 @@ async fn a_split_verify_finds_exactly_what_one_pass_finds() {
             "{expected}"
         );
     }
+}
+
+/// A partial copy (an archive read from its middle) verifies from its anchor, keeps it across
+/// reopening, and a break inside it is still found; the anchor commits with the events only.
+#[tokio::test]
+async fn a_partial_copy_verifies_from_its_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.db");
+    let sink = SqliteSink::open(&whole, SqliteOptions::default()).unwrap();
+    let uuids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    sink.append(&run_events(Uuid::now_v7(), &uuids))
+        .await
+        .unwrap();
+    sink.close().await.unwrap();
+    let sealed = SqliteSource::new(&whole);
+    let mut events = Vec::new();
+    sealed
+        .visit(&mut |e| {
+            events.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+    let tail = &events[5..];
+
+    let part = dir.path().join("part.db");
+    let copy = SqliteSink::open(&part, SqliteOptions::default()).unwrap();
+    copy.set_anchor(tail[0].seq, &tail[0].prev_hash, "s3://b/p")
+        .unwrap();
+    copy.insert_sealed(tail).unwrap();
+    copy.sync().await.unwrap();
+    drop(copy);
+    let summary = verify(&part, None).unwrap();
+    assert_eq!(summary.events, tail.len() as u64);
+    assert_eq!(summary.head, events.last().unwrap().hash);
+    let a = anchor(&part).unwrap().unwrap();
+    assert_eq!((a.first_seq, a.source.as_str()), (6, "s3://b/p"));
+    let reopened = SqliteSink::open(&part, SqliteOptions::default()).unwrap();
+    assert_eq!(
+        reopened.head(),
+        (events.len() as u64, events.last().unwrap().hash.clone())
+    );
+    // A second anchor is refused: the copy already has events.
+    assert!(reopened.set_anchor(2, "x", "s3://b/p").is_err());
+    drop(reopened);
+
+    // An edited row inside the copy is a break, as in a whole trail.
+    let conn = Connection::open(&part).unwrap();
+    conn.execute(
+        "UPDATE audit_events SET attempts = 9 WHERE seq = ?1",
+        [tail[3].seq as i64],
+    )
+    .unwrap();
+    drop(conn);
+    let err = verify(&part, None).unwrap_err();
+    assert!(
+        matches!(err, AuditError::Chain { seq, .. } if seq == tail[3].seq),
+        "{err}"
+    );
+
+    // Anchored but never committed: nothing stays.
+    let left = dir.path().join("left.db");
+    let copy = SqliteSink::open(&left, SqliteOptions::default()).unwrap();
+    copy.set_anchor(6, &tail[0].prev_hash, "s3://b/p").unwrap();
+    drop(copy);
+    assert_eq!(anchor(&left).unwrap(), None);
 }

@@ -9,7 +9,7 @@ use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension as _};
 use uuid::Uuid;
 
-use crate::schema::{fill_event, last_checkpoint, open_read, COLUMNS};
+use crate::schema::{fill_event, last_checkpoint, open_read, Anchor, COLUMNS};
 use crate::{backend, pending, spec};
 
 /// Calls `f` with every event whose seq lies in `range` (all of them for `None`), in seq order,
@@ -64,6 +64,11 @@ const PARALLEL_MIN_EVENTS: i64 = 50_000;
 /// one checkpoint to the next, so with a public key one thread does it all.
 pub fn verify(path: &Path, public_key: Option<VerifyingKey>) -> Result<VerifySummary, AuditError> {
     SqliteSource::new(path).verify(public_key)
+}
+
+/// Where the database starts when it is a partial copy of an archive; `None` for a whole trail.
+pub fn anchor(path: &Path) -> Result<Option<Anchor>, AuditError> {
+    crate::schema::anchor(&open_read(path)?, path)
 }
 
 /// The database at a path, read back (read-only; schema 1 and 2).
@@ -144,7 +149,9 @@ pub(crate) fn verify_split(
         _ => None,
     };
     let Some(ranges) = ranges else {
-        let mut verifier = Verifier::new();
+        // A partial copy's chain starts from its anchor instead of the genesis hash.
+        let start = crate::schema::anchor(&conn, path)?.map(|a| a.head());
+        let mut verifier = Verifier::resume(start);
         if let Some(key) = public_key {
             verifier = verifier.with_public_key(key);
         }

@@ -35,14 +35,6 @@ Examples:
   cxone-uuid audit query --db trail.db --uuid 0192f0c4-... --output json
   cxone-uuid audit query --db trail.db --status pending --output csv > pending.csv";
 
-const IMPORT_HELP: &str = "\
-Loads a JSONL trail (with its rotated files) into SQLite, keeping its seq and hashes and verifying
-the chain as it goes. Nothing is committed unless the whole trail verifies. Importing again into
-the same database adds only the events after its head.
-
-Example:
-  cxone-uuid audit import cxone_uuid_audit.jsonl --db trail.db";
-
 const KEYGEN_HELP: &str = "\
 Makes an Ed25519 key pair from the operating system's random source: PATH (private, PKCS#8 PEM,
 mode 0600) and PATH.pub (public). Keep the private key away from the trail; give the public key
@@ -71,9 +63,9 @@ pub(crate) enum Command {
     /// Query a SQLite trail.
     #[command(after_help = QUERY_HELP)]
     Query(QueryArgs),
-    /// Load a JSONL trail into SQLite, verifying it.
-    #[command(after_help = IMPORT_HELP)]
-    Import(ImportArgs),
+    /// Load a JSONL trail or an S3 archive into SQLite, verifying it.
+    #[command(after_help = crate::import::IMPORT_HELP)]
+    Import(crate::import::ImportArgs),
     /// Make an Ed25519 key pair for signed checkpoints.
     #[command(after_help = KEYGEN_HELP)]
     Keygen(KeygenArgs),
@@ -160,17 +152,6 @@ pub(crate) struct QueryArgs {
     output: QueryOutput,
 }
 
-/// Arguments of `audit import`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct ImportArgs {
-    /// The JSONL trail (PATH or jsonl:PATH).
-    #[arg(value_name = "JSONL")]
-    jsonl: String,
-    /// The SQLite database to load into (created if absent).
-    #[arg(long, value_name = "PATH")]
-    db: PathBuf,
-}
-
 /// Arguments of `audit keygen`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct KeygenArgs {
@@ -183,7 +164,7 @@ pub(crate) async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Verify(args) => verify(args).await,
         Command::Query(args) => query(args).await,
-        Command::Import(args) => import(args).await,
+        Command::Import(args) => crate::import::import(args).await,
         Command::Keygen(args) => keygen(args),
         #[cfg(feature = "s3")]
         Command::Flush(args) => crate::s3_args::flush_cmd(args).await,
@@ -205,6 +186,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     match crate::sinks::verify(&args.sink, key, &args.s3).await {
         Ok(summary) => {
             print_ok(&summary);
+            print_partial(&args.sink);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => match e.downcast_ref::<AuditError>() {
@@ -238,6 +220,22 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A SQLite copy of part of an archive says where it starts, so an intact chain is not taken
+/// for the whole trail.
+fn print_partial(sink: &str) {
+    #[cfg(feature = "audit-sqlite")]
+    if let Ok(crate::sinks::SinkSpec::Sqlite(path)) = crate::sinks::parse_trail(sink) {
+        if let Ok(Some(a)) = cxone_uuid_audit_sqlite::anchor(&path) {
+            println!(
+                "partial copy of {}: starts at seq {} (the events before it stay in the archive)",
+                a.source, a.first_seq
+            );
+        }
+    }
+    #[cfg(not(feature = "audit-sqlite"))]
+    let _ = sink;
+}
+
 /// ` (in PATH.2)`, ` (object KEY)`: where a break is, when the trail has several parts.
 fn place(at: &Option<String>) -> String {
     at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
@@ -268,7 +266,7 @@ fn print_ok(s: &VerifySummary) {
 
 /// `--db` takes a path, or `sqlite:PATH` as `--audit` does.
 #[cfg(feature = "audit-sqlite")]
-fn sqlite_path(db: &std::path::Path) -> PathBuf {
+pub(crate) fn sqlite_path(db: &std::path::Path) -> PathBuf {
     let text = db.to_string_lossy();
     match text.strip_prefix("sqlite:") {
         Some(rest) => PathBuf::from(rest),
@@ -421,115 +419,6 @@ fn write_csv(
         )?;
     }
     Ok(())
-}
-
-#[cfg(all(feature = "audit-sqlite", feature = "jsonl"))]
-async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let path = PathBuf::from(args.jsonl.strip_prefix("jsonl:").unwrap_or(&args.jsonl));
-    let db = sqlite_path(&args.db);
-    let _lock = crate::trail_lock::lock_specs(
-        &[format!("sqlite:{}", db.display())],
-        &crate::s3_args::S3Args::default(),
-        "import into another --db",
-    )?;
-    let created = !db.exists();
-    let target = db.clone();
-    let result = tokio::task::spawn_blocking(move || import_blocking(&path, &target)).await?;
-    if result.is_err() && created {
-        // Nothing was committed: leave no empty database behind to be mistaken for a trail.
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut p = db.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
-    }
-    match result {
-        Ok((added, skipped, head)) => {
-            println!(
-                "ok: imported {added} events into {} ({skipped} already present), chain intact, head {head}",
-                db.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => match e.downcast_ref::<AuditError>() {
-            Some(AuditError::Chain { seq, reason, at }) => {
-                println!(
-                    "FAILED: nothing imported: chain broken at seq {seq}: {reason}{}",
-                    place(at)
-                );
-                Ok(ExitCode::from(FAILURE))
-            }
-            _ => Err(e),
-        },
-    }
-}
-
-/// Verifies and inserts in one transaction, committed only when the whole trail verified.
-#[cfg(all(feature = "audit-sqlite", feature = "jsonl"))]
-fn import_blocking(
-    jsonl: &std::path::Path,
-    db: &std::path::Path,
-) -> anyhow::Result<(u64, u64, String)> {
-    use cxone_uuid_audit::{AuditSink as _, Verifier};
-    let mut reader = cxone_uuid_audit_jsonl::JsonlReader::open(jsonl)
-        .with_context(|| format!("cannot read {}", jsonl.display()))?;
-    let sink = cxone_uuid_audit_sqlite::SqliteSink::open(db, Default::default())
-        .map_err(|e| usage(e.to_string()))?;
-    let (db_seq, db_hash) = sink.head();
-    let mut verifier = Verifier::new();
-    let mut line = Vec::with_capacity(1024);
-    let mut batch = Vec::with_capacity(4096);
-    let (mut added, mut skipped) = (0u64, 0u64);
-    while reader.next_line(&mut line)? {
-        verifier.feed_line(&line).map_err(AuditError::from)?;
-        let (seq, hash) = verifier.head();
-        if seq < db_seq {
-            skipped += 1;
-            continue;
-        }
-        if seq == db_seq {
-            if hash != db_hash {
-                return Err(usage(format!(
-                    "{} already holds a different trail (its seq {db_seq} differs): import into a new database",
-                    db.display()
-                )));
-            }
-            skipped += 1;
-            continue;
-        }
-        batch.push(serde_json::from_slice(&line).context("parse a verified line")?);
-        if batch.len() == batch.capacity() {
-            sink.insert_sealed(&batch).map_err(crate::sinks::lift)?;
-            added += batch.len() as u64;
-            batch.clear();
-        }
-    }
-    sink.insert_sealed(&batch).map_err(crate::sinks::lift)?;
-    added += batch.len() as u64;
-    let summary = verifier.finish(None).map_err(AuditError::from)?;
-    if summary.last_seq < db_seq {
-        return Err(usage(format!(
-            "{} is ahead of the JSONL trail (seq {db_seq} > {}): nothing to import",
-            db.display(),
-            summary.last_seq
-        )));
-    }
-    // Commit: the whole trail verified.
-    tokio::runtime::Handle::current()
-        .block_on(sink.sync())
-        .map_err(crate::sinks::lift)?;
-    Ok((added, skipped, summary.head))
-}
-
-#[cfg(not(all(feature = "audit-sqlite", feature = "jsonl")))]
-async fn import(_args: ImportArgs) -> anyhow::Result<ExitCode> {
-    #[cfg(not(feature = "audit-sqlite"))]
-    let (kind, feature) = ("sqlite", "audit-sqlite");
-    #[cfg(feature = "audit-sqlite")]
-    let (kind, feature) = ("jsonl", "jsonl");
-    Err(usage(format!(
-        "this build has no {kind} sink; rebuild with --features {feature}"
-    )))
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {

@@ -15,6 +15,7 @@ mod config_file;
 mod demo;
 mod exit;
 mod generate;
+mod import;
 mod metrics;
 mod mock_cmd;
 mod registries;

@@ -97,7 +97,7 @@ mod imp {
     use crate::exit::usage;
     use crate::sinks::{Backend, BoxFuture, SinkOptions};
 
-    fn config(bucket: &str, prefix: &str, args: &S3Args) -> anyhow::Result<S3Config> {
+    pub(crate) fn config(bucket: &str, prefix: &str, args: &S3Args) -> anyhow::Result<S3Config> {
         let sse = match &args.s3_sse {
             Some(v) => Some(
                 Sse::parse(v, args.s3_kms_key_id.as_deref()).map_err(|e| usage(e.to_string()))?,
@@ -119,7 +119,7 @@ mod imp {
 
     /// Settings and a missing bucket are configuration errors (exit 2, nothing was sent);
     /// an unreachable S3 is a failure (exit 1).
-    fn lift(uri: &str, e: S3Error) -> anyhow::Error {
+    pub(crate) fn lift(uri: &str, e: S3Error) -> anyhow::Error {
         match e {
             S3Error::Config(_) | S3Error::BucketMissing { .. } => usage(format!("{uri}: {e}")),
             e => anyhow::Error::new(e).context(uri.to_string()),
@@ -293,4 +293,4 @@ mod imp {
 }
 
 #[cfg(feature = "s3")]
-pub(crate) use imp::{flush, S3Backend};
+pub(crate) use imp::{config as s3_config, flush, lift as lift_s3, S3Backend};
