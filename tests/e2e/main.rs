@@ -16,6 +16,7 @@ mod platforms;
 mod providers;
 mod readme;
 mod registry;
+mod report;
 mod resume;
 mod run;
 mod s3;

@@ -120,6 +120,37 @@ async fn an_archive_imports_whole_then_only_what_came_after_and_one_run_as_a_par
     );
     assert_verifies(&format!("sqlite:{}", db.display())).await;
 
+    // The imported copy answers queries and reports what both runs did.
+    let mut query = bin();
+    query.args(["audit", "query", "--db"]).arg(&db).args([
+        "--event",
+        "action_executed",
+        "--output",
+        "json",
+    ]);
+    let out = output(query).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let executed: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(executed.len(), 19);
+    let mut report = bin();
+    report
+        .args(["audit", "report", "--db"])
+        .arg(&db)
+        .args(["--output", "json"]);
+    let out = output(report).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["totals"]["submitted"], 19);
+    assert_eq!(report["totals"]["succeeded"], 19);
+    assert_eq!(report["verification"]["events"], all_events);
+    assert_eq!(report["runs"].as_array().unwrap().len(), 2);
+
     // The second run alone: a copy that starts mid-chain, anchored, and verifies as such.
     let runs = run_ids(dir.path());
     assert_eq!(runs.len(), 2);

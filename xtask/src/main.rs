@@ -39,6 +39,7 @@ Commands:
 Environment given to tests:
   CXONE_UUID_TEST_S3_ENDPOINT   http://127.0.0.1:PORT of moto_server
   CXONE_UUID_TEST_REDIS_URL     redis://127.0.0.1:PORT/
+  CXONE_UUID_TEST_CHROMIUM      the headless browser the HTML report is opened in
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 ";
 

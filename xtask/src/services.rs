@@ -1,4 +1,5 @@
-//! The real services the test suite talks to: moto_server (S3) and redis-server.
+//! The real services the test suite talks to: moto_server (S3) and redis-server, and the
+//! headless browser (Debian's `chromium`) the HTML report is opened in.
 //!
 //! Each runs as a child process on an ephemeral 127.0.0.1 port, and a [`Service`] guard kills
 //! it on `Drop`, so a failing or panicking test run never leaves a server behind.
@@ -33,14 +34,22 @@ impl Drop for Service {
 pub(crate) struct Services {
     s3: Service,
     redis: Service,
+    chromium: PathBuf,
 }
 
 impl Services {
     /// Installs what is missing, starts both services and waits until they answer.
     pub(crate) fn start() -> Result<Self> {
         if find_on_path("redis-server").is_none() {
-            install_redis();
+            install_debian("redis-server");
         }
+        if find_chromium().is_none() {
+            install_debian("chromium");
+        }
+        let chromium = find_chromium().context(
+            "no headless browser: install the Debian package `chromium` \
+             (apt-get install -y chromium; .ci/run does this) and try again",
+        )?;
         let redis_bin = find_on_path("redis-server").context(
             "redis-server is not on PATH: install the Debian package `redis-server` \
              (apt-get install -y redis-server; .ci/run does this) and try again",
@@ -64,7 +73,11 @@ impl Services {
             .arg(&redis_dir);
         let redis = spawn("redis-server", port, cmd, &logs)?;
 
-        let mut services = Self { s3, redis };
+        let mut services = Self {
+            s3,
+            redis,
+            chromium,
+        };
         wait_ready(&mut services.s3, &logs, http_ok)?;
         wait_ready(&mut services.redis, &logs, redis_pong)?;
         Ok(services)
@@ -80,6 +93,10 @@ impl Services {
             (
                 "CXONE_UUID_TEST_REDIS_URL",
                 format!("redis://127.0.0.1:{}/", self.redis.port),
+            ),
+            (
+                "CXONE_UUID_TEST_CHROMIUM",
+                self.chromium.display().to_string(),
             ),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
@@ -207,9 +224,17 @@ pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// On a fresh Debian machine where we are root, install redis-server so the README's one test
-/// command is enough; anywhere else, say what to install (below, at the call site).
-fn install_redis() {
+/// Chromium under the names distributions give it.
+fn find_chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| find_on_path(name))
+}
+
+/// On a fresh Debian machine where we are root, install a package the suite needs (redis-server,
+/// chromium) so the README's one test command is enough; anywhere else, say what to install (at
+/// the call site).
+fn install_debian(package: &str) {
     let is_root = Command::new("id")
         .arg("-u")
         .output()
@@ -217,7 +242,7 @@ fn install_redis() {
     if !is_root || find_on_path("apt-get").is_none() {
         return;
     }
-    eprintln!("xtask: redis-server missing; installing the Debian package");
+    eprintln!("xtask: {package} missing; installing the Debian package");
     let quiet = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
@@ -225,7 +250,7 @@ fn install_redis() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !quiet(&["update", "-qq"]) || !quiet(&["install", "-y", "-qq", "redis-server"]) {
-        eprintln!("xtask: apt-get could not install redis-server");
+    if !quiet(&["update", "-qq"]) || !quiet(&["install", "-y", "-qq", package]) {
+        eprintln!("xtask: apt-get could not install {package}");
     }
 }

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod query;
+mod report;
 mod schema;
 mod sink;
 mod verify;
@@ -37,6 +38,7 @@ use std::path::Path;
 use cxone_uuid_audit::AuditError;
 
 pub use query::{pending, query, Query};
+pub use report::{figures, Day, Figures, Quantiles, Reason, ReportFilter, RunRow, Totals};
 pub use schema::{open_read, Anchor, PAGE_SIZE, SCHEMA_VERSION};
 pub use sink::{SqliteOptions, SqliteSink, MERGE_AFTER, MERGE_EVENTS};
 pub use verify::{anchor, verify, SqliteSource};

@@ -66,6 +66,9 @@ pub(crate) enum Command {
     /// Load a JSONL trail or an S3 archive into SQLite, verifying it.
     #[command(after_help = crate::import::IMPORT_HELP)]
     Import(crate::import::ImportArgs),
+    /// Report on a SQLite trail for an audit: verdict, totals, charts per day, failures, runs.
+    #[command(after_help = crate::report::REPORT_HELP)]
+    Report(crate::report::ReportArgs),
     /// Make an Ed25519 key pair for signed checkpoints.
     #[command(after_help = KEYGEN_HELP)]
     Keygen(KeygenArgs),
@@ -165,6 +168,7 @@ pub(crate) async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(args).await,
         Command::Query(args) => query(args).await,
         Command::Import(args) => crate::import::import(args).await,
+        Command::Report(args) => crate::report::report(args).await,
         Command::Keygen(args) => keygen(args),
         #[cfg(feature = "s3")]
         Command::Flush(args) => crate::s3_args::flush_cmd(args).await,
@@ -277,7 +281,7 @@ pub(crate) fn sqlite_path(db: &std::path::Path) -> PathBuf {
 /// `--db` naming a JSONL trail: say what it is and how to query it, instead of SQLite's
 /// "file is not a database".
 #[cfg(feature = "audit-sqlite")]
-fn not_a_jsonl_trail(db: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn not_a_jsonl_trail(db: &std::path::Path) -> anyhow::Result<()> {
     use std::io::Read as _;
     let named_jsonl = db.to_string_lossy().starts_with("jsonl:")
         || db

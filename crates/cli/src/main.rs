@@ -19,6 +19,7 @@ mod import;
 mod metrics;
 mod mock_cmd;
 mod registries;
+mod report;
 mod run;
 mod s3_args;
 mod settings;
