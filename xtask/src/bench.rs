@@ -57,6 +57,8 @@ struct Sizes {
     /// UUIDs per limit shape, rows 3c-3n (the windows need more than one quota's worth).
     limit_shapes: u64,
     mem_large: u64,
+    /// UUIDs in the database `audit report` reads for row 4f (about three events each).
+    report_uuids: u64,
     wrk_secs: u32,
     /// UUIDs already in the SQLite registry file, then offered to it, for row 6a.
     sqlite_registry: u64,
@@ -72,6 +74,7 @@ const FULL: Sizes = Sizes {
     goodput: 3_000,
     limit_shapes: 900,
     mem_large: 200_000,
+    report_uuids: 1_000_000,
     wrk_secs: 5,
     sqlite_registry: 1_000_000,
 };
@@ -84,6 +87,7 @@ const QUICK: Sizes = Sizes {
     goodput: 600,
     limit_shapes: 400,
     mem_large: 20_000,
+    report_uuids: 20_000,
     wrk_secs: 2,
     sqlite_registry: 100_000,
 };
@@ -160,6 +164,7 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
     b.limit_shapes();
     b.memory_run(ceiling);
     b.audit_sinks();
+    b.report_memory();
     b.registries();
     b.figure("measure_s", Json::Num(secs(measured_from.elapsed())));
     b.write_outputs()

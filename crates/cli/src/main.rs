@@ -54,6 +54,8 @@ const AUDIT_HELP: &str = "\
 Examples:
   cxone-uuid audit verify jsonl:trail.jsonl --public-key audit.key.pub
   cxone-uuid audit import trail.jsonl --db trail.db
+  cxone-uuid audit import s3://bucket/trails --s3-region eu-west-1 --since 2026-03-01 --db march.db
+  cxone-uuid audit report --db march.db --output html -o march.html
   cxone-uuid audit query --db trail.db --event action_failed --since 2026-03-01
   cxone-uuid audit keygen --out audit.key
   cxone-uuid audit flush s3://bucket/trails --s3-region eu-west-1

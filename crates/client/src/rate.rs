@@ -219,6 +219,14 @@ impl RateLimiter {
         }
     }
 
+    /// A 429 taken as a concurrency refusal: the rate stays, but a long Retry-After still holds
+    /// every sender until it has passed (Retry-After wins over every other reading).
+    pub fn hold(&self, retry_after: Option<Duration>) {
+        if let RateLimiter::Auto(a) = self {
+            a.hold(retry_after, Instant::now());
+        }
+    }
+
     /// The current adaptive target in requests/s (`None` when unthrottled or not adaptive).
     pub fn target(&self) -> Option<f64> {
         match self {
@@ -383,15 +391,27 @@ impl Aimd {
         Some(n as f64 / since.as_secs_f64())
     }
 
-    /// A 429: one multiplicative decrease per round, and a global pause for a long Retry-After.
-    pub fn on_throttled(&self, ticket: Ticket, retry_after: Option<Duration>, now: Instant) {
-        let mut s = self.lock();
+    /// Pauses every sender until `now + retry_after` when that is longer than
+    /// [`Self::GLOBAL_PAUSE`]: a short one is the refused request's alone.
+    fn pause_for(s: &mut AimdState, retry_after: Option<Duration>, now: Instant) {
         if let Some(ra) = retry_after.filter(|ra| *ra > Self::GLOBAL_PAUSE) {
             let until = now + ra;
             if s.paused_until.is_none_or(|p| p < until) {
                 s.paused_until = Some(until);
             }
         }
+    }
+
+    /// A 429 the window answered for: no cut in the rate, only the pause a long Retry-After
+    /// asks of everyone.
+    pub fn hold(&self, retry_after: Option<Duration>, now: Instant) {
+        Self::pause_for(&mut self.lock(), retry_after, now);
+    }
+
+    /// A 429: one multiplicative decrease per round, and a global pause for a long Retry-After.
+    pub fn on_throttled(&self, ticket: Ticket, retry_after: Option<Duration>, now: Instant) {
+        let mut s = self.lock();
+        Self::pause_for(&mut s, retry_after, now);
         if ticket.epoch != s.epoch {
             return;
         }

@@ -1,5 +1,6 @@
-//! Rows 4a–4e: the audit sinks (sink-only Criterion figures where they ran, else the c64 runs'
-//! trails as a lower bound), `audit verify` on those trails, and `audit import` into SQLite.
+//! Rows 4a–4f: the audit sinks (sink-only Criterion figures where they ran, else the c64 runs'
+//! trails as a lower bound), `audit verify` on those trails, `audit import` into SQLite, and
+//! `audit report`'s peak memory over a database of a few million events.
 
 use std::path::Path;
 
@@ -33,7 +34,92 @@ const WHY_VERIFY_EVENTS: &str =
     "verify reads, parses and re-hashes (SHA-256 over the canonical form) every \
     event; process start is included in the time";
 
+/// Row 4f: `audit report`'s peak RSS over a few million events.
+const REPORT_RSS_MAX_MIB: f64 = 64.0;
+/// Why row 4f can miss.
+const WHY_REPORT_RSS: &str =
+    "the report keeps something per event or per UUID in memory instead of leaving the \
+    grouping to SQLite (which spills to its temporary files)";
+
 impl Bench {
+    /// Row 4f: `demo` writes a SQLite trail of `report_uuids` UUIDs (2% failing), then
+    /// `audit report --output json` reads it; its peak RSS is judged against a fixed bound, and
+    /// set beside the same report over the small c64 import (row 4e), which shows it does not
+    /// grow with the trail.
+    pub(super) fn report_memory(&mut self) {
+        let n = self.sizes.report_uuids;
+        let mut row = Row::new(
+            "4f",
+            format!("peak RSS of audit report over demo -n {n} (SQLite)"),
+        );
+        row.unit = "MiB";
+        row.target = format!("≤ {REPORT_RSS_MAX_MIB} MiB");
+        row.ratio_unit = "of bound";
+        row.why = WHY_REPORT_RSS;
+        let db = self.dir.join("report.db");
+        remove_trail(&db);
+        let demo = self
+            .job()
+            .args(["demo", "-n", &n.to_string(), "--latency-ms", "0"])
+            .args([
+                "--concurrency",
+                "64",
+                "--fail-rate",
+                "0.02",
+                "--output",
+                "json",
+            ])
+            .arg("--audit")
+            .arg(format!("sqlite:{}", db.display()));
+        let made = measure(
+            "report-demo",
+            &demo,
+            Stdout::Capture,
+            self.timeout(n as f64 / 20_000.0),
+            &self.logs,
+        );
+        let report = |b: &Bench, db: &Path, label: &str| {
+            let job = b
+                .job()
+                .args(["audit", "report", "--output", "json", "--db"])
+                .arg(db);
+            measure(label, &job, Stdout::Capture, b.timeout(30.0), &b.logs).and_then(|o| {
+                let events = super::json::parse(&o.stdout_text())
+                    .ok()
+                    .and_then(|j| j.num("verification.events"))
+                    .context("the report has no verification.events")?;
+                let rss = o.peak_rss_kib.context("no peak RSS measured")? as f64 / 1024.0;
+                Ok((events, rss, secs(o.wall)))
+            })
+        };
+        let small = report(self, &self.dir.join("import.db"), "report-small");
+        match made.and_then(|_| report(self, &db, "report-large")) {
+            Ok((events, rss, wall)) => {
+                self.figure("report_events", Json::Num(events));
+                self.figure("report_peak_rss_mib", Json::Num(rss));
+                self.figure("report_wall_s", Json::Num(wall));
+                row.value = Some(rss);
+                row.anchor = format!("bound {REPORT_RSS_MAX_MIB} MiB");
+                row.ratio = Some(rss / REPORT_RSS_MAX_MIB);
+                row.met = Some(rss <= REPORT_RSS_MAX_MIB);
+                row.note = format!(
+                    "{} events reported in {wall:.1} s{}",
+                    human(events),
+                    match &small {
+                        Ok((e, r, _)) => format!(
+                            "; the same report over {} events (row 4e's import) peaked at {r:.1} MiB",
+                            human(*e)
+                        ),
+                        Err(e) => format!("; no small-trail figure ({e:#})"),
+                    }
+                );
+            }
+            Err(e) => row = row.failed(&e),
+        }
+        remove_trail(&db);
+        self.push(row);
+    }
+
     pub(super) fn audit_sinks(&mut self) {
         let criterion = if self.opts.quick {
             Err(anyhow::anyhow!(

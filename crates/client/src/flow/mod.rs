@@ -134,6 +134,11 @@ impl Flow {
         } else if verdict == Verdict::NoQuota && signal != Signal::Drop {
             // A bare 429 that does not look like concurrency: the rate's.
             self.rate.on_throttled(ticket, answer.retry_after);
+        } else {
+            // Cut for concurrency, or a quota refusal: whatever else it means, a long
+            // Retry-After holds every sender (a fixed window without headers says when it
+            // reopens only this way).
+            self.rate.hold(answer.retry_after);
         }
         if let (Some(w), Some(slot)) = (&self.window, slot) {
             w.release(slot, signal);
@@ -163,5 +168,48 @@ impl Flow {
             adaptive_concurrency: self.window.is_some(),
             advertised: self.gate.advertised(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(
+        status: u16,
+        retry_after: Option<Duration>,
+        concurrency_limit: bool,
+    ) -> AnswerInfo<'static> {
+        AnswerInfo {
+            status,
+            retry_after,
+            quota: None,
+            concurrency_limit,
+        }
+    }
+
+    /// A 429 the window takes as a concurrency cut still holds every sender for a long
+    /// Retry-After: Retry-After wins over every other reading.
+    #[tokio::test(start_paused = true)]
+    async fn a_long_retry_after_holds_everyone_even_when_the_window_takes_the_cut() {
+        let flow = Flow::new(RateSpec::Auto, RateLimiter::new(RateSpec::Auto), 8, true);
+        let first = flow.acquire().await;
+        flow.on_answer(first, answer(200, None, false));
+        let (a, b) = (flow.acquire().await, flow.acquire().await);
+        let t0 = Instant::now();
+        flow.on_answer(b, answer(429, Some(Duration::from_secs(5)), true));
+        flow.on_answer(a, answer(200, None, false));
+        let _next = flow.acquire().await;
+        assert!(Instant::now() >= t0 + Duration::from_secs(5), "held");
+        assert_eq!(flow.rate_target(), None, "the rate was not cut");
+
+        // A short one is the refused request's alone.
+        let flow = Flow::new(RateSpec::Auto, RateLimiter::new(RateSpec::Auto), 8, true);
+        let (a, b) = (flow.acquire().await, flow.acquire().await);
+        let t0 = Instant::now();
+        flow.on_answer(b, answer(429, Some(Duration::from_secs(1)), true));
+        flow.on_answer(a, answer(200, None, false));
+        let _next = flow.acquire().await;
+        assert_eq!(Instant::now(), t0, "not held");
     }
 }
