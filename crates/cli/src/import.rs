@@ -78,7 +78,9 @@ mod imp {
     use std::process::ExitCode;
 
     use anyhow::Context as _;
-    use cxone_uuid_audit::{AuditError, AuditEvent, AuditSink as _, BreakReason, Verifier};
+    #[cfg(feature = "s3")]
+    use cxone_uuid_audit::BreakReason;
+    use cxone_uuid_audit::{AuditError, AuditEvent, AuditSink as _, Verifier};
     use cxone_uuid_audit_sqlite::SqliteSink;
 
     use super::ImportArgs;
@@ -208,6 +210,7 @@ mod imp {
         /// Verifies from `(seq, hash)` instead of the genesis hash: the source is read from the
         /// middle of its chain. The database must already hold that seq (checked at `seq`), or be
         /// empty, when it becomes a partial copy anchored there.
+        #[cfg(feature = "s3")]
         fn start_at(&mut self, seq: u64, hash: &str, source: &str) -> anyhow::Result<()> {
             if self.db_seq == 0 && seq > 0 {
                 self.sink
