@@ -20,8 +20,11 @@
 //! relying on serde_json's `Map` order (another crate may turn on `preserve_order`).
 //!
 //! Every sink stores the canonical form with `,"hash":"…"` inserted before the closing brace
-//! ([`encode_line`]), so the verifier's fast path hashes the stored bytes without parsing them;
-//! a line in any other (but equivalent) JSON layout is still accepted through a full parse.
+//! ([`encode_line`]), so the verifier's fast path, once it has checked that a line's bytes are
+//! in exactly that form, hashes them without parsing them. A line in any other layout goes
+//! through a full parse by the definition above, which alone decides it: an equivalent layout of
+//! a sealed event is accepted, and bytes hashed as they stand but not canonical (keys out of
+//! order, whitespace, `1.00`, `\u0041`, an unknown `event`) are rejected either way.
 //!
 //! `prev_hash` is the previous event's `hash` in the same stream ([`GENESIS_HASH`], 64 zeros,
 //! for seq 1); `seq` counts from 1 without gaps.
@@ -44,6 +47,7 @@
 //! (For a rotated trail, concatenate `PATH.1`, `PATH.2`, …, then `PATH`.)
 
 mod canonical;
+mod fast;
 mod verify;
 
 use std::fmt;

@@ -3,12 +3,13 @@
 use serde_json::Value;
 
 use super::canonical::{hex_digest, write_value};
+use super::fast::fast_parse;
 use super::{write_canonical, BreakReason, Chain, ChainBreak};
 use crate::{AuditEvent, EventKind};
 
 /// Streaming verification: feed events (or stored lines) in order; the first error is the first
-/// bad seq. Cheap per event (one SHA-256, no parse for lines in the stored form), so verifying
-/// runs at well over a million events a second.
+/// bad seq. Cheap per event (one scan and one SHA-256, no parse, for lines in the stored form),
+/// so verifying runs at well over a million events a second.
 #[derive(Debug)]
 pub struct Verifier {
     chain: Chain,
@@ -82,7 +83,9 @@ impl Verifier {
         }
     }
 
-    /// Verifies one stored line (trailing newline optional).
+    /// Verifies one stored line (trailing newline optional). A line in the stored form (checked
+    /// byte by byte, see the `fast` module) is verified by hashing its own bytes; any other line
+    /// goes through the full parse, so both ways accept exactly the same lines.
     pub fn feed_line(&mut self, line: &[u8]) -> Result<(), ChainBreak> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -95,6 +98,16 @@ impl Verifier {
                 return self.advance(fast.seq, fast.prev_hash, fast.hash);
             }
         }
+        self.feed_parsed(line)
+    }
+
+    /// Verifies one stored line by the documented definition alone (a full parse, see
+    /// [`super`]), never the fast path. [`Verifier::feed_line`] gives the same verdict on every
+    /// line, faster; this is what cross-checks (the `verify_paths_agree` fuzz target, the tests)
+    /// compare it against.
+    pub fn feed_line_parsed(&mut self, line: &[u8]) -> Result<(), ChainBreak> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         self.feed_parsed(line)
     }
 
@@ -209,68 +222,4 @@ impl Verifier {
             signed,
         })
     }
-}
-
-struct Fast<'a> {
-    /// The line without `,"hash":"…"}`.
-    body: &'a [u8],
-    hash: &'a [u8; 64],
-    seq: u64,
-    prev_hash: &'a [u8],
-    is_checkpoint: bool,
-}
-
-/// Splits a line in the stored form (see [`encode_line`](super::encode_line)) without parsing it. Only trusted once
-/// its hash matches: a matching hash proves the bytes are what the sealer wrote.
-fn fast_parse(line: &[u8]) -> Option<Fast<'_>> {
-    const SUFFIX_LEN: usize = 9 + 64 + 2; // ,"hash":" + hex + "}
-    if line.len() < SUFFIX_LEN + 2 {
-        return None;
-    }
-    let (body, suffix) = line.split_at(line.len() - SUFFIX_LEN);
-    if !suffix.starts_with(b",\"hash\":\"") || !suffix.ends_with(b"\"}") {
-        return None;
-    }
-    let hash: &[u8; 64] = suffix[9..73].try_into().ok()?;
-    // Keys after `seq` and `prev_hash` are strings or numbers, whose text cannot hold a bare `"`,
-    // so the last occurrence is the top-level key (metadata, which may nest keys, sorts before).
-    let seq_at = rfind(body, b",\"seq\":")? + 7;
-    let digits = body[seq_at..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let seq = std::str::from_utf8(&body[seq_at..seq_at + digits])
-        .ok()?
-        .parse()
-        .ok()?;
-    let prev_at = rfind(body, b",\"prev_hash\":\"")? + 14;
-    let prev_hash = body.get(prev_at..prev_at + 64)?;
-    // `event` is preceded only by action_id, ambiguous_attempts, attempts, correlation_id and error (no nested
-    // keys; a string's text cannot hold a bare `"`).
-    let event_at = find(body, b"\"event\":\"")? + 9;
-    let is_checkpoint = body[event_at..].starts_with(b"checkpoint\"");
-    Some(Fast {
-        body,
-        hash,
-        seq,
-        prev_hash,
-        is_checkpoint,
-    })
-}
-
-fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, _) = needle.split_first()?;
-    let mut i = hay.len().checked_sub(needle.len())?;
-    loop {
-        if hay[i] == first && hay[i..].starts_with(needle) {
-            return Some(i);
-        }
-        i = i.checked_sub(1)?;
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, _) = needle.split_first()?;
-    let last = hay.len().checked_sub(needle.len())?;
-    (0..=last).find(|&i| hay[i] == first && hay[i..].starts_with(needle))
 }
