@@ -15,6 +15,7 @@
 
 mod audit;
 mod generate;
+mod hot_path;
 mod json;
 mod memory;
 mod proc;
@@ -115,6 +116,8 @@ struct Bench {
     figures: Vec<(String, Json)>,
     notes: Vec<String>,
     started: Instant,
+    /// CPUs `cxone-uuid` is pinned to (`taskset -c`), for the rows that split the cores.
+    pin: Option<&'static str>,
 }
 
 /// `cargo xtask bench [--quick] [--only-limits] [--bin PATH]`.
@@ -135,6 +138,7 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
         figures: Vec::new(),
         notes: Vec::new(),
         started: Instant::now(),
+        pin: None,
     };
     std::fs::create_dir_all(&b.logs).with_context(|| format!("create {}", b.logs.display()))?;
 
@@ -160,6 +164,7 @@ pub(crate) fn bench(opts: Opts) -> Result<()> {
 
     b.generation(&tools);
     let ceiling = b.end_to_end(&tools);
+    b.hot_path(&tools);
     b.goodput();
     b.limit_shapes();
     b.memory_run(ceiling);
@@ -205,6 +210,6 @@ impl Bench {
     }
 
     fn job(&self) -> Job {
-        Job::new(&self.bin)
+        proc::pinned(&self.bin, self.pin)
     }
 }

@@ -234,6 +234,14 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
     }
 }
 
+/// `program`, run on the CPUs `cpus` (`taskset -c CPUS program`) when given.
+pub(crate) fn pinned(program: &Path, cpus: Option<&str>) -> Job {
+    match cpus {
+        Some(c) => Job::new("taskset").args(["-c", c]).arg(program),
+        None => Job::new(program),
+    }
+}
+
 /// A running `cxone-uuid mock`, killed on drop so a failed row never leaves it behind.
 pub(crate) struct Mock {
     child: Child,
@@ -244,10 +252,23 @@ pub(crate) struct Mock {
 impl Mock {
     /// Starts `bin mock EXTRA...` and waits (at most 30 s) for `listening on URL`.
     pub(crate) fn start(bin: &Path, extra: &[&str], logs: &Path, label: &str) -> Result<Self> {
+        Self::start_on(None, bin, extra, logs, label)
+    }
+
+    /// As [`Mock::start`], on the CPUs `cpus` when given.
+    pub(crate) fn start_on(
+        cpus: Option<&str>,
+        bin: &Path,
+        extra: &[&str],
+        logs: &Path,
+        label: &str,
+    ) -> Result<Self> {
         std::fs::create_dir_all(logs)?;
         let log = logs.join(format!("{label}.stderr"));
         let err = std::fs::File::create(&log)?;
-        let mut child = Command::new(bin)
+        let job = pinned(bin, cpus);
+        let mut child = Command::new(&job.program)
+            .args(&job.args)
             .arg("mock")
             .args(extra)
             .stdin(Stdio::null())

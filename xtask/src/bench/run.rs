@@ -30,7 +30,7 @@ const WHY_VS_TUTORIAL: &str =
 
 /// `run` at concurrency 8 and 64 (and the oha ceiling): best of this many. Concurrency 1 runs
 /// once (one request at a time, it is the longest run).
-const RUN_REPEATS: usize = 2;
+pub(super) const RUN_REPEATS: usize = 2;
 
 impl Bench {
     /// Returns the c64 `run` figures (reused by row 5b as its small-n point).
@@ -193,6 +193,17 @@ impl Bench {
 
     /// Requests/s of oha (or wrk) POSTing one body at concurrency 64 with keep-alive.
     fn ceiling(&self, tools: &Tools, mock: &Mock, n: u64) -> Result<f64> {
+        self.ceiling_on(tools, mock, n, None)
+    }
+
+    /// [`Self::ceiling`] with the load generator on the CPUs `cpus` when given.
+    pub(super) fn ceiling_on(
+        &self,
+        tools: &Tools,
+        mock: &Mock,
+        n: u64,
+        cpus: Option<&str>,
+    ) -> Result<f64> {
         let load = tools.load.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let token = fetch_token(mock)?;
         let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -207,7 +218,7 @@ impl Bench {
                 } else {
                     &["-j"]
                 };
-                let job = Job::new(oha)
+                let job = super::proc::pinned(oha, cpus)
                     .args(["-n", &n.to_string(), "-c", "64", "--no-tui", "-m", "POST"])
                     .args(json_flag.iter().copied())
                     .args(["-H", &format!("Authorization: Bearer {token}")])
@@ -238,7 +249,7 @@ impl Bench {
                          wrk.headers[\"Idempotency-Key\"] = \"{uuid}\"\n"
                     ),
                 )?;
-                let job = Job::new(wrk)
+                let job = super::proc::pinned(wrk, cpus)
                     .args([
                         "-t",
                         "2",
