@@ -1,7 +1,7 @@
 //! `audit import s3://…` end to end against the S3 test server: an archive loaded into SQLite
 //! whole, a later import adding only what came after, one run's objects as a partial copy that
-//! verify anchors, and an edited or removed object caught with its key named and nothing
-//! imported.
+//! verify anchors, and an edited or removed object, or one whose bytes do not match its stored
+//! SHA-256, caught with its key named and nothing imported.
 #![cfg(feature = "s3")]
 
 use std::io::{Read as _, Write as _};
@@ -261,7 +261,7 @@ async fn an_edited_or_removed_object_is_named_and_nothing_is_imported() {
         .default_headers(auth)
         .build()
         .unwrap();
-    for tamper in ["edit", "remove"] {
+    for tamper in ["edit", "remove", "checksum"] {
         let bucket = create_bucket(&moto.endpoint, tamper);
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("s3://{bucket}/trail");
@@ -285,6 +285,22 @@ async fn an_edited_or_removed_object_is_named_and_nothing_is_imported() {
             let edited = format!("{}{digit}{}", &text[..at], &text[at + 1..]);
             let resp = http.put(&url).body(gzip(&edited)).send().await.unwrap();
             assert!(resp.status().is_success());
+        } else if tamper == "checksum" {
+            // The same bytes, stored with a SHA-256 that is not theirs (moto keeps what it is
+            // told), as a corrupted copy would be.
+            let bytes = http.get(&url).send().await.unwrap().bytes().await.unwrap();
+            let resp = http
+                .put(&url)
+                .header("x-amz-sdk-checksum-algorithm", "SHA256")
+                .header(
+                    "x-amz-checksum-sha256",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                )
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
         } else {
             let resp = http.delete(&url).send().await.unwrap();
             assert!(resp.status().is_success());
@@ -304,7 +320,7 @@ async fn an_edited_or_removed_object_is_named_and_nothing_is_imported() {
             "{said}"
         );
         let named = match tamper {
-            "edit" => format!("(object {victim})"),
+            "edit" | "checksum" => format!("(object {victim})"),
             _ => format!("and object {}", keys[2]),
         };
         assert!(said.contains(&named), "{tamper}: names {named}: {said}");

@@ -133,6 +133,7 @@ fn select_in<'a>(objs: &'a [ObjectRef], sel: &Selection) -> &'a [ObjectRef] {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const RUN_A: &str = "0192f0c4-0000-7000-8000-00000000000a";

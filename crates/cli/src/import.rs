@@ -381,9 +381,20 @@ mod imp {
                 }
                 .into());
             }
-            let bytes = handle
-                .block_on(archive.fetch(obj))
-                .map_err(|e| crate::s3_args::lift_s3(&source, e))?;
+            let bytes = match handle.block_on(archive.fetch(obj)) {
+                Ok(b) => b,
+                // A bad checksum or an object that does not unzip: a break at its first seq,
+                // reported as the chain's are.
+                Err(cxone_uuid_audit_s3::S3Error::Corrupt { key, message }) => {
+                    return Err(AuditError::Chain {
+                        seq: obj.first,
+                        reason: BreakReason::Other(message),
+                        at: Some(format!("object {key}")),
+                    }
+                    .into())
+                }
+                Err(e) => return Err(crate::s3_args::lift_s3(&source, e)),
+            };
             if !started {
                 started = true;
                 if obj.first > 1 || head > 0 {
