@@ -2,10 +2,11 @@
 //! send at most what is left before the reset, then wait for the reset.
 //!
 //! Accounting: each answer says `r` left as the server counted when it handled that request.
-//! The first answer of a window sets the balance to `r` minus the requests sent after it and
-//! still in flight (they may not be counted yet). From then on, and from a reset the gate saw
-//! pass (the advertised limit), the balance is counted locally, one per request sent, and each
-//! answer only caps it at its `r`: subtracting the later requests again would count twice any
+//! The first answer of a window (also the first after a reset the gate saw pass: requests sent
+//! just before its estimate of the reset may have landed in the new window) sets the balance to
+//! `r` minus the requests sent after it and still in flight (they may not be counted yet). From
+//! then on the balance is counted locally, one per request sent, and each answer only caps it
+//! at its `r`: subtracting the later requests again would count twice any
 //! that overtook it on the way and reached the server first, and since the balance only goes
 //! down within a window, every such answer would strand quota for good (measured: about 15 of
 //! 300 per window). Within one window the balance and the reset only ever go down (a late
@@ -166,19 +167,15 @@ impl Gate {
                         (None, _) => false,
                         (Some(_), None) => true,
                     };
-                    // Counting since a reset this gate saw pass: the local balance already
-                    // holds every request sent since, so the answer only caps it at `r`.
-                    let counting_since_reset = s.reset_at.is_none() && s.balance.is_some();
-                    if same_window || counting_since_reset {
+                    if same_window {
                         // `r − later` would count again a later request the server admitted
                         // first (requests overtake each other on their way), and each such
                         // answer would lower the balance for good; `r` alone cannot.
                         let cap = if refused { balance } else { q.remaining };
                         s.balance = Some(s.balance.map_or(balance, |b| b.min(cap)));
-                        s.reset_at = match (s.reset_at, reset_at) {
-                            (Some(a), Some(b)) => Some(a.min(b)),
-                            (a, b) => a.or(b),
-                        };
+                        if let (Some(a), Some(b)) = (s.reset_at, reset_at) {
+                            s.reset_at = Some(a.min(b));
+                        }
                     } else if s.reset_at.is_none() || reset_at > s.reset_at {
                         s.balance = Some(balance);
                         s.reset_at = reset_at.or(Some(now + Duration::from_secs(1)));
