@@ -2,15 +2,10 @@
 //! send at most what is left before the reset, then wait for the reset.
 //!
 //! Accounting: each answer says `r` left as the server counted when it handled that request.
-//! The first answer of a window (also the first after a reset the gate saw pass: requests sent
-//! just before its estimate of the reset may have landed in the new window) sets the balance to
-//! `r` minus the requests sent after it and still in flight (they may not be counted yet). From
-//! then on the balance is counted locally, one per request sent, and each answer only caps it
-//! at its `r`: subtracting the later requests again would count twice any
-//! that overtook it on the way and reached the server first, and since the balance only goes
-//! down within a window, every such answer would strand quota for good (measured: about 15 of
-//! 300 per window). Within one window the balance and the reset only ever go down (a late
-//! answer from earlier in the window cannot give quota back); an answer whose reset is a second or more later starts a new
+//! Requests sent *after* it and still in flight may not be counted yet, so the local balance is
+//! `r` minus those (earlier ones were counted before it, as the server handles in order). Within
+//! one window the balance and the reset only ever go down (a late answer from earlier in the
+//! window cannot give quota back); an answer whose reset is a second or more later starts a new
 //! window. Resets come in whole seconds, rounded up (IETF `t`, Retry-After, epoch seconds), so
 //! the earliest reset any answer implies is the best estimate of the true one.
 //!
@@ -168,11 +163,7 @@ impl Gate {
                         (Some(_), None) => true,
                     };
                     if same_window {
-                        // `r − later` would count again a later request the server admitted
-                        // first (requests overtake each other on their way), and each such
-                        // answer would lower the balance for good; `r` alone cannot.
-                        let cap = if refused { balance } else { q.remaining };
-                        s.balance = Some(s.balance.map_or(balance, |b| b.min(cap)));
+                        s.balance = Some(s.balance.map_or(balance, |b| b.min(balance)));
                         if let (Some(a), Some(b)) = (s.reset_at, reset_at) {
                             s.reset_at = Some(a.min(b));
                         }
@@ -274,28 +265,6 @@ mod tests {
         assert_eq!(v, Verdict::OtherRefusal);
         let p = g.try_acquire(t1).unwrap();
         assert_eq!(g.observe(p, Some(429), None, None, t1), Verdict::NoQuota);
-    }
-
-    /// Requests overtaking each other do not strand quota: a window of 10 is spent whole.
-    #[test]
-    fn answers_out_of_order_leave_no_quota_unspent() {
-        let g = Gate::new();
-        let t0 = Instant::now();
-        let first = g.try_acquire(t0).unwrap();
-        g.observe(first, Some(200), None, Some(&quota(9, 10)), t0);
-        // Four in flight, admitted p1, p2, p0, p3; p0's answer (r = 6) comes back first.
-        // Subtracting the three later ones still in flight would leave 3 for a true 5: two
-        // of them were counted in its r already.
-        let p: Vec<Pass> = (0..4).map(|_| g.try_acquire(t0).unwrap()).collect();
-        g.observe(p[0], Some(200), None, Some(&quota(6, 10)), t0);
-        g.observe(p[1], Some(200), None, Some(&quota(8, 10)), t0);
-        g.observe(p[2], Some(200), None, Some(&quota(7, 10)), t0);
-        g.observe(p[3], Some(200), None, Some(&quota(5, 10)), t0);
-        let mut sent = 5;
-        while g.try_acquire(t0).is_ok() {
-            sent += 1;
-        }
-        assert_eq!(sent, 10, "the whole window, no more");
     }
 
     #[tokio::test(start_paused = true)]
