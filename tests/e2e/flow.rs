@@ -94,9 +94,10 @@ async fn a_per_token_window_with_x_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_window_without_headers_waits_for_the_next_one() {
-    // Without headers a fixed window is found by its refusals: about a quarter of requests are
-    // refused today (0.25 measured on a loaded 2-core machine), far from issue 17's 2%; the
-    // bound keeps the run from flaking on that while the shortfall stays open.
+    // Without headers a fixed window is found by its refusals. Since a long Retry-After holds
+    // every sender, bench row 3f measures about 7% refused (issue 17's target is 2%); this small
+    // window on a loaded 2-core machine refused up to a quarter before, so the bound stays loose
+    // while the shortfall is open.
     run_against(&["window:100/1s"], LimitHeaders::None, 5, 250, 0.4).await;
 }
 
