@@ -27,6 +27,12 @@ impl ObjectRef {
     }
 }
 
+/// The first event of an object's JSONL bytes (what [`Archive::fetch`] returns): where a chain
+/// read from the middle of an archive starts.
+pub fn first_event(bytes: &[u8]) -> std::io::Result<cxone_uuid_audit::AuditEvent> {
+    crate::spool::first_event(bytes)
+}
+
 /// The day after `day` (`YYYY-MM-DD`); the day itself when it does not parse.
 fn next_day(day: &str) -> String {
     chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")

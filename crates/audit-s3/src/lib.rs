@@ -22,7 +22,7 @@ pub mod upload;
 
 use std::path::Path;
 
-pub use archive::{Archive, Selection};
+pub use archive::{first_event, Archive, Selection};
 pub use config::{S3Config, Sse};
 pub use cxone_uuid_audit::signing::Signing;
 pub use sink::{flush, verify, verify_signed, Broken, FlushReport, Gap, S3Sink, VerifyReport};

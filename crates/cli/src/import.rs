@@ -398,7 +398,13 @@ mod imp {
             if !started {
                 started = true;
                 if obj.first > 1 || head > 0 {
-                    let first = first_line_event(&bytes, &obj.key)?;
+                    let first = cxone_uuid_audit_s3::first_event(&bytes).map_err(|e| {
+                        AuditError::Chain {
+                            seq: 0,
+                            reason: BreakReason::Unparseable(e.to_string()),
+                            at: Some(format!("object {}", obj.key)),
+                        }
+                    })?;
                     if obj.first == 1 {
                         importer.verifier = Verifier::new();
                     } else if selection.is_all() && head == 0 {
@@ -446,22 +452,6 @@ mod imp {
         Ok(done)
     })
     .await?
-    }
-
-    #[cfg(feature = "s3")]
-    fn first_line_event(bytes: &[u8], key: &str) -> anyhow::Result<AuditEvent> {
-        let line = bytes
-            .split(|&b| b == b'\n')
-            .find(|l| !l.is_empty())
-            .unwrap_or_default();
-        serde_json::from_slice(line).map_err(|e| {
-            AuditError::Chain {
-                seq: 0,
-                reason: BreakReason::Unparseable(e.to_string()),
-                at: Some(format!("object {key}")),
-            }
-            .into()
-        })
     }
 
     #[cfg(not(feature = "s3"))]
