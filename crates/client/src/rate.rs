@@ -5,7 +5,10 @@
 //! about the server's limit), then grows it faster than TCP slow start (+2 per success, tripling
 //! per second) until the next 429. From then on it is plain AIMD: each 429 from a request sent
 //! *after* the last cut multiplies the target by [`Aimd::DECREASE`] (one cut per round, so a
-//! burst of 429s from requests already in flight counts once), each success adds a little.
+//! burst of 429s from requests already in flight counts once), each success adds a little:
+//! [`Aimd::RECOVERY`] of the target per second while it is below [`Aimd::RECOVER_BELOW`] of
+//! the target it was last cut from (a cut to the accepted rate of a disturbed second can land
+//! far below what the server took moments before), about 5% a second near it.
 //! The request told to wait honours its Retry-After (the retry policy does that); the others
 //! keep going at the reduced target, because a rate limiter that answers in whole seconds would
 //! otherwise stall every sender for a second per 429 and waste most of the server's capacity.
@@ -259,6 +262,9 @@ struct AimdState {
     resumed_at: Instant,
     /// Between the first and the second cut: exponential growth.
     slow_start: bool,
+    /// The target when it was last cut: well below it the pace climbs back fast (the server
+    /// took that much moments ago), near it slowly.
+    last_cut: Option<f64>,
 }
 
 impl Default for Aimd {
@@ -275,6 +281,11 @@ impl Aimd {
     pub const SLOW_START_STEP: f64 = 2.0;
     /// A Retry-After above this pauses every sender, not only the request that got it.
     pub const GLOBAL_PAUSE: Duration = Duration::from_secs(2);
+    /// Below this share of the target at the last cut, the pace climbs back fast.
+    pub const RECOVER_BELOW: f64 = 0.9;
+    /// Growth per success while recovering: `RECOVERY` × the target per second, +20% a
+    /// second (successes arrive at the target's rate).
+    pub const RECOVERY: f64 = 0.2;
     /// Lowest target, requests/s.
     pub const MIN_RATE: f64 = 0.5;
     /// Shortest sending window whose success count is trusted as a rate.
@@ -291,6 +302,7 @@ impl Aimd {
                 successes: VecDeque::new(),
                 resumed_at: Instant::now(),
                 slow_start: false,
+                last_cut: None,
             }),
             gate: tokio::sync::Mutex::new(()),
         }
@@ -351,7 +363,8 @@ impl Aimd {
         (slot, Ticket { epoch: s.epoch })
     }
 
-    /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, else about `max(1, target/20)` requests/s
+    /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, +[`Aimd::RECOVERY`] of
+    /// the target per second well below the last cut, else about `max(1, target/20)` requests/s
     /// per second.
     pub fn on_success(&self, now: Instant) {
         let mut s = self.lock();
@@ -366,6 +379,9 @@ impl Aimd {
         if let Some(rate) = s.target {
             let next = if s.slow_start {
                 rate + Self::SLOW_START_STEP
+            } else if s.last_cut.is_some_and(|c| rate < Self::RECOVER_BELOW * c) {
+                // Far below where the server last refused: +RECOVERY per second.
+                rate + Self::RECOVERY
             } else {
                 // `rate` successes arrive per second, so each adds step/rate.
                 rate + (rate / 20.0).max(1.0) / rate
@@ -433,6 +449,7 @@ impl Aimd {
             }
             Some(rate) => {
                 s.slow_start = false;
+                s.last_cut = Some(rate);
                 measured.map_or(rate, |m| rate.min(m)) * Self::DECREASE
             }
         };
@@ -506,14 +523,29 @@ mod tests {
         let r2 = a.target().unwrap();
         // (the accepted rate of the last 600 ms, 11 / 0.6 s, is below the target: it wins)
         assert!((r2 - 11.0 / 0.6 * Aimd::DECREASE).abs() < 1e-6, "{r2}");
-        // additive increase: about max(1, target/20) req/s after one second's worth of successes
+        // far below the target it was cut from: +RECOVERY of the target per second
         let n = r2.round() as usize;
         for _ in 0..n {
             a.on_success(later);
         }
         let r3 = a.target().unwrap();
-        let step = (r2 / 20.0).max(1.0);
-        assert!(r3 > r2 + 0.8 * step && r3 < r2 + 1.2 * step, "{r2} -> {r3}");
+        assert!(
+            (r3 - (r2 + n as f64 * Aimd::RECOVERY)).abs() < 1e-9,
+            "{r2} -> {r3}"
+        );
+        let cut_from = a.lock().last_cut.unwrap();
+        while a.target().unwrap() < Aimd::RECOVER_BELOW * cut_from {
+            a.on_success(later);
+        }
+        // near it, additive increase: about max(1, target/20) req/s per second's successes
+        let r3 = a.target().unwrap();
+        let n = r3.round() as usize;
+        for _ in 0..n {
+            a.on_success(later);
+        }
+        let r4 = a.target().unwrap();
+        let step = (r3 / 20.0).max(1.0);
+        assert!(r4 > r3 + 0.8 * step && r4 < r3 + 1.2 * step, "{r3} -> {r4}");
         // floor
         for _ in 0..100 {
             let (_, t) = a.reserve(later);

@@ -2,16 +2,26 @@
 //! send at most what is left before the reset, then wait for the reset.
 //!
 //! Accounting: each answer says `r` left as the server counted when it handled that request.
-//! Requests sent *after* it and still in flight may not be counted yet, so the local balance is
-//! `r` minus those (earlier ones were counted before it, as the server handles in order). Within
-//! one window the balance and the reset only ever go down (a late answer from earlier in the
-//! window cannot give quota back); an answer whose reset is a second or more later starts a new
-//! window. Resets come in whole seconds, rounded up (IETF `t`, Retry-After, epoch seconds), so
-//! the earliest reset any answer implies is the best estimate of the true one.
+//! The gate keeps the least reading of the window (what is left only goes down within one, so
+//! the least is the server's latest state, in whatever order requests reached it) and lets
+//! through `r` minus every request still unanswered. That never overspends: whatever the server
+//! counted after the reading is among the unanswered. It strands nothing either: the
+//! unanswered the server had already counted leave the sum as their answers come in, so once
+//! everything is answered what the gate allows is exactly what the server said is left. (An
+//! earlier version let the balance only go down within a window; a transient undercount then
+//! stood for the rest of the window, and one request stranded per window costs a whole extra
+//! window at the end of a run.)
 //!
-//! A 429 with `Retry-After` closes the gate until then: Retry-After wins over the quota fields.
-//! After a reset the gate admits the advertised limit (`q`, `X-RateLimit-Limit`) or, when none
-//! was advertised, stops counting until the next answer.
+//! Windows: an answer whose reset is a second or more later than the gate's starts a new one;
+//! one a second or more earlier is stale and ignored. Resets come in whole seconds, rounded up
+//! (IETF `t`, Retry-After, epoch seconds), so the earliest reset any answer of a window implies
+//! is the best estimate of the true one. After a reset the gate admits the advertised limit
+//! (`q`, `X-RateLimit-Limit`) or, when none was advertised, stops counting until the next
+//! answer.
+//!
+//! A 429 whose quota shows nothing left closes the gate until its `Retry-After` (it wins over
+//! the quota fields); a 429 while quota is left is some other limit's (the concurrency
+//! window's, [`Verdict::OtherRefusal`]).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -50,9 +60,12 @@ pub enum Verdict {
 
 #[derive(Debug, Default)]
 struct State {
-    /// What may still be sent before `reset_at`; `None`: not counting.
-    balance: Option<u64>,
+    /// The least reading of this window: (the newest sequence number read, `r`); `None`: not
+    /// counting.
+    reading: Option<(u64, u64)>,
     reset_at: Option<Instant>,
+    /// A quota refusal's Retry-After: nothing leaves before it.
+    closed_until: Option<Instant>,
     /// Sequence numbers of requests sent and not answered.
     in_flight: BTreeSet<u64>,
     next_seq: u64,
@@ -103,17 +116,25 @@ impl Gate {
     /// Lets one request through now, or says until when to wait.
     pub fn try_acquire(&self, now: Instant) -> Result<Pass, Instant> {
         let mut s = self.lock();
+        if let Some(until) = s.closed_until {
+            if until > now {
+                return Err(until);
+            }
+            s.closed_until = None;
+        }
         if let Some(reset) = s.reset_at {
             if reset <= now {
                 // A new window: the advertised limit, or stop counting until the next answer.
+                // Requests sent before now are older than this reading.
                 s.reset_at = None;
-                s.balance = s.advertised.as_ref().and_then(|a| a.limit);
+                let limit = s.advertised.as_ref().and_then(|a| a.limit);
+                s.reading = limit.map(|q| (s.next_seq.saturating_sub(1), q));
             }
         }
-        match s.balance {
-            Some(0) => return Err(s.reset_at.unwrap_or(now + Duration::from_secs(1))),
-            Some(n) => s.balance = Some(n - 1),
-            None => {}
+        if let Some((_, r)) = s.reading {
+            if r <= s.in_flight.len() as u64 {
+                return Err(s.reset_at.unwrap_or(now + Duration::from_secs(1)));
+            }
         }
         let seq = s.next_seq;
         s.next_seq += 1;
@@ -142,36 +163,39 @@ impl Gate {
                         limit: q.limit.or(s.advertised.as_ref().and_then(|a| a.limit)),
                         window: q.window.or(s.advertised.as_ref().and_then(|a| a.window)),
                     });
-                    let later = s.in_flight.range(pass.seq + 1..).count() as u64;
                     let refused = status == Some(429);
-                    let mut balance = q.remaining.saturating_sub(later);
-                    // Retry-After wins over the quota's own reset.
-                    let reset = match (refused, retry_after) {
-                        (true, Some(ra)) => Some(ra),
-                        _ => q.reset.or(q.window),
-                    };
+                    let reset_at = now + q.reset.or(q.window).unwrap_or(Duration::from_secs(1));
+                    let second = Duration::from_secs(1);
+                    match s.reset_at {
+                        Some(current) if reset_at + second <= current => {
+                            // From a window already over: stale.
+                        }
+                        Some(current) if reset_at < current + second => {
+                            s.reset_at = Some(current.min(reset_at));
+                            // Within a window what is left only goes down as the server
+                            // counts: the least reading is its latest state, whichever order
+                            // the requests reached it in.
+                            s.reading = Some(match s.reading {
+                                Some((seq, r)) => (seq.max(pass.seq), r.min(q.remaining)),
+                                None => (pass.seq, q.remaining),
+                            });
+                        }
+                        _ => {
+                            s.reset_at = Some(reset_at);
+                            s.reading = Some((pass.seq, q.remaining));
+                        }
+                    }
                     if refused && q.remaining == 0 {
-                        balance = 0;
-                    }
-                    let reset_at = reset.map(|r| now + r);
-                    let same_window = match (s.reset_at, reset_at) {
-                        (Some(a), Some(b)) => {
-                            let gap = if a > b { a - b } else { b - a };
-                            gap < Duration::from_secs(1)
+                        // Retry-After wins over the quota's own reset.
+                        if let Some(ra) = retry_after {
+                            let until = now + ra;
+                            s.closed_until = Some(s.closed_until.map_or(until, |c| c.max(until)));
+                            s.reset_at = Some(until);
                         }
-                        (None, _) => false,
-                        (Some(_), None) => true,
-                    };
-                    if same_window {
-                        s.balance = Some(s.balance.map_or(balance, |b| b.min(balance)));
-                        if let (Some(a), Some(b)) = (s.reset_at, reset_at) {
-                            s.reset_at = Some(a.min(b));
+                        if let Some((seq, _)) = s.reading {
+                            s.reading = Some((seq, 0));
                         }
-                    } else if s.reset_at.is_none() || reset_at > s.reset_at {
-                        s.balance = Some(balance);
-                        s.reset_at = reset_at.or(Some(now + Duration::from_secs(1)));
                     }
-                    // An answer from an older window is stale: ignored.
                     match (refused, q.remaining) {
                         (false, _) => Verdict::Read,
                         (true, 0) => Verdict::QuotaRefusal,
@@ -216,27 +240,63 @@ mod tests {
         let g = Gate::new();
         let t0 = Instant::now();
         let passes: Vec<Pass> = (0..5).map(|_| g.try_acquire(t0).unwrap()).collect();
-        // The first answer says 3 left; the 4 sent after it and unanswered may not be counted.
+        // The first answer says 7 left; the 4 sent after it and unanswered may not be counted.
         assert_eq!(
-            g.observe(passes[0], Some(200), None, Some(&quota(3, 5)), t0),
+            g.observe(passes[0], Some(200), None, Some(&quota(7, 5)), t0),
             Verdict::Read
         );
+        let three: Vec<Pass> = (0..3).map(|_| g.try_acquire(t0).unwrap()).collect();
         assert_eq!(g.try_acquire(t0).unwrap_err(), t0 + Duration::from_secs(5));
-        // The last answer of the batch says 6 left (the server had counted the others).
+        // The last of the batch says 3 left: the server had counted the others.
         for p in &passes[1..4] {
             g.forget(*p);
         }
-        g.observe(passes[4], Some(200), None, Some(&quota(6, 5)), t0);
-        // Within the window the balance only goes down: still 0.
+        g.observe(passes[4], Some(200), None, Some(&quota(3, 5)), t0);
+        assert!(g.try_acquire(t0).is_err(), "3 left, 3 unanswered");
+        for p in three {
+            g.forget(p);
+        }
+        // Nothing in flight: exactly what the server said, none stranded.
+        let last: Vec<Pass> = (0..3).map(|_| g.try_acquire(t0).unwrap()).collect();
         assert!(g.try_acquire(t0).is_err());
-        // After the reset, the advertised limit.
+        // After the reset, the advertised limit, less what is still unanswered (the server may
+        // count those in the new window)...
         let t1 = t0 + Duration::from_secs(5);
-        for _ in 0..10 {
+        for _ in 0..7 {
+            g.try_acquire(t1).unwrap();
+        }
+        assert!(g.try_acquire(t1).is_err());
+        // ...given back as their answers come in.
+        for p in last {
+            g.forget(p);
+        }
+        for _ in 0..3 {
             g.try_acquire(t1).unwrap();
         }
         assert!(g.try_acquire(t1).is_err());
         let a = g.advertised().unwrap();
         assert_eq!((a.limit, a.policy.as_deref()), (Some(10), Some("default")));
+    }
+
+    /// Answers that come back out of order lower the count only for as long as their requests
+    /// are unanswered: once all are in, the gate allows exactly what the server last said.
+    #[test]
+    fn answers_out_of_order_strand_nothing() {
+        let g = Gate::new();
+        let t0 = Instant::now();
+        let passes: Vec<Pass> = (0..5).map(|_| g.try_acquire(t0).unwrap()).collect();
+        // The server handled them in order; the last one's answer (5 left) comes in first.
+        g.observe(passes[4], Some(200), None, Some(&quota(5, 5)), t0);
+        // Four unanswered may or may not have been counted: 1 is surely free.
+        g.try_acquire(t0).map(|p| g.forget(p)).unwrap();
+        for (i, p) in passes[..4].iter().enumerate() {
+            // Older requests, handled earlier, report more left: they lower nothing.
+            g.observe(*p, Some(200), None, Some(&quota(9 - i as u64, 5)), t0);
+        }
+        for _ in 0..5 {
+            g.try_acquire(t0).unwrap();
+        }
+        assert!(g.try_acquire(t0).is_err(), "no more than the server said");
     }
 
     #[test]

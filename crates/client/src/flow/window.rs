@@ -10,7 +10,9 @@
 //! - Near the window of the last cut (from 0.95 of it to one above it) the increase is
 //!   [`Window::PLATEAU_SLOWDOWN`] times slower: a server with a hard cap of K refuses the
 //!   (K+1)-th request at once, so each probe costs a 429, and probing rarely keeps the 429
-//!   share low while the window sits at K.
+//!   share low while the window sits at K. Each cut at the same size as the last doubles that
+//!   slowdown (up to [`Window::PLATEAU_SLOWDOWN_MAX`]): a cap found again and again is probed
+//!   ever more rarely, as CUBIC's plateau lengthens with each loss at one W_max.
 //! - Multiplicative decrease: on a drop, the window becomes 0.9 of the smaller of itself and
 //!   the number in flight when the refused request was sent (the cap is below that), once per
 //!   round (requests sent before the last cut do not cut again).
@@ -24,10 +26,13 @@
 //! the server is queueing and the window shrinks.
 //!
 //! What counts as a drop is decided by the caller ([`Signal`]): a 429 while the quota headers
-//! still show quota, a Genesys 429 naming a concurrency limit, or a plain 429 for a request
-//! sent with more in flight than any success since the last cut ([`Slot::beyond_ok_peak`]): a
-//! concurrency cap refuses only above its cap, a rate limit at any number in flight (that one
-//! is the rate limiter's).
+//! still show quota, a Genesys 429 naming a concurrency limit, or a plain 429 in slow start or
+//! for a request sent with at least as many on the wire as any success sent since the last cut
+//! ([`Slot::beyond_ok_peak`]): a concurrency cap refuses only at its cap, a rate limit at any
+//! number in flight (that one is the rate limiter's). "On the wire" counts requests from the
+//! moment they are sent ([`Slot::sending_now`]), not while they wait on the quota or the rate;
+//! the client's count still runs a little ahead of the server's (answers on their way back),
+//! which is why a tie counts as crowded.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,7 +62,10 @@ pub struct Window {
 #[derive(Debug)]
 struct State {
     limit: f64,
+    /// Slots taken (sending or still waiting on the quota and the rate).
     in_flight: usize,
+    /// Requests sent and not yet answered: what the server sees.
+    on_wire: usize,
     slow_start: bool,
     /// Increments at each cut.
     epoch: u64,
@@ -67,6 +75,10 @@ struct State {
     smoothed_rtt: Option<Duration>,
     /// The most requests in flight at which one succeeded since the last cut.
     ok_peak: usize,
+    /// How many times slower the increase is near the last cut: doubles each time the window
+    /// is cut again at the same size (a hard cap, confirmed), back to
+    /// [`Window::PLATEAU_SLOWDOWN`] when a cut lands elsewhere.
+    plateau: f64,
 }
 
 /// A slot in the window; give it back with [`Window::release`] (dropping it releases it as
@@ -76,10 +88,12 @@ pub struct Slot<'a> {
     window: &'a Window,
     epoch: u64,
     sent: Instant,
-    /// Requests in flight, this one included, when it was sent.
+    /// Requests on the wire, this one included, when it was sent (slots taken, until it is).
     in_flight: usize,
     /// The window's whole size when it was sent.
     limit: usize,
+    /// Whether [`Slot::sending_now`] put it on the wire.
+    on_wire: bool,
     released: bool,
 }
 
@@ -90,6 +104,8 @@ impl Window {
     pub const INITIAL: f64 = 4.0;
     /// How many times slower the increase is near the window of the last cut.
     pub const PLATEAU_SLOWDOWN: f64 = 32.0;
+    /// The most the plateau slowdown grows to after repeated cuts at one size.
+    pub const PLATEAU_SLOWDOWN_MAX: f64 = 1024.0;
     /// A smoothed round trip this many times the least seen means queueing.
     pub const LATENCY_TOLERANCE: f64 = 2.0;
     /// Weight of a new sample in the smoothed round trip (RFC 6298's alpha).
@@ -102,12 +118,14 @@ impl Window {
             state: Mutex::new(State {
                 limit: Self::INITIAL.min(max),
                 in_flight: 0,
+                on_wire: 0,
                 slow_start: true,
                 epoch: 0,
                 w_max: None,
                 min_rtt: None,
                 smoothed_rtt: None,
                 ok_peak: 0,
+                plateau: Self::PLATEAU_SLOWDOWN,
             }),
             freed: Notify::new(),
             max,
@@ -145,6 +163,7 @@ impl Window {
             sent: Instant::now(),
             in_flight: s.in_flight,
             limit,
+            on_wire: false,
             released: false,
         })
     }
@@ -160,10 +179,16 @@ impl Window {
         {
             let mut s = self.lock();
             s.in_flight = s.in_flight.saturating_sub(1);
+            if slot.on_wire {
+                s.on_wire = s.on_wire.saturating_sub(1);
+            }
             let full = slot.in_flight >= slot.limit;
             let mut drop = signal == Signal::Drop;
             if signal == Signal::Success {
-                s.ok_peak = s.ok_peak.max(slot.in_flight);
+                // Only requests sent since the last cut say what the server takes now.
+                if slot.epoch == s.epoch {
+                    s.ok_peak = s.ok_peak.max(slot.in_flight);
+                }
                 let min = s.min_rtt.map_or(rtt, |m| m.min(rtt));
                 s.min_rtt = Some(min);
                 let smooth = s.smoothed_rtt.map_or(rtt, |srtt| {
@@ -180,6 +205,12 @@ impl Window {
             if drop {
                 if slot.epoch == s.epoch {
                     let base = s.limit.min(slot.in_flight as f64);
+                    s.plateau = match s.w_max {
+                        Some(w) if (w - base).abs() <= 1.0 => {
+                            (s.plateau * 2.0).min(Self::PLATEAU_SLOWDOWN_MAX)
+                        }
+                        _ => Self::PLATEAU_SLOWDOWN,
+                    };
                     s.w_max = Some(base);
                     s.limit = (base * Self::DECREASE).max(1.0);
                     s.slow_start = false;
@@ -193,11 +224,7 @@ impl Window {
                     let near_cut = s
                         .w_max
                         .is_some_and(|w| s.limit >= 0.95 * w && s.limit < w + 1.0);
-                    let slow = if near_cut {
-                        Self::PLATEAU_SLOWDOWN
-                    } else {
-                        1.0
-                    };
+                    let slow = if near_cut { s.plateau } else { 1.0 };
                     1.0 / (s.limit * slow)
                 };
                 s.limit = (s.limit + step).min(self.max);
@@ -220,15 +247,35 @@ impl Window {
 impl Slot<'_> {
     /// Starts the round-trip clock now: time spent waiting on the quota or the rate after the
     /// slot was taken is the client's own pacing, not the server's latency.
+    /// It also counts the request on the wire from now: a slot held while waiting on the
+    /// rate is not load on the server, and counting it would blur where a concurrency cap
+    /// refuses (see [`Slot::beyond_ok_peak`]).
     pub fn sending_now(&mut self) {
         self.sent = Instant::now();
+        if !self.on_wire {
+            let mut s = self.window.lock();
+            s.on_wire += 1;
+            self.in_flight = s.on_wire;
+            self.limit = (s.limit.floor() as usize).max(1);
+            self.on_wire = true;
+        }
     }
 
     /// Whether more requests were in flight when this one was sent than at any success since
     /// the last cut: a refusal then points at a concurrency limit, where a rate limit refuses
     /// at any number in flight.
     pub fn beyond_ok_peak(&self) -> bool {
-        self.in_flight > self.window.lock().ok_peak
+        let s = self.window.lock();
+        // The first refusal in slow start ends it, as a first loss ends TCP's: whatever the
+        // limit, the window just overshot it, and the rate's first estimate would come from a
+        // start-up too short to measure.
+        if s.slow_start {
+            return true;
+        }
+        // At the peak counts too: the client's count runs ahead of the server's by the answers
+        // still on their way back, so successes are seen at a count or two above a cap. A
+        // window already at one cannot shrink: a refusal there is a rate's.
+        self.in_flight >= s.ok_peak && s.limit >= 2.0
     }
 
     /// Whether the window was full when this request was sent.
@@ -367,6 +414,62 @@ mod tests {
             limit <= 12,
             "window {limit} should stay near the queueing point"
         );
+    }
+
+    /// The client's count runs ahead of the server's: a refusal in slow start, or at the most
+    /// in flight any success since the last cut saw, is the window's; one below that is a
+    /// rate's; and successes of requests sent before a cut say nothing about the new round.
+    #[tokio::test(start_paused = true)]
+    async fn what_counts_as_crowded() {
+        let w = Window::new(64);
+        let mut slots: Vec<Slot<'_>> = (0..4).map(|_| w.try_acquire().unwrap()).collect();
+        for s in &mut slots {
+            s.sending_now();
+        }
+        let first = slots.pop().unwrap();
+        assert!(
+            first.beyond_ok_peak(),
+            "slow start: any refusal is the window's"
+        );
+        w.release(first, Signal::Drop);
+        assert!(w.limit() >= 1);
+        // A success sent before the cut, at 3 in flight, does not raise the peak of this round.
+        let old = slots.remove(0);
+        w.release(old, Signal::Success);
+        let peak = w.lock().ok_peak;
+        let mut a = w.try_acquire().unwrap_or_else(|| slots.remove(0));
+        a.sending_now();
+        assert_eq!(w.lock().ok_peak, peak);
+        // At the peak: crowded; below it: not.
+        assert_eq!((a.in_flight, peak), (3, 3));
+        assert!(a.beyond_ok_peak());
+        w.lock().ok_peak = a.in_flight + 1;
+        assert!(!a.beyond_ok_peak(), "below the peak: a rate's refusal");
+    }
+
+    /// Cuts at the same size again and again (a hard cap) make the probing above it rarer.
+    #[test]
+    fn repeated_cuts_at_one_size_slow_the_probing() {
+        let w = Window::new(64);
+        w.lock().slow_start = false;
+        let mut plateaus = Vec::new();
+        for _ in 0..4 {
+            {
+                let mut s = w.lock();
+                s.limit = 7.0;
+            }
+            let mut slots: Vec<Slot<'_>> = (0..7).map(|_| w.try_acquire().unwrap()).collect();
+            for s in &mut slots {
+                s.sending_now();
+            }
+            let refused = slots.pop().unwrap();
+            w.release(refused, Signal::Drop);
+            plateaus.push(w.lock().plateau);
+            for s in slots {
+                w.release(s, Signal::Ignore);
+            }
+        }
+        assert_eq!(plateaus, [32.0, 64.0, 128.0, 256.0]);
     }
 
     #[tokio::test(start_paused = true)]
