@@ -230,6 +230,14 @@ impl RateLimiter {
         }
     }
 
+    /// A request that got no answer (transport error, cancelled): a probe past a learned
+    /// quota that never came back must not hold the others.
+    pub fn on_no_answer(&self) {
+        if let RateLimiter::Auto(a) = self {
+            a.lock().period.probe_back();
+        }
+    }
+
     /// The current adaptive target in requests/s (`None` when unthrottled or not adaptive).
     pub fn target(&self) -> Option<f64> {
         match self {
@@ -265,6 +273,83 @@ struct AimdState {
     /// The target when it was last cut: well below it the pace climbs back fast (the server
     /// took that much moments ago), near it slowly.
     last_cut: Option<f64>,
+    /// What a period between long pauses admitted (a window without headers).
+    period: Period,
+}
+
+/// A fixed window that sends no quota headers still shows its shape: a long pause (its
+/// Retry-After) after the same number of successes each time. After one such period the
+/// client sends that many and then one request at a time until the refusal that says when the
+/// next window opens: one 429 per window instead of every request in flight when it closed.
+/// A success past the learned count means the model was wrong (the quota grew, or the limit
+/// is not a window): it is dropped and sending goes on as before.
+#[derive(Debug, Default)]
+struct Period {
+    /// Successes admitted in the last full period.
+    learned: Option<u64>,
+    sent: u64,
+    ok: u64,
+    /// The one request allowed past the learned count is out, since then.
+    probing: Option<Instant>,
+    /// Paused: answers still coming in belong to the period just closed.
+    closing: bool,
+}
+
+impl Period {
+    /// A long pause begins: what this period admitted is the quota.
+    fn closed(&mut self) {
+        self.learned = (self.ok > 0).then_some(self.ok);
+        self.probing = None;
+        self.closing = true;
+    }
+
+    /// The probe came back without a long pause (refused briefly, or no answer): another may
+    /// go.
+    fn probe_back(&mut self) {
+        self.probing = None;
+    }
+
+    /// Sending resumes after a pause.
+    fn reopened(&mut self) {
+        self.sent = 0;
+        self.ok = 0;
+        self.probing = None;
+        self.closing = false;
+    }
+
+    /// Whether one more may leave now.
+    fn admits(&mut self, now: Instant) -> bool {
+        match self.learned {
+            Some(q) if self.sent >= q => {
+                // A probe that never reports back (cancelled) stops blocking after a while.
+                if self
+                    .probing
+                    .is_some_and(|t| now.saturating_duration_since(t) < Aimd::PROBE_EXPIRY)
+                {
+                    return false;
+                }
+                self.probing = Some(now);
+            }
+            _ => {}
+        }
+        self.sent += 1;
+        true
+    }
+
+    fn succeeded(&mut self) {
+        if self.closing {
+            // Admitted before the window closed, answered after the first refusal.
+            self.learned = Some(self.learned.unwrap_or(0) + 1);
+            return;
+        }
+        self.ok += 1;
+        if self.learned.is_some_and(|q| self.ok > q) {
+            self.learned = None;
+        }
+        if self.learned.is_none() {
+            self.probing = None;
+        }
+    }
 }
 
 impl Default for Aimd {
@@ -286,6 +371,10 @@ impl Aimd {
     /// Growth per success while recovering: `RECOVERY` × the target per second, +20% a
     /// second (successes arrive at the target's rate).
     pub const RECOVERY: f64 = 0.2;
+    /// How often a sender asks again while the learned quota's probe is out.
+    const PROBE_POLL: Duration = Duration::from_millis(5);
+    /// A probe past the learned quota unanswered this long no longer holds the others.
+    const PROBE_EXPIRY: Duration = Duration::from_secs(30);
     /// Lowest target, requests/s.
     pub const MIN_RATE: f64 = 0.5;
     /// Shortest sending window whose success count is trusted as a rate.
@@ -303,6 +392,7 @@ impl Aimd {
                 resumed_at: Instant::now(),
                 slow_start: false,
                 last_cut: None,
+                period: Period::default(),
             }),
             gate: tokio::sync::Mutex::new(()),
         }
@@ -334,11 +424,19 @@ impl Aimd {
             }
             s.paused_until = None;
             s.resumed_at = p;
+            s.period.reopened();
         }
         if let Some(rate) = s.target {
             if s.next_slot > now {
                 return Err(s.next_slot);
             }
+        }
+        if !s.period.admits(now) {
+            // The learned quota is spent and its probe is out: ask again shortly (an answer
+            // either pauses everyone or drops the model).
+            return Err(now + Self::PROBE_POLL);
+        }
+        if let Some(rate) = s.target {
             s.next_slot = now + Duration::from_secs_f64(1.0 / rate);
         }
         Ok(Ticket { epoch: s.epoch })
@@ -368,6 +466,7 @@ impl Aimd {
     /// per second.
     pub fn on_success(&self, now: Instant) {
         let mut s = self.lock();
+        s.period.succeeded();
         s.successes.push_back(now);
         while s
             .successes
@@ -409,12 +508,27 @@ impl Aimd {
 
     /// Pauses every sender until `now + retry_after` when that is longer than
     /// [`Self::GLOBAL_PAUSE`]: a short one is the refused request's alone.
+    ///
+    /// Refusals of one episode (their ends within a second of each other) each bound the
+    /// server's true reset from above: Retry-After is rounded up to whole seconds and counted
+    /// from when the server handled the request, before the answer came back. The earliest
+    /// such end is the tightest bound that is still never early, so the pause ends there; a
+    /// refusal whose end is a second or more later starts a new, longer pause.
     fn pause_for(s: &mut AimdState, retry_after: Option<Duration>, now: Instant) {
+        if retry_after.is_none_or(|ra| ra <= Self::GLOBAL_PAUSE) {
+            s.period.probe_back();
+        }
         if let Some(ra) = retry_after.filter(|ra| *ra > Self::GLOBAL_PAUSE) {
             let until = now + ra;
-            if s.paused_until.is_none_or(|p| p < until) {
-                s.paused_until = Some(until);
+            let second = Duration::from_secs(1);
+            if s.paused_until.is_none_or(|p| p <= now) {
+                s.period.closed();
             }
+            s.paused_until = Some(match s.paused_until.filter(|p| *p > now) {
+                Some(p) if until < p + second && p < until + second => p.min(until),
+                Some(p) => p.max(until),
+                None => until,
+            });
         }
     }
 
@@ -552,6 +666,81 @@ mod tests {
             a.on_throttled(t, None, later);
         }
         assert!(a.target().unwrap() >= Aimd::MIN_RATE);
+    }
+
+    /// Every refusal of one episode bounds the reset from above; the pause ends at the
+    /// earliest bound, and a clearly later one starts a new pause.
+    #[test]
+    fn a_pause_ends_at_the_earliest_bound_of_its_episode() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        a.hold(
+            Some(Duration::from_secs(10)),
+            t0 + Duration::from_millis(300),
+        );
+        a.hold(Some(Duration::from_secs(10)), t0);
+        a.hold(
+            Some(Duration::from_secs(10)),
+            t0 + Duration::from_millis(600),
+        );
+        assert_eq!(a.reserve(t0).0, t0 + Duration::from_secs(10));
+        a.hold(
+            Some(Duration::from_secs(20)),
+            t0 + Duration::from_millis(500),
+        );
+        assert_eq!(
+            a.reserve(t0).0,
+            t0 + Duration::from_millis(20_500),
+            "a later episode"
+        );
+        // A short Retry-After is the refused request's alone.
+        let b = Aimd::new();
+        b.hold(Some(Duration::from_secs(1)), t0);
+        assert_eq!(b.reserve(t0).0, t0);
+    }
+
+    /// A window without headers: after one period the client sends what it admitted, then
+    /// one probe, and waits for the probe's answer instead of sending into the closed window.
+    #[test]
+    fn a_window_without_headers_is_learned_from_one_period() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            a.try_take(t0).unwrap();
+        }
+        for _ in 0..3 {
+            a.on_success(t0);
+        }
+        // The window closes: a long Retry-After; two more admitted ones still come back.
+        a.hold(Some(Duration::from_secs(10)), t0);
+        a.on_success(t0);
+        a.on_success(t0);
+        assert!(a.try_take(t0 + Duration::from_secs(5)).is_err(), "paused");
+        let t1 = t0 + Duration::from_secs(10);
+        for _ in 0..5 {
+            a.try_take(t1).unwrap();
+        }
+        a.try_take(t1).expect("one probe past the learned 5");
+        assert!(a.try_take(t1).is_err(), "the probe is out");
+        // The probe refused briefly (the window opens within 2 s): another may go.
+        a.hold(Some(Duration::from_secs(1)), t1);
+        a.try_take(t1).expect("a second probe");
+        // The probe succeeds: the model was wrong, sending goes on.
+        for _ in 0..6 {
+            a.on_success(t1);
+        }
+        for _ in 0..20 {
+            a.try_take(t1).unwrap();
+        }
+        // A probe that never comes back stops holding the others after a while.
+        let b = Aimd::new();
+        b.try_take(t0).unwrap();
+        b.on_success(t0);
+        b.hold(Some(Duration::from_secs(10)), t0);
+        b.try_take(t1).unwrap();
+        b.try_take(t1).unwrap();
+        assert!(b.try_take(t1).is_err());
+        assert!(b.try_take(t1 + Aimd::PROBE_EXPIRY).is_ok());
     }
 
     #[test]

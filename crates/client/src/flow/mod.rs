@@ -148,6 +148,7 @@ impl Flow {
     /// A request that got no answer: frees its place, learns nothing.
     pub fn on_no_answer(&self, permit: Permit<'_>) {
         self.gate.forget(permit.pass);
+        self.rate.on_no_answer();
         // The slot, if any, is released as it drops.
     }
 

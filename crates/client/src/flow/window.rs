@@ -79,6 +79,8 @@ struct State {
     /// is cut again at the same size (a hard cap, confirmed), back to
     /// [`Window::PLATEAU_SLOWDOWN`] when a cut lands elsewhere.
     plateau: f64,
+    /// When the window was last cut for a refusal at (not above) the peak.
+    tie_cut_at: Option<Instant>,
 }
 
 /// A slot in the window; give it back with [`Window::release`] (dropping it releases it as
@@ -126,6 +128,7 @@ impl Window {
                 smoothed_rtt: None,
                 ok_peak: 0,
                 plateau: Self::PLATEAU_SLOWDOWN,
+                tie_cut_at: None,
             }),
             freed: Notify::new(),
             max,
@@ -204,6 +207,9 @@ impl Window {
             }
             if drop {
                 if slot.epoch == s.epoch {
+                    s.tie_cut_at =
+                        (signal == Signal::Drop && !s.slow_start && slot.in_flight <= s.ok_peak)
+                            .then(Instant::now);
                     let base = s.limit.min(slot.in_flight as f64);
                     s.plateau = match s.w_max {
                         Some(w) if (w - base).abs() <= 1.0 => {
@@ -272,10 +278,20 @@ impl Slot<'_> {
         if s.slow_start {
             return true;
         }
+        // A window already at one cannot shrink: a refusal there is a rate's.
+        if s.limit < 2.0 || self.in_flight < s.ok_peak {
+            return false;
+        }
+        if self.in_flight > s.ok_peak {
+            return true;
+        }
         // At the peak counts too: the client's count runs ahead of the server's by the answers
-        // still on their way back, so successes are seen at a count or two above a cap. A
-        // window already at one cannot shrink: a refusal there is a rate's.
-        self.in_flight >= s.ok_peak && s.limit >= 2.0
+        // still on their way back, so successes are seen at a count or two above a cap. But a
+        // window cut at its peak and refused at its peak again within two round trips did not
+        // help: a rate limit refuses at any count, and a saturated window always sends at its
+        // peak. That one is the rate's.
+        let round = s.smoothed_rtt.unwrap_or(Duration::from_millis(100)) * 2;
+        !(self.epoch == s.epoch && s.tie_cut_at.is_some_and(|t| t.elapsed() < round))
     }
 
     /// Whether the window was full when this request was sent.
@@ -445,6 +461,47 @@ mod tests {
         assert!(a.beyond_ok_peak());
         w.lock().ok_peak = a.in_flight + 1;
         assert!(!a.beyond_ok_peak(), "below the peak: a rate's refusal");
+    }
+
+    /// A saturated window refused at its peak twice running is meeting a rate limit: the
+    /// second refusal is not the window's.
+    #[tokio::test(start_paused = true)]
+    async fn refused_at_the_peak_twice_running_is_a_rate() {
+        let w = Window::new(64);
+        {
+            let mut s = w.lock();
+            s.slow_start = false;
+            s.limit = 4.0;
+            s.ok_peak = 4;
+            s.smoothed_rtt = Some(Duration::from_millis(20));
+        }
+        let mut slots: Vec<Slot<'_>> = (0..4).map(|_| w.try_acquire().unwrap()).collect();
+        for s in &mut slots {
+            s.sending_now();
+        }
+        let at_peak = slots.pop().unwrap();
+        assert!(
+            at_peak.beyond_ok_peak(),
+            "a first refusal at the peak: the window's"
+        );
+        w.release(at_peak, Signal::Drop);
+        for s in slots {
+            w.release(s, Signal::Ignore);
+        }
+        let peak = w.lock().ok_peak;
+        let mut again: Vec<Slot<'_>> = (0..peak).map(|_| w.try_acquire().unwrap()).collect();
+        for s in &mut again {
+            s.sending_now();
+        }
+        let last = again.last().unwrap();
+        assert_eq!(last.in_flight, peak);
+        assert!(
+            !last.beyond_ok_peak(),
+            "at the peak again right after: the rate's"
+        );
+        // Two round trips later a refusal at the peak is the window's again.
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert!(last.beyond_ok_peak());
     }
 
     /// Cuts at the same size again and again (a hard cap) make the probing above it rarer.
