@@ -10,7 +10,7 @@
 //! - Near the window of the last cut (from 0.95 of it to one above it) the increase is
 //!   [`Window::PLATEAU_SLOWDOWN`] times slower: a server with a hard cap of K refuses the
 //!   (K+1)-th request at once, so each probe costs a 429, and probing rarely keeps the 429
-//!   share low while the window sits at K. Each cut at the same size as the last doubles that
+//!   share low while the window sits at K. Each cut at the very size of the last doubles that
 //!   slowdown (up to [`Window::PLATEAU_SLOWDOWN_MAX`]): a cap found again and again is probed
 //!   ever more rarely, as CUBIC's plateau lengthens with each loss at one W_max.
 //! - Multiplicative decrease: on a drop, the window becomes 0.9 of the smaller of itself and
@@ -81,6 +81,8 @@ struct State {
     plateau: f64,
     /// When the window was last cut for a refusal at (not above) the peak.
     tie_cut_at: Option<Instant>,
+    /// The last cut kept the plateau of the one before (it was one lower).
+    kept_higher: bool,
 }
 
 /// A slot in the window; give it back with [`Window::release`] (dropping it releases it as
@@ -129,6 +131,7 @@ impl Window {
                 ok_peak: 0,
                 plateau: Self::PLATEAU_SLOWDOWN,
                 tie_cut_at: None,
+                kept_higher: false,
             }),
             freed: Notify::new(),
             max,
@@ -212,12 +215,25 @@ impl Window {
                             .then(Instant::now);
                     let base = s.limit.min(slot.in_flight as f64);
                     s.plateau = match s.w_max {
-                        Some(w) if (w - base).abs() <= 1.0 => {
+                        Some(w) if (w - base).abs() < 0.5 => {
                             (s.plateau * 2.0).min(Self::PLATEAU_SLOWDOWN_MAX)
                         }
                         _ => Self::PLATEAU_SLOWDOWN,
                     };
-                    s.w_max = Some(base);
+                    // One cut a step below the last one's size is likely the client's count
+                    // running ahead (see the module doc): the plateau stays at the higher size
+                    // so the window climbs straight back under it. A second in a row is real:
+                    // the cap came down.
+                    s.w_max = match s.w_max {
+                        Some(w) if w > base && w - base <= 1.0 && !s.kept_higher => {
+                            s.kept_higher = true;
+                            Some(w)
+                        }
+                        _ => {
+                            s.kept_higher = false;
+                            Some(base)
+                        }
+                    };
                     s.limit = (base * Self::DECREASE).max(1.0);
                     s.slow_start = false;
                     s.epoch += 1;
