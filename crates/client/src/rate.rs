@@ -161,7 +161,7 @@ pub enum RateLimiter {
     /// A fixed rate.
     Fixed(Box<DefaultDirectRateLimiter>),
     /// Adaptive.
-    Auto(Aimd),
+    Auto(Box<Aimd>),
 }
 
 impl RateLimiter {
@@ -169,7 +169,7 @@ impl RateLimiter {
     pub fn new(spec: RateSpec) -> Self {
         match spec {
             RateSpec::Unlimited => RateLimiter::Unlimited,
-            RateSpec::Auto => RateLimiter::Auto(Aimd::new()),
+            RateSpec::Auto => RateLimiter::Auto(Box::new(Aimd::new())),
             RateSpec::Fixed(rate) => {
                 let r = rate.as_per_second();
                 let period = Duration::from_secs_f64(1.0 / r.max(1e-6));
@@ -193,7 +193,7 @@ impl RateLimiter {
             let mut s = aimd.lock();
             s.target = Some(rate.max(Aimd::MIN_RATE));
         }
-        RateLimiter::Auto(aimd)
+        RateLimiter::Auto(Box::new(aimd))
     }
 
     /// Waits until a request may be sent.
@@ -426,10 +426,8 @@ impl Aimd {
             s.resumed_at = p;
             s.period.reopened();
         }
-        if let Some(rate) = s.target {
-            if s.next_slot > now {
-                return Err(s.next_slot);
-            }
+        if s.target.is_some() && s.next_slot > now {
+            return Err(s.next_slot);
         }
         if !s.period.admits(now) {
             // The learned quota is spent and its probe is out: ask again shortly (an answer
