@@ -169,7 +169,7 @@ impl RateLimiter {
     pub fn new(spec: RateSpec) -> Self {
         match spec {
             RateSpec::Unlimited => RateLimiter::Unlimited,
-            RateSpec::Auto => RateLimiter::Auto(Box::new(Aimd::new())),
+            RateSpec::Auto => RateLimiter::Auto(Box::default()),
             RateSpec::Fixed(rate) => {
                 let r = rate.as_per_second();
                 let period = Duration::from_secs_f64(1.0 / r.max(1e-6));
