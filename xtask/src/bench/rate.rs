@@ -12,8 +12,9 @@ const LIMIT_RPS: f64 = 200.0;
 const GOODPUT_MIN: f64 = 0.95;
 /// Why row 3a can miss.
 const WHY_GOODPUT: &str =
-    "elapsed time includes start-up and the adaptive rate's recovery: after a 429 the \
-    rate is cut and climbs back additively, leaving part of the limit unused";
+    "elapsed time includes start-up (the first 429 sets the rate from a burst too short to \
+    measure, and it takes about a second to climb to the limit) and each later cut, after which \
+    the rate is below the limit for a moment";
 
 /// Row 3b: the share of requests sent that may be answered 429.
 const SHARE_429_MAX: f64 = 0.05;
@@ -115,6 +116,9 @@ struct Shape {
     /// The least time in which a client that knows the limit finishes `n` requests, from the
     /// first admitted request to the last (issue 17).
     oracle_s: fn(u64) -> f64,
+    /// Why a row of this shape can miss, without headers and with them.
+    why_none: &'static str,
+    why_headers: &'static str,
 }
 
 /// bucket: (N − burst)/R; window: (⌈N/quota⌉ − 1)·width; concurrency: N·latency/K.
@@ -123,21 +127,37 @@ const SHAPES: [Shape; 4] = [
         spec: "bucket:40:40",
         latency_ms: 20,
         oracle_s: |n| (n as f64 - 40.0).max(0.0) / 40.0,
+        why_none: "the first 429 comes once the burst of 40 is spent, with the slow-start \
+            window already at 16-32: every request then in flight is refused together (most \
+            of the 429s); AIMD then probes the rate every few seconds",
+        why_headers: "a bucket reports what is left and the time until it is full, in whole \
+            seconds: the gate spends what is left and waits for that reset, a cycle of about \
+            1.05 s per 40 instead of a steady 40/s",
     },
     Shape {
         spec: "window:300/10s",
         latency_ms: 20,
         oracle_s: |n| ((n as f64 / 300.0).ceil() - 1.0) * 10.0,
+        why_none: "the first window closes on every request then in flight (up to 64); each \
+            pause ends at the earliest bound the whole-second Retry-After values imply, up to \
+            a second after the true reset (later windows close on one probe)",
+        why_headers: WHY_HEADERS,
     },
     Shape {
         spec: "concurrency:6",
         latency_ms: 50,
         oracle_s: |n| n as f64 * 0.050 / 6.0,
+        why_none: WHY_CONCURRENCY,
+        why_headers: WHY_CONCURRENCY,
     },
     Shape {
         spec: "token-window:50/10s",
         latency_ms: 20,
         oracle_s: |n| ((n as f64 / 50.0).ceil() - 1.0) * 10.0,
+        why_none: "the first window closes on every request then in flight, and each later \
+            one on the one probe that learns when the next opens (Retry-After), which is \
+            1 of every 50 requests at this quota",
+        why_headers: WHY_HEADERS,
     },
 ];
 
@@ -146,13 +166,15 @@ const SHAPE_MIN: f64 = 0.97;
 const SHAPE_429_MAX: f64 = 0.02;
 /// With quota headers: this share of the oracle.
 const HEADERS_MIN: f64 = 0.99;
-const WHY_SHAPE: &str =
-    "without headers the client learns a limit only from its 429s: AIMD probes past it \
-    (each probe costs a 429 and, at whole-second Retry-After, up to a second for that request), \
-    and after a window is spent the first request of the next one waits a rounded-up Retry-After";
 const WHY_HEADERS: &str =
-    "quota resets come in whole seconds (IETF t, X-RateLimit-Reset), rounded up, so \
-    the client may resume up to a second after the true reset of each window";
+    "quota resets come in whole seconds (IETF t, X-RateLimit-Reset), rounded up: the client \
+    resumes at the earliest reset any answer of the window implies, a little after the true one";
+/// A concurrency cap sends no quota headers: both styles behave as none.
+const WHY_CONCURRENCY: &str =
+    "the window learns the cap of 6 from 429s: each probe above it costs a 429 and that \
+    request waits its 1 s Retry-After (which lengthens the run when it falls in its last \
+    second), and the client's count runs ahead of the server's, so a refusal now and then \
+    cuts the window to 5 for a while";
 
 /// Row ids, three per shape: no headers, IETF, X-.
 const SHAPE_IDS: [[&str; 3]; 4] = [
@@ -186,9 +208,9 @@ impl Bench {
         row.unit = "s";
         row.ratio_unit = "of oracle rate";
         let (min, why) = if headers == "none" {
-            (SHAPE_MIN, WHY_SHAPE)
+            (SHAPE_MIN, shape.why_none)
         } else {
-            (HEADERS_MIN, WHY_HEADERS)
+            (HEADERS_MIN, shape.why_headers)
         };
         row.target = if headers == "none" {
             format!("≥ {min} of oracle, ≤ {}% 429", SHAPE_429_MAX * 100.0)

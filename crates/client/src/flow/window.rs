@@ -107,9 +107,9 @@ impl Window {
     /// Initial window.
     pub const INITIAL: f64 = 4.0;
     /// How many times slower the increase is near the window of the last cut.
-    pub const PLATEAU_SLOWDOWN: f64 = 32.0;
+    pub const PLATEAU_SLOWDOWN: f64 = 64.0;
     /// The most the plateau slowdown grows to after repeated cuts at one size.
-    pub const PLATEAU_SLOWDOWN_MAX: f64 = 1024.0;
+    pub const PLATEAU_SLOWDOWN_MAX: f64 = 4096.0;
     /// A smoothed round trip this many times the least seen means queueing.
     pub const LATENCY_TOLERANCE: f64 = 2.0;
     /// Weight of a new sample in the smoothed round trip (RFC 6298's alpha).
@@ -213,27 +213,34 @@ impl Window {
                     s.tie_cut_at =
                         (signal == Signal::Drop && !s.slow_start && slot.in_flight <= s.ok_peak)
                             .then(Instant::now);
-                    let base = s.limit.min(slot.in_flight as f64);
-                    s.plateau = match s.w_max {
-                        Some(w) if (w - base).abs() < 0.5 => {
-                            (s.plateau * 2.0).min(Self::PLATEAU_SLOWDOWN_MAX)
-                        }
-                        _ => Self::PLATEAU_SLOWDOWN,
+                    // In slow start, connections are still opening and requests reach the
+                    // server out of order: the refused one's own count can be well below
+                    // what the server held, while the most in flight that succeeded is not.
+                    let seen = if s.slow_start {
+                        slot.in_flight.max(s.ok_peak)
+                    } else {
+                        slot.in_flight
                     };
+                    let base = s.limit.min(seen as f64);
                     // One cut a step below the last one's size is likely the client's count
-                    // running ahead (see the module doc): the plateau stays at the higher size
-                    // so the window climbs straight back under it. A second in a row is real:
-                    // the cap came down.
-                    s.w_max = match s.w_max {
+                    // running ahead (see the module doc): the plateau stays at the higher size,
+                    // and as slow, so the window climbs straight back under it. A second in a
+                    // row is real: the cap came down.
+                    match s.w_max {
                         Some(w) if w > base && w - base <= 1.0 && !s.kept_higher => {
                             s.kept_higher = true;
-                            Some(w)
                         }
-                        _ => {
+                        w_max => {
+                            s.plateau = match w_max {
+                                Some(w) if (w - base).abs() < 0.5 => {
+                                    (s.plateau * 2.0).min(Self::PLATEAU_SLOWDOWN_MAX)
+                                }
+                                _ => Self::PLATEAU_SLOWDOWN,
+                            };
                             s.kept_higher = false;
-                            Some(base)
+                            s.w_max = Some(base);
                         }
-                    };
+                    }
                     s.limit = (base * Self::DECREASE).max(1.0);
                     s.slow_start = false;
                     s.epoch += 1;
@@ -542,7 +549,7 @@ mod tests {
                 w.release(s, Signal::Ignore);
             }
         }
-        assert_eq!(plateaus, [32.0, 64.0, 128.0, 256.0]);
+        assert_eq!(plateaus, [64.0, 128.0, 256.0, 512.0]);
     }
 
     #[tokio::test(start_paused = true)]
