@@ -455,16 +455,24 @@ mod tests {
         );
     }
 
+    /// `n` slots taken and put on the wire, in order.
+    fn sent(w: &Window, n: usize) -> Vec<Slot<'_>> {
+        (0..n)
+            .map(|_| {
+                let mut s = w.try_acquire().unwrap();
+                s.sending_now();
+                s
+            })
+            .collect()
+    }
+
     /// The client's count runs ahead of the server's: a refusal in slow start, or at the most
     /// in flight any success since the last cut saw, is the window's; one below that is a
     /// rate's; and successes of requests sent before a cut say nothing about the new round.
     #[tokio::test(start_paused = true)]
     async fn what_counts_as_crowded() {
         let w = Window::new(64);
-        let mut slots: Vec<Slot<'_>> = (0..4).map(|_| w.try_acquire().unwrap()).collect();
-        for s in &mut slots {
-            s.sending_now();
-        }
+        let mut slots = sent(&w, 4);
         let first = slots.pop().unwrap();
         assert!(
             first.beyond_ok_peak(),
@@ -498,10 +506,7 @@ mod tests {
             s.ok_peak = 4;
             s.smoothed_rtt = Some(Duration::from_millis(20));
         }
-        let mut slots: Vec<Slot<'_>> = (0..4).map(|_| w.try_acquire().unwrap()).collect();
-        for s in &mut slots {
-            s.sending_now();
-        }
+        let mut slots = sent(&w, 4);
         let at_peak = slots.pop().unwrap();
         assert!(
             at_peak.beyond_ok_peak(),
@@ -512,10 +517,7 @@ mod tests {
             w.release(s, Signal::Ignore);
         }
         let peak = w.lock().ok_peak;
-        let mut again: Vec<Slot<'_>> = (0..peak).map(|_| w.try_acquire().unwrap()).collect();
-        for s in &mut again {
-            s.sending_now();
-        }
+        let again = sent(&w, peak);
         let last = again.last().unwrap();
         assert_eq!(last.in_flight, peak);
         assert!(
@@ -538,10 +540,7 @@ mod tests {
                 let mut s = w.lock();
                 s.limit = 7.0;
             }
-            let mut slots: Vec<Slot<'_>> = (0..7).map(|_| w.try_acquire().unwrap()).collect();
-            for s in &mut slots {
-                s.sending_now();
-            }
+            let mut slots = sent(&w, 7);
             let refused = slots.pop().unwrap();
             w.release(refused, Signal::Drop);
             plateaus.push(w.lock().plateau);
