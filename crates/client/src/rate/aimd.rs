@@ -1,0 +1,570 @@
+//! The adaptive limiter (`--rate auto`): additive increase, multiplicative decrease on 429s.
+//!
+//! It starts unthrottled. The first 429 sets a target from the rate of
+//! *accepted* requests over the last second (the send rate of an initial burst says nothing
+//! about the server's limit), then grows it faster than TCP slow start (+2 per success, tripling
+//! per second) until the next 429. From then on it is plain AIMD: each 429 from a request sent
+//! *after* the last cut multiplies the target by [`Aimd::DECREASE`] (one cut per round, so a
+//! burst of 429s from requests already in flight counts once), each success adds a little:
+//! [`Aimd::RECOVERY`] of the target per second while it is below [`Aimd::RECOVER_BELOW`] of
+//! the target it was last cut from (a cut to the accepted rate of a disturbed second can land
+//! far below what the server took moments before), about 5% a second near it.
+//! The request told to wait honours its Retry-After (the retry policy does that); the others
+//! keep going at the reduced target, because a rate limiter that answers in whole seconds would
+//! otherwise stall every sender for a second per 429 and waste most of the server's capacity.
+//! A Retry-After longer than [`Aimd::GLOBAL_PAUSE`] is the server asking for a break, not a
+//! slower pace: that one pauses every sender.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Ticket;
+
+/// Additive-increase, multiplicative-decrease pacing.
+#[derive(Debug)]
+pub struct Aimd {
+    state: Mutex<AimdState>,
+    /// Waiters queue here in arrival order (tokio's mutex is fair), so a request sent again
+    /// after a 429 waits behind at most one round of others instead of losing every race.
+    gate: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct AimdState {
+    /// `None` until the first 429: unthrottled.
+    target: Option<f64>,
+    /// Increments at every decrease; 429s for tickets of older rounds are ignored.
+    epoch: u64,
+    next_slot: Instant,
+    paused_until: Option<Instant>,
+    /// Successes of the last second, to estimate the rate the server accepts.
+    successes: VecDeque<Instant>,
+    /// When sending last (re)started: the start, or the end of the last pause.
+    resumed_at: Instant,
+    /// Between the first and the second cut: exponential growth.
+    slow_start: bool,
+    /// The target when it was last cut: well below it the pace climbs back fast (the server
+    /// took that much moments ago), near it slowly.
+    last_cut: Option<f64>,
+    /// What a period between long pauses admitted (a window without headers).
+    period: Period,
+}
+
+/// A fixed window that sends no quota headers still shows its shape: a long pause (its
+/// Retry-After) after the same number of successes each time. After one such period the
+/// client sends that many and then one request at a time until the refusal that says when the
+/// next window opens: one 429 per window instead of every request in flight when it closed.
+/// A success past the learned count means the model was wrong (the quota grew, or the limit
+/// is not a window): it is dropped and sending goes on as before.
+#[derive(Debug, Default)]
+struct Period {
+    /// Successes admitted in the last full period.
+    learned: Option<u64>,
+    sent: u64,
+    ok: u64,
+    /// The one request allowed past the learned count is out, since then.
+    probing: Option<Instant>,
+    /// Paused: answers still coming in belong to the period just closed.
+    closing: bool,
+}
+
+impl Period {
+    /// A long pause begins: what this period admitted is the quota.
+    fn closed(&mut self) {
+        self.learned = (self.ok > 0).then_some(self.ok);
+        self.probing = None;
+        self.closing = true;
+    }
+
+    /// The probe came back without a long pause (refused briefly, or no answer): another may
+    /// go.
+    fn probe_back(&mut self) {
+        self.probing = None;
+    }
+
+    /// Sending resumes after a pause.
+    fn reopened(&mut self) {
+        self.sent = 0;
+        self.ok = 0;
+        self.probing = None;
+        self.closing = false;
+    }
+
+    /// Whether one more may leave now.
+    fn admits(&mut self, now: Instant) -> bool {
+        match self.learned {
+            Some(q) if self.sent >= q => {
+                // A probe that never reports back (cancelled) stops blocking after a while.
+                if self
+                    .probing
+                    .is_some_and(|t| now.saturating_duration_since(t) < Aimd::PROBE_EXPIRY)
+                {
+                    return false;
+                }
+                self.probing = Some(now);
+            }
+            _ => {}
+        }
+        self.sent += 1;
+        true
+    }
+
+    fn succeeded(&mut self) {
+        if self.closing {
+            // Admitted before the window closed, answered after the first refusal.
+            self.learned = Some(self.learned.unwrap_or(0) + 1);
+            return;
+        }
+        self.ok += 1;
+        if self.learned.is_some_and(|q| self.ok > q) {
+            self.learned = None;
+        }
+        if self.learned.is_none() {
+            self.probing = None;
+        }
+    }
+}
+
+impl Default for Aimd {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Aimd {
+    /// Factor applied to the target on a 429.
+    pub const DECREASE: f64 = 0.95;
+    /// Growth per success between the first and second cut: the first estimate comes from a
+    /// start-up burst and is usually far below the limit, so climb back quickly.
+    pub const SLOW_START_STEP: f64 = 2.0;
+    /// A Retry-After above this pauses every sender, not only the request that got it.
+    pub const GLOBAL_PAUSE: Duration = Duration::from_secs(2);
+    /// Below this share of the target at the last cut, the pace climbs back fast.
+    pub const RECOVER_BELOW: f64 = 0.9;
+    /// Growth per success while recovering: `RECOVERY` × the target per second, +20% a
+    /// second (successes arrive at the target's rate).
+    pub const RECOVERY: f64 = 0.2;
+    /// How often a sender asks again while the learned quota's probe is out.
+    const PROBE_POLL: Duration = Duration::from_millis(5);
+    /// A probe past the learned quota unanswered this long no longer holds the others.
+    const PROBE_EXPIRY: Duration = Duration::from_secs(30);
+    /// Lowest target, requests/s.
+    pub const MIN_RATE: f64 = 0.5;
+    /// Shortest sending window whose success count is trusted as a rate.
+    const MIN_WINDOW: Duration = Duration::from_millis(500);
+
+    /// An unthrottled limiter.
+    pub fn new() -> Self {
+        Aimd {
+            state: Mutex::new(AimdState {
+                target: None,
+                epoch: 0,
+                next_slot: Instant::now(),
+                paused_until: None,
+                successes: VecDeque::new(),
+                resumed_at: Instant::now(),
+                slow_start: false,
+                last_cut: None,
+                period: Period::default(),
+            }),
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AimdState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a send slot at the target in force when the slot comes, not when the wait
+    /// began: a waiter that reserved far ahead at a low rate would otherwise keep its late slot
+    /// after the rate has grown, and a queue of such waiters wastes the server's capacity.
+    pub async fn acquire(&self) -> Ticket {
+        let _turn = self.gate.lock().await;
+        loop {
+            match self.try_take(Instant::now()) {
+                Ok(ticket) => return ticket,
+                Err(due) => tokio::time::sleep_until(due).await,
+            }
+        }
+    }
+
+    /// Takes the current slot if it is due, else says when to ask again.
+    fn try_take(&self, now: Instant) -> Result<Ticket, Instant> {
+        let mut s = self.lock();
+        if let Some(p) = s.paused_until {
+            if p > now {
+                return Err(p);
+            }
+            s.paused_until = None;
+            s.resumed_at = p;
+            s.period.reopened();
+        }
+        if s.target.is_some() && s.next_slot > now {
+            return Err(s.next_slot);
+        }
+        if !s.period.admits(now) {
+            // The learned quota is spent and its probe is out: ask again shortly (an answer
+            // either pauses everyone or drops the model).
+            return Err(now + Self::PROBE_POLL);
+        }
+        if let Some(rate) = s.target {
+            s.next_slot = now + Duration::from_secs_f64(1.0 / rate);
+        }
+        Ok(Ticket { epoch: s.epoch })
+    }
+
+    /// Reserves a slot at or after `now`: the pure part of [`acquire`](Self::acquire).
+    pub fn reserve(&self, now: Instant) -> (Instant, Ticket) {
+        let mut s = self.lock();
+        let mut slot = now;
+        if let Some(p) = s.paused_until {
+            if p > slot {
+                slot = p;
+            } else {
+                s.paused_until = None;
+                s.resumed_at = p;
+            }
+        }
+        if let Some(rate) = s.target {
+            slot = slot.max(s.next_slot);
+            s.next_slot = slot + Duration::from_secs_f64(1.0 / rate);
+        }
+        (slot, Ticket { epoch: s.epoch })
+    }
+
+    /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, +[`Aimd::RECOVERY`] of
+    /// the target per second well below the last cut, else about `max(1, target/20)` requests/s
+    /// per second.
+    pub fn on_success(&self, now: Instant) {
+        let mut s = self.lock();
+        s.period.succeeded();
+        s.successes.push_back(now);
+        while s
+            .successes
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1))
+        {
+            s.successes.pop_front();
+        }
+        if let Some(rate) = s.target {
+            let next = if s.slow_start {
+                rate + Self::SLOW_START_STEP
+            } else if s.last_cut.is_some_and(|c| rate < Self::RECOVER_BELOW * c) {
+                // Far below where the server last refused: +RECOVERY per second.
+                rate + Self::RECOVERY
+            } else {
+                // `rate` successes arrive per second, so each adds step/rate.
+                rate + (rate / 20.0).max(1.0) / rate
+            };
+            s.target = Some(next);
+        }
+    }
+
+    /// Accepted requests per second over the last second of sending, when that window is
+    /// long enough to mean something.
+    fn accepted_rate(s: &AimdState, now: Instant) -> Option<f64> {
+        let since = now
+            .saturating_duration_since(s.resumed_at)
+            .min(Duration::from_secs(1));
+        if since < Self::MIN_WINDOW {
+            return None;
+        }
+        let n = s
+            .successes
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) <= since)
+            .count();
+        Some(n as f64 / since.as_secs_f64())
+    }
+
+    /// Pauses every sender until `now + retry_after` when that is longer than
+    /// [`Self::GLOBAL_PAUSE`]: a short one is the refused request's alone.
+    ///
+    /// Refusals of one episode (their ends within a second of each other) each bound the
+    /// server's true reset from above: Retry-After is rounded up to whole seconds and counted
+    /// from when the server handled the request, before the answer came back. The earliest
+    /// such end is the tightest bound that is still never early, so the pause ends there; a
+    /// refusal whose end is a second or more later starts a new, longer pause.
+    fn pause_for(s: &mut AimdState, retry_after: Option<Duration>, now: Instant) {
+        if retry_after.is_none_or(|ra| ra <= Self::GLOBAL_PAUSE) {
+            s.period.probe_back();
+        }
+        if let Some(ra) = retry_after.filter(|ra| *ra > Self::GLOBAL_PAUSE) {
+            let until = now + ra;
+            let second = Duration::from_secs(1);
+            if s.paused_until.is_none_or(|p| p <= now) {
+                s.period.closed();
+            }
+            s.paused_until = Some(match s.paused_until.filter(|p| *p > now) {
+                Some(p) if until < p + second && p < until + second => p.min(until),
+                Some(p) => p.max(until),
+                None => until,
+            });
+        }
+    }
+
+    /// A 429 the window answered for: no cut in the rate, only the pause a long Retry-After
+    /// asks of everyone.
+    pub fn hold(&self, retry_after: Option<Duration>, now: Instant) {
+        Self::pause_for(&mut self.lock(), retry_after, now);
+    }
+
+    /// A 429: one multiplicative decrease per round, and a global pause for a long Retry-After.
+    pub fn on_throttled(&self, ticket: Ticket, retry_after: Option<Duration>, now: Instant) {
+        let mut s = self.lock();
+        Self::pause_for(&mut s, retry_after, now);
+        if ticket.epoch != s.epoch {
+            return;
+        }
+        let measured = Self::accepted_rate(&s, now);
+        let next = match s.target {
+            None => {
+                // First 429: start from what the server accepted and probe upwards fast.
+                s.slow_start = true;
+                measured.unwrap_or(s.successes.len() as f64)
+            }
+            Some(_)
+                if s.slow_start
+                    && now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW =>
+            {
+                // Requests refused in the start-up burst come back right after the first cut and
+                // meet a bucket the burst emptied: that says nothing about the new pace, and
+                // ending slow start on it would leave the target stuck far below the limit.
+                return;
+            }
+            Some(rate) => {
+                s.slow_start = false;
+                s.last_cut = Some(rate);
+                measured.map_or(rate, |m| rate.min(m)) * Self::DECREASE
+            }
+        };
+        s.target = Some(next.max(Self::MIN_RATE));
+        s.epoch += 1;
+        // Restart pacing from now (or after the pause) at the new rate.
+        let restart = s.paused_until.unwrap_or(now).max(now);
+        s.next_slot = restart;
+        s.resumed_at = restart;
+    }
+
+    /// A limiter that starts at `rate` requests/s instead of unthrottled.
+    pub fn starting_at(rate: f64) -> Self {
+        let aimd = Self::new();
+        aimd.lock().target = Some(rate.max(Self::MIN_RATE));
+        aimd
+    }
+
+    /// A request that got no answer: a probe past a learned quota must not hold the others.
+    pub fn on_no_answer(&self) {
+        self.lock().period.probe_back();
+    }
+
+    /// The current target rate, `None` while unthrottled.
+    pub fn target(&self) -> Option<f64> {
+        self.lock().target
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn starts_unthrottled() {
+        let a = Aimd::new();
+        let now = Instant::now();
+        for _ in 0..100 {
+            let (slot, _) = a.reserve(now);
+            assert_eq!(slot, now);
+        }
+        assert_eq!(a.target(), None);
+    }
+
+    #[test]
+    fn first_cut_uses_accepted_rate_then_slow_start_then_aimd() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        // one second at 20 accepted/s (sent much faster: the send rate must not matter)
+        let mut tickets = Vec::new();
+        for i in 0..20u64 {
+            tickets.push(a.reserve(t0).1);
+            a.on_success(t0 + Duration::from_millis(i * 50 + 50));
+        }
+        let now = t0 + Duration::from_secs(1);
+        a.on_throttled(tickets[18], None, now);
+        let r1 = a.target().unwrap();
+        assert!((r1 - 20.0).abs() < 1.5, "{r1}");
+        // more 429s from requests sent before the cut do not cut again
+        a.on_throttled(tickets[19], None, now);
+        assert_eq!(a.target().unwrap(), r1);
+        // slow start: +SLOW_START_STEP per success
+        for _ in 0..10 {
+            a.on_success(now);
+        }
+        assert!((a.target().unwrap() - (r1 + 10.0 * Aimd::SLOW_START_STEP)).abs() < 1e-9);
+        // a 429 right after the cut is the start-up burst's echo: ignored
+        let soon = now + Duration::from_millis(100);
+        let (_, t) = a.reserve(soon);
+        a.on_throttled(t, None, soon);
+        assert!((a.target().unwrap() - (r1 + 10.0 * Aimd::SLOW_START_STEP)).abs() < 1e-9);
+        // a 429 from a request sent after the cut cuts multiplicatively and ends slow start
+        let later = now + Duration::from_millis(600);
+        let (_, t) = a.reserve(later);
+        a.on_throttled(t, None, later);
+        let r2 = a.target().unwrap();
+        // (the accepted rate of the last 600 ms, 11 / 0.6 s, is below the target: it wins)
+        assert!((r2 - 11.0 / 0.6 * Aimd::DECREASE).abs() < 1e-6, "{r2}");
+        // far below the target it was cut from: +RECOVERY of the target per second
+        let n = r2.round() as usize;
+        for _ in 0..n {
+            a.on_success(later);
+        }
+        let r3 = a.target().unwrap();
+        assert!(
+            (r3 - (r2 + n as f64 * Aimd::RECOVERY)).abs() < 1e-9,
+            "{r2} -> {r3}"
+        );
+        let cut_from = a.lock().last_cut.unwrap();
+        while a.target().unwrap() < Aimd::RECOVER_BELOW * cut_from {
+            a.on_success(later);
+        }
+        // near it, additive increase: about max(1, target/20) req/s per second's successes
+        let r3 = a.target().unwrap();
+        let n = r3.round() as usize;
+        for _ in 0..n {
+            a.on_success(later);
+        }
+        let r4 = a.target().unwrap();
+        let step = (r3 / 20.0).max(1.0);
+        assert!(r4 > r3 + 0.8 * step && r4 < r3 + 1.2 * step, "{r3} -> {r4}");
+        // floor
+        for _ in 0..100 {
+            let (_, t) = a.reserve(later);
+            a.on_throttled(t, None, later);
+        }
+        assert!(a.target().unwrap() >= Aimd::MIN_RATE);
+    }
+
+    /// Every refusal of one episode bounds the reset from above; the pause ends at the
+    /// earliest bound, and a clearly later one starts a new pause.
+    #[test]
+    fn a_pause_ends_at_the_earliest_bound_of_its_episode() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        a.hold(
+            Some(Duration::from_secs(10)),
+            t0 + Duration::from_millis(300),
+        );
+        a.hold(Some(Duration::from_secs(10)), t0);
+        a.hold(
+            Some(Duration::from_secs(10)),
+            t0 + Duration::from_millis(600),
+        );
+        assert_eq!(a.reserve(t0).0, t0 + Duration::from_secs(10));
+        a.hold(
+            Some(Duration::from_secs(20)),
+            t0 + Duration::from_millis(500),
+        );
+        assert_eq!(
+            a.reserve(t0).0,
+            t0 + Duration::from_millis(20_500),
+            "a later episode"
+        );
+        // A short Retry-After is the refused request's alone.
+        let b = Aimd::new();
+        b.hold(Some(Duration::from_secs(1)), t0);
+        assert_eq!(b.reserve(t0).0, t0);
+    }
+
+    /// A window without headers: after one period the client sends what it admitted, then
+    /// one probe, and waits for the probe's answer instead of sending into the closed window.
+    #[test]
+    fn a_window_without_headers_is_learned_from_one_period() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            a.try_take(t0).unwrap();
+        }
+        for _ in 0..3 {
+            a.on_success(t0);
+        }
+        // The window closes: a long Retry-After; two more admitted ones still come back.
+        a.hold(Some(Duration::from_secs(10)), t0);
+        a.on_success(t0);
+        a.on_success(t0);
+        assert!(a.try_take(t0 + Duration::from_secs(5)).is_err(), "paused");
+        let t1 = t0 + Duration::from_secs(10);
+        for _ in 0..5 {
+            a.try_take(t1).unwrap();
+        }
+        a.try_take(t1).expect("one probe past the learned 5");
+        assert!(a.try_take(t1).is_err(), "the probe is out");
+        // The probe refused briefly (the window opens within 2 s): another may go.
+        a.hold(Some(Duration::from_secs(1)), t1);
+        a.try_take(t1).expect("a second probe");
+        // The probe succeeds: the model was wrong, sending goes on.
+        for _ in 0..6 {
+            a.on_success(t1);
+        }
+        for _ in 0..20 {
+            a.try_take(t1).unwrap();
+        }
+        // A probe that never comes back stops holding the others after a while.
+        let b = Aimd::new();
+        b.try_take(t0).unwrap();
+        b.on_success(t0);
+        b.hold(Some(Duration::from_secs(10)), t0);
+        b.try_take(t1).unwrap();
+        b.try_take(t1).unwrap();
+        assert!(b.try_take(t1).is_err());
+        assert!(b.try_take(t1 + Aimd::PROBE_EXPIRY).is_ok());
+    }
+
+    #[test]
+    fn a_cut_never_goes_above_the_accepted_rate() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        let (_, t) = a.reserve(t0);
+        a.on_throttled(t, None, t0); // target from nothing: MIN_RATE, slow start
+        for _ in 0..100 {
+            a.on_success(t0);
+        }
+        assert!(a.target().unwrap() > 100.0);
+        // the server accepted 10/s over the last second
+        let t1 = t0 + Duration::from_secs(2);
+        for i in 0..10u64 {
+            a.on_success(t1 - Duration::from_millis(i * 100));
+        }
+        let (_, t) = a.reserve(t1);
+        a.on_throttled(t, None, t1);
+        assert!((a.target().unwrap() - 10.0 * Aimd::DECREASE).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_short_retry_after_slows_everyone_but_pauses_no_one() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        let (_, t) = a.reserve(t0);
+        a.on_throttled(t, Some(Duration::from_secs(1)), t0);
+        let (s1, _) = a.reserve(t0);
+        assert!(s1 < t0 + Duration::from_secs(1), "no global pause");
+        assert!(a.target().is_some(), "but the rate is now paced");
+    }
+
+    #[test]
+    fn paces_at_target_and_pauses_for_a_long_retry_after() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        let (_, t) = a.reserve(t0);
+        a.on_throttled(t, Some(Duration::from_secs(5)), t0);
+        let rate = a.target().unwrap();
+        let (s1, _) = a.reserve(t0);
+        assert!(s1 >= t0 + Duration::from_secs(5), "global pause");
+        let (s2, _) = a.reserve(t0);
+        let gap = s2.duration_since(s1).as_secs_f64();
+        assert!((gap - 1.0 / rate).abs() < 1e-6);
+    }
+}
