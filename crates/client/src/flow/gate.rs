@@ -23,7 +23,6 @@
 //! the quota fields); a 429 while quota is left is some other limit's (the concurrency
 //! window's, [`Verdict::OtherRefusal`]).
 
-use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -60,15 +59,13 @@ pub enum Verdict {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The least reading of this window: (the newest sequence number read, `r`); `None`: not
-    /// counting.
-    reading: Option<(u64, u64)>,
+    /// The least `r` read in this window; `None`: not counting.
+    remaining: Option<u64>,
     reset_at: Option<Instant>,
     /// A quota refusal's Retry-After: nothing leaves before it.
     closed_until: Option<Instant>,
-    /// Sequence numbers of requests sent and not answered.
-    in_flight: BTreeSet<u64>,
-    next_seq: u64,
+    /// Requests sent and not answered.
+    unanswered: u64,
     advertised: Option<Advertised>,
 }
 
@@ -79,10 +76,11 @@ pub struct Gate {
     changed: Notify,
 }
 
-/// A request let through, to hand back with its answer.
+/// A request let through: it counts as unanswered until it is handed back, once, with its
+/// answer ([`Gate::observe`]) or without one ([`Gate::forget`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Pass {
-    seq: u64,
+    _private: (),
 }
 
 impl Gate {
@@ -125,27 +123,21 @@ impl Gate {
         if let Some(reset) = s.reset_at {
             if reset <= now {
                 // A new window: the advertised limit, or stop counting until the next answer.
-                // Requests sent before now are older than this reading.
                 s.reset_at = None;
-                let limit = s.advertised.as_ref().and_then(|a| a.limit);
-                s.reading = limit.map(|q| (s.next_seq.saturating_sub(1), q));
+                s.remaining = s.advertised.as_ref().and_then(|a| a.limit);
             }
         }
-        if let Some((_, r)) = s.reading {
-            if r <= s.in_flight.len() as u64 {
-                return Err(s.reset_at.unwrap_or(now + Duration::from_secs(1)));
-            }
+        if s.remaining.is_some_and(|r| r <= s.unanswered) {
+            return Err(s.reset_at.unwrap_or(now + Duration::from_secs(1)));
         }
-        let seq = s.next_seq;
-        s.next_seq += 1;
-        s.in_flight.insert(seq);
-        Ok(Pass { seq })
+        s.unanswered += 1;
+        Ok(Pass { _private: () })
     }
 
     /// Reads one answer: its status, its Retry-After and its quota headers.
     pub fn observe(
         &self,
-        pass: Pass,
+        _pass: Pass,
         status: Option<u16>,
         retry_after: Option<Duration>,
         quota: Option<&Quota>,
@@ -153,7 +145,7 @@ impl Gate {
     ) -> Verdict {
         let verdict = {
             let mut s = self.lock();
-            s.in_flight.remove(&pass.seq);
+            s.unanswered = s.unanswered.saturating_sub(1);
             match quota {
                 None => Verdict::NoQuota,
                 Some(q) => {
@@ -175,14 +167,12 @@ impl Gate {
                             // Within a window what is left only goes down as the server
                             // counts: the least reading is its latest state, whichever order
                             // the requests reached it in.
-                            s.reading = Some(match s.reading {
-                                Some((seq, r)) => (seq.max(pass.seq), r.min(q.remaining)),
-                                None => (pass.seq, q.remaining),
-                            });
+                            s.remaining =
+                                Some(s.remaining.map_or(q.remaining, |r| r.min(q.remaining)));
                         }
                         _ => {
                             s.reset_at = Some(reset_at);
-                            s.reading = Some((pass.seq, q.remaining));
+                            s.remaining = Some(q.remaining);
                         }
                     }
                     if refused && q.remaining == 0 {
@@ -192,8 +182,8 @@ impl Gate {
                             s.closed_until = Some(s.closed_until.map_or(until, |c| c.max(until)));
                             s.reset_at = Some(until);
                         }
-                        if let Some((seq, _)) = s.reading {
-                            s.reading = Some((seq, 0));
+                        if let Some(r) = s.remaining.as_mut() {
+                            *r = 0;
                         }
                     }
                     match (refused, q.remaining) {
@@ -209,8 +199,9 @@ impl Gate {
     }
 
     /// Forgets a request that got no answer (transport error, cancelled).
-    pub fn forget(&self, pass: Pass) {
-        self.lock().in_flight.remove(&pass.seq);
+    pub fn forget(&self, _pass: Pass) {
+        let mut s = self.lock();
+        s.unanswered = s.unanswered.saturating_sub(1);
     }
 
     /// The policy the server advertised, if any answer carried one.

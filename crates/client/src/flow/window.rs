@@ -85,6 +85,52 @@ struct State {
     kept_higher: bool,
 }
 
+impl State {
+    /// One multiplicative decrease for a request sent with `in_flight` on the wire;
+    /// `refused`: for a 429 (not for latency).
+    fn cut(&mut self, in_flight: usize, refused: bool) {
+        self.tie_cut_at =
+            (refused && !self.slow_start && in_flight <= self.ok_peak).then(Instant::now);
+        // In slow start, connections are still opening and requests reach the server out of
+        // order: the refused one's own count can be well below what the server held, while the
+        // most in flight that succeeded is not.
+        let seen = if self.slow_start {
+            in_flight.max(self.ok_peak)
+        } else {
+            in_flight
+        };
+        let base = self.limit.min(seen as f64);
+        self.set_plateau(base);
+        self.limit = (base * Window::DECREASE).max(1.0);
+        self.slow_start = false;
+        self.epoch += 1;
+        self.ok_peak = self.limit.floor() as usize;
+    }
+
+    /// Where the slow probing sits after a cut at `base`, and how slow it is.
+    fn set_plateau(&mut self, base: f64) {
+        match self.w_max {
+            // One cut a step below the last one's size is likely the client's count running
+            // ahead (see the module doc): the plateau stays at the higher size, and as slow, so
+            // the window climbs straight back under it. A second in a row is real: the cap
+            // came down.
+            Some(w) if w > base && w - base <= 1.0 && !self.kept_higher => {
+                self.kept_higher = true;
+            }
+            w_max => {
+                self.plateau = match w_max {
+                    Some(w) if (w - base).abs() < 0.5 => {
+                        (self.plateau * 2.0).min(Window::PLATEAU_SLOWDOWN_MAX)
+                    }
+                    _ => Window::PLATEAU_SLOWDOWN,
+                };
+                self.kept_higher = false;
+                self.w_max = Some(base);
+            }
+        }
+    }
+}
+
 /// A slot in the window; give it back with [`Window::release`] (dropping it releases it as
 /// [`Signal::Ignore`]).
 #[derive(Debug)]
@@ -210,41 +256,7 @@ impl Window {
             }
             if drop {
                 if slot.epoch == s.epoch {
-                    s.tie_cut_at =
-                        (signal == Signal::Drop && !s.slow_start && slot.in_flight <= s.ok_peak)
-                            .then(Instant::now);
-                    // In slow start, connections are still opening and requests reach the
-                    // server out of order: the refused one's own count can be well below
-                    // what the server held, while the most in flight that succeeded is not.
-                    let seen = if s.slow_start {
-                        slot.in_flight.max(s.ok_peak)
-                    } else {
-                        slot.in_flight
-                    };
-                    let base = s.limit.min(seen as f64);
-                    // One cut a step below the last one's size is likely the client's count
-                    // running ahead (see the module doc): the plateau stays at the higher size,
-                    // and as slow, so the window climbs straight back under it. A second in a
-                    // row is real: the cap came down.
-                    match s.w_max {
-                        Some(w) if w > base && w - base <= 1.0 && !s.kept_higher => {
-                            s.kept_higher = true;
-                        }
-                        w_max => {
-                            s.plateau = match w_max {
-                                Some(w) if (w - base).abs() < 0.5 => {
-                                    (s.plateau * 2.0).min(Self::PLATEAU_SLOWDOWN_MAX)
-                                }
-                                _ => Self::PLATEAU_SLOWDOWN,
-                            };
-                            s.kept_higher = false;
-                            s.w_max = Some(base);
-                        }
-                    }
-                    s.limit = (base * Self::DECREASE).max(1.0);
-                    s.slow_start = false;
-                    s.epoch += 1;
-                    s.ok_peak = s.limit.floor() as usize;
+                    s.cut(slot.in_flight, signal == Signal::Drop);
                 }
             } else if signal == Signal::Success && 2 * slot.in_flight >= slot.limit {
                 let step = if s.slow_start {
@@ -290,9 +302,9 @@ impl Slot<'_> {
         }
     }
 
-    /// Whether more requests were in flight when this one was sent than at any success since
-    /// the last cut: a refusal then points at a concurrency limit, where a rate limit refuses
-    /// at any number in flight.
+    /// Whether a refusal of this request is the window's (a concurrency limit) rather than
+    /// the rate's: in slow start, or sent with at least as many on the wire as any success
+    /// since the last cut (a rate limit refuses at any number in flight).
     pub fn beyond_ok_peak(&self) -> bool {
         let s = self.window.lock();
         // The first refusal in slow start ends it, as a first loss ends TCP's: whatever the

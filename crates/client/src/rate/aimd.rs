@@ -216,8 +216,11 @@ impl Aimd {
         Ok(Ticket { epoch: s.epoch })
     }
 
-    /// Reserves a slot at or after `now`: the pure part of [`acquire`](Self::acquire).
-    pub fn reserve(&self, now: Instant) -> (Instant, Ticket) {
+    /// Books the next slot at or after `now`, however far ahead, for the tests of the pacing
+    /// and the pauses ([`acquire`](Self::acquire) waits instead, and also applies the learned
+    /// quota of a window without headers).
+    #[cfg(test)]
+    fn reserve(&self, now: Instant) -> (Instant, Ticket) {
         let mut s = self.lock();
         let mut slot = now;
         if let Some(p) = s.paused_until {
