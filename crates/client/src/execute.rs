@@ -178,6 +178,12 @@ impl Client {
         self.inner.flow.rate_target()
     }
 
+    /// The run will submit `n` UUIDs: near its end the flow control stops probing for a
+    /// higher limit, since a refused probe would wait out its Retry-After after the rest.
+    pub fn expect(&self, n: u64) {
+        self.inner.flow.expect(n);
+    }
+
     /// What the client learned about the server's limits (rate, concurrency, quota policy).
     pub fn limits(&self) -> Limits {
         self.inner.flow.limits()
@@ -460,7 +466,7 @@ impl RetryLogic for ExecuteLogic<'_> {
     /// A 2xx answer, parsed or not: a body that does not parse is not retried.
     type Output = Result<Outputs, Error>;
 
-    async fn attempt(&mut self, _attempt: u32) -> Result<Self::Output, Attempted> {
+    async fn attempt(&mut self, attempt: u32) -> Result<Self::Output, Attempted> {
         let i = &*self.client.inner;
         let stop = |error| Attempted {
             failure: None,
@@ -475,6 +481,9 @@ impl RetryLogic for ExecuteLogic<'_> {
         let req = i.dialect.prepare(&self.uuid).map_err(stop)?;
         let paced = tokio::time::Instant::now();
         let permit = i.flow.acquire().await;
+        if attempt == 1 {
+            i.flow.first_sent();
+        }
         let sent = tokio::time::Instant::now();
         self.counters.wait += sent - paced;
         self.counters.attempts += 1;

@@ -181,6 +181,15 @@ impl RateLimiter {
         RateLimiter::Auto(Box::new(Aimd::starting_at(rate)))
     }
 
+    /// Lets the adaptive limiter see how much of the run is left (it stops probing near the
+    /// end); the others ignore it.
+    pub fn with_backlog(self, backlog: crate::flow::Backlog) -> Self {
+        match self {
+            RateLimiter::Auto(a) => RateLimiter::Auto(Box::new(a.with_backlog(backlog))),
+            other => other,
+        }
+    }
+
     /// Waits until a request may be sent.
     pub async fn acquire(&self) -> Ticket {
         match self {

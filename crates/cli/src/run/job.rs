@@ -270,6 +270,7 @@ async fn execute_job_in(
         .pending
         .set(i64::try_from(total).unwrap_or(i64::MAX));
     let mut tally = Tally::new()?;
+    client.expect(total);
     let client = Arc::new(client);
     let staged = Arc::new(Semaphore::new(concurrency.saturating_add(stage)));
     let mut tasks: JoinSet<Done> = JoinSet::new();

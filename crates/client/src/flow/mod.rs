@@ -17,6 +17,8 @@
 pub mod gate;
 pub mod window;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -43,6 +45,54 @@ pub struct Limits {
     pub advertised: Option<Advertised>,
 }
 
+/// How many requests of the run are still to be sent for the first time, when the caller
+/// said how many it will send.
+///
+/// Probing for more (a window one above a confirmed cap, a rate a little above the last cut)
+/// pays off over the rest of a run, but a refused probe's request waits out its Retry-After
+/// (whole seconds, at least one). Near the end there is no rest of the run to gain in, and a
+/// refusal there is the run's last answer, a second late: measured against the stand-in's
+/// `concurrency:6`, a probe in the last second made that whole 7.5 s run 13% longer. So both
+/// stop probing once what is left would be sent within [`Backlog::ENDGAME`].
+#[derive(Debug, Clone)]
+pub struct Backlog(Arc<AtomicU64>);
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog(Arc::new(AtomicU64::new(u64::MAX)))
+    }
+}
+
+impl Backlog {
+    /// Twice the shortest wait a refusal asks for (a Retry-After of one second).
+    pub const ENDGAME: Duration = Duration::from_secs(2);
+
+    /// The run will send `n` requests.
+    pub fn expect(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// One of them left for the first time.
+    pub fn sent_one(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (v != u64::MAX).then(|| v.saturating_sub(1))
+            });
+    }
+
+    /// Requests still to send, `None` when unknown.
+    pub fn left(&self) -> Option<u64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|v| *v != u64::MAX)
+    }
+
+    /// Whether what is left goes out within [`Backlog::ENDGAME`] at `per_second`.
+    pub fn ending(&self, per_second: f64) -> bool {
+        self.left()
+            .is_some_and(|n| (n as f64) < per_second * Self::ENDGAME.as_secs_f64())
+    }
+}
+
 /// The flow control of one client.
 #[derive(Debug)]
 pub struct Flow {
@@ -51,6 +101,7 @@ pub struct Flow {
     gate: Gate,
     window: Option<Window>,
     concurrency: usize,
+    backlog: Backlog,
 }
 
 /// Permission for one attempt; hand it back with [`Flow::on_answer`] or [`Flow::on_no_answer`].
@@ -79,13 +130,26 @@ pub struct AnswerInfo<'q> {
 impl Flow {
     /// Builds the flow control; `adaptive` turns the window on, up to `concurrency`.
     pub fn new(spec: RateSpec, rate: RateLimiter, concurrency: usize, adaptive: bool) -> Self {
+        let backlog = Backlog::default();
         Flow {
             spec,
-            rate,
+            rate: rate.with_backlog(backlog.clone()),
             gate: Gate::new(),
-            window: adaptive.then(|| Window::new(concurrency)),
+            window: adaptive.then(|| Window::new(concurrency).with_backlog(backlog.clone())),
             concurrency,
+            backlog,
         }
+    }
+
+    /// The caller will send `n` requests in all (first attempts): the end of the run is then
+    /// known, and probing stops near it (see [`Backlog`]).
+    pub fn expect(&self, n: u64) {
+        self.backlog.expect(n);
+    }
+
+    /// A request left for the first time (not a retry).
+    pub fn first_sent(&self) {
+        self.backlog.sent_one();
     }
 
     /// Waits for the window, the quota and the rate, in that order.

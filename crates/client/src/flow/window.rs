@@ -57,6 +57,8 @@ pub struct Window {
     state: Mutex<State>,
     freed: Notify,
     max: f64,
+    /// What is left of the run: no probing past the slow start near its end.
+    backlog: super::Backlog,
 }
 
 #[derive(Debug)]
@@ -92,10 +94,12 @@ impl State {
         self.tie_cut_at =
             (refused && !self.slow_start && in_flight <= self.ok_peak).then(Instant::now);
         // In slow start, connections are still opening and requests reach the server out of
-        // order: the refused one's own count can be well below what the server held, while the
-        // most in flight that succeeded is not.
+        // order: the refused one's own count can be below what the server held (seen: a cap
+        // of 6 refusing a request counted 6th, which left the window at 5 for four seconds).
+        // The most in flight that succeeded is a floor, and one more than either is where the
+        // cut starts: a cut one too high costs one more 429, one too low a sixth of the run.
         let seen = if self.slow_start {
-            in_flight.max(self.ok_peak)
+            in_flight.max(self.ok_peak) + 1
         } else {
             in_flight
         };
@@ -181,7 +185,14 @@ impl Window {
             }),
             freed: Notify::new(),
             max,
+            backlog: super::Backlog::default(),
         }
+    }
+
+    /// Shares the run's [`Backlog`](super::Backlog).
+    pub fn with_backlog(mut self, backlog: super::Backlog) -> Self {
+        self.backlog = backlog;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -258,7 +269,10 @@ impl Window {
                 if slot.epoch == s.epoch {
                     s.cut(slot.in_flight, signal == Signal::Drop);
                 }
-            } else if signal == Signal::Success && 2 * slot.in_flight >= slot.limit {
+            } else if signal == Signal::Success
+                && 2 * slot.in_flight >= slot.limit
+                && (s.slow_start || !self.backlog.ending(s.limit / smooth_secs(&s, rtt)))
+            {
                 let step = if s.slow_start {
                     1.0
                 } else {
@@ -283,6 +297,11 @@ impl Window {
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight
     }
+}
+
+/// The smoothed round trip in seconds (this sample's before there is one).
+fn smooth_secs(s: &State, rtt: Duration) -> f64 {
+    s.smoothed_rtt.unwrap_or(rtt).as_secs_f64().max(1e-6)
 }
 
 impl Slot<'_> {
@@ -465,6 +484,36 @@ mod tests {
             limit <= 12,
             "window {limit} should stay near the queueing point"
         );
+    }
+
+    /// Near the end of a run (what is left goes out within two seconds at the window's pace)
+    /// the window stops probing upwards: a refused probe would wait out its Retry-After after
+    /// everything else is done.
+    #[tokio::test(start_paused = true)]
+    async fn no_probing_when_the_run_is_about_to_end() {
+        for (left, grows) in [(10_000u64, true), (5, false)] {
+            let backlog = crate::flow::Backlog::default();
+            let w = Window::new(64).with_backlog(backlog.clone());
+            // Out of slow start: three successes, then the fourth refused.
+            let mut first = sent(&w, 4);
+            let refused = first.pop().unwrap();
+            tokio::time::advance(Duration::from_millis(50)).await;
+            for slot in first {
+                w.release(slot, Signal::Success);
+            }
+            w.release(refused, Signal::Drop);
+            let cut = w.lock().limit;
+            backlog.expect(left);
+            for _ in 0..40 {
+                let round = sent(&w, w.limit());
+                tokio::time::advance(Duration::from_millis(50)).await;
+                for slot in round {
+                    w.release(slot, Signal::Success);
+                }
+            }
+            let now = w.lock().limit;
+            assert_eq!(now > cut + 0.1, grows, "{left} left: {cut} -> {now}");
+        }
     }
 
     /// `n` slots taken and put on the wire, in order.

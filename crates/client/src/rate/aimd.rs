@@ -1,11 +1,14 @@
 //! The adaptive limiter (`--rate auto`): additive increase, multiplicative decrease on 429s.
 //!
 //! It starts unthrottled. The first 429 sets a target from the rate of
-//! *accepted* requests over the last second (the send rate of an initial burst says nothing
-//! about the server's limit), then grows it faster than TCP slow start (+2 per success, tripling
-//! per second) until the next 429. From then on it is plain AIMD: each 429 from a request sent
-//! *after* the last cut multiplies the target by [`Aimd::DECREASE`] (one cut per round, so a
-//! burst of 429s from requests already in flight counts once), each success adds a little:
+//! *accepted* requests over the last half second (the send rate of an initial burst says nothing
+//! about the server's limit), then grows it faster than TCP slow start (+2 per success: the
+//! target grows by twice the rate it is sent at, per second) until the next 429. From then on
+//! it is plain AIMD: each 429 from a request sent *after* the last cut, and answered at least
+//! half a second after it, multiplies the target by the lower of [`Aimd::DECREASE`] and the
+//! accepted rate (one cut per round: a burst of 429s from requests already in flight, or sent
+//! while the server's bucket is still empty from the overshoot, counts once), each success
+//! adds a little:
 //! [`Aimd::RECOVERY`] of the target per second while it is below [`Aimd::RECOVER_BELOW`] of
 //! the target it was last cut from (a cut to the accepted rate of a disturbed second can land
 //! far below what the server took moments before), about 5% a second near it.
@@ -30,6 +33,8 @@ pub struct Aimd {
     /// Waiters queue here in arrival order (tokio's mutex is fair), so a request sent again
     /// after a 429 waits behind at most one round of others instead of losing every race.
     gate: tokio::sync::Mutex<()>,
+    /// What is left of the run: no probing above the last cut near its end.
+    backlog: crate::flow::Backlog,
 }
 
 #[derive(Debug)]
@@ -40,7 +45,8 @@ struct AimdState {
     epoch: u64,
     next_slot: Instant,
     paused_until: Option<Instant>,
-    /// Successes of the last second, to estimate the rate the server accepts.
+    /// Successes of the last [`Aimd::ACCEPTED_WINDOW`], to estimate the rate the server
+    /// accepts.
     successes: VecDeque<Instant>,
     /// When sending last (re)started: the start, or the end of the last pause.
     resumed_at: Instant,
@@ -139,7 +145,7 @@ impl Aimd {
     pub const DECREASE: f64 = 0.95;
     /// Growth per success between the first and second cut: the first estimate comes from a
     /// start-up burst and is usually far below the limit, so climb back quickly.
-    pub const SLOW_START_STEP: f64 = 2.0;
+    pub const SLOW_START_STEP: f64 = 3.0;
     /// A Retry-After above this pauses every sender, not only the request that got it.
     pub const GLOBAL_PAUSE: Duration = Duration::from_secs(2);
     /// Below this share of the target at the last cut, the pace climbs back fast.
@@ -155,6 +161,10 @@ impl Aimd {
     pub const MIN_RATE: f64 = 0.5;
     /// Shortest sending window whose success count is trusted as a rate.
     const MIN_WINDOW: Duration = Duration::from_millis(500);
+    /// The accepted rate is counted over this much of the latest sending. Half a second, not
+    /// one: while the pace climbs (slow start, recovery) a longer window reaches back to when
+    /// it was lower, and a cut to that figure landed at 0.7 of a 200/s limit.
+    const ACCEPTED_WINDOW: Duration = Duration::from_millis(500);
 
     /// An unthrottled limiter.
     pub fn new() -> Self {
@@ -171,7 +181,14 @@ impl Aimd {
                 period: Period::default(),
             }),
             gate: tokio::sync::Mutex::new(()),
+            backlog: crate::flow::Backlog::default(),
         }
+    }
+
+    /// Shares the run's [`Backlog`](crate::flow::Backlog).
+    pub fn with_backlog(mut self, backlog: crate::flow::Backlog) -> Self {
+        self.backlog = backlog;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, AimdState> {
@@ -211,9 +228,20 @@ impl Aimd {
             return Err(now + Self::PROBE_POLL);
         }
         if let Some(rate) = s.target {
-            s.next_slot = now + Duration::from_secs_f64(1.0 / rate);
+            s.next_slot = Self::next_after(s.next_slot, now, rate);
         }
         Ok(Ticket { epoch: s.epoch })
+    }
+
+    /// The slot after one taken at `now` that was due at `due`: one interval after the due
+    /// time, not after `now`. A waiter wakes after its slot (tokio's timer fires on the next
+    /// whole millisecond, later under load), and pacing from the wake-up would lose that
+    /// lateness on every request: at a 5 ms interval, about a fifth of the rate, so the pace
+    /// actually sent stayed well below the target and the limit. Lateness is absorbed only up
+    /// to one interval: a sender idle for longer earns no burst beyond one request.
+    fn next_after(due: Instant, now: Instant, rate: f64) -> Instant {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        due.max(now.checked_sub(interval).unwrap_or(now)) + interval
     }
 
     /// Books the next slot at or after `now`, however far ahead, for the tests of the pacing
@@ -248,7 +276,7 @@ impl Aimd {
         while s
             .successes
             .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1))
+            .is_some_and(|t| now.saturating_duration_since(*t) > Self::ACCEPTED_WINDOW)
         {
             s.successes.pop_front();
         }
@@ -258,6 +286,9 @@ impl Aimd {
             } else if s.last_cut.is_some_and(|c| rate < Self::RECOVER_BELOW * c) {
                 // Far below where the server last refused: +RECOVERY per second.
                 rate + Self::RECOVERY
+            } else if self.backlog.ending(rate) {
+                // Near the end of the run a probe's refusal costs more than it can win.
+                rate
             } else {
                 // `rate` successes arrive per second, so each adds step/rate.
                 rate + (rate / 20.0).max(1.0) / rate
@@ -266,19 +297,19 @@ impl Aimd {
         }
     }
 
-    /// Accepted requests per second over the last second of sending, when that window is
-    /// long enough to mean something.
+    /// Accepted requests per second over the last [`Aimd::ACCEPTED_WINDOW`] of sending, when
+    /// that is long enough to mean something.
     fn accepted_rate(s: &AimdState, now: Instant) -> Option<f64> {
         let since = now
             .saturating_duration_since(s.resumed_at)
-            .min(Duration::from_secs(1));
+            .min(Self::ACCEPTED_WINDOW);
         if since < Self::MIN_WINDOW {
             return None;
         }
         let n = s
             .successes
             .iter()
-            .filter(|t| now.saturating_duration_since(**t) <= since)
+            .filter(|t| now.saturating_duration_since(**t) < since)
             .count();
         Some(n as f64 / since.as_secs_f64())
     }
@@ -329,13 +360,13 @@ impl Aimd {
                 s.slow_start = true;
                 measured.unwrap_or(s.successes.len() as f64)
             }
-            Some(_)
-                if s.slow_start
-                    && now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW =>
-            {
-                // Requests refused in the start-up burst come back right after the first cut and
-                // meet a bucket the burst emptied: that says nothing about the new pace, and
-                // ending slow start on it would leave the target stuck far below the limit.
+            Some(_) if now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW => {
+                // Requests sent right after a cut meet a bucket the overshoot emptied: their
+                // refusals say nothing about the new pace. Ending slow start on one would leave
+                // the target stuck far below the limit, and a second cut would also lower the
+                // mark that recovery climbs back to (seen: two cuts in 0.1 s left the pace at
+                // 0.7 of a 200/s limit for eight seconds). A pace still too high meets a 429
+                // after this, and the accepted rate then measured cuts it to size at once.
                 return;
             }
             Some(rate) => {
@@ -405,7 +436,7 @@ mod tests {
         assert_eq!(a.target().unwrap(), r1);
         // slow start: +SLOW_START_STEP per success
         for _ in 0..10 {
-            a.on_success(now);
+            a.on_success(now + Duration::from_millis(200));
         }
         assert!((a.target().unwrap() - (r1 + 10.0 * Aimd::SLOW_START_STEP)).abs() < 1e-9);
         // a 429 right after the cut is the start-up burst's echo: ignored
@@ -418,8 +449,8 @@ mod tests {
         let (_, t) = a.reserve(later);
         a.on_throttled(t, None, later);
         let r2 = a.target().unwrap();
-        // (the accepted rate of the last 600 ms, 11 / 0.6 s, is below the target: it wins)
-        assert!((r2 - 11.0 / 0.6 * Aimd::DECREASE).abs() < 1e-6, "{r2}");
+        // (the accepted rate of the last half second, 10 / 0.5 s, is below the target: it wins)
+        assert!((r2 - 10.0 / 0.5 * Aimd::DECREASE).abs() < 1e-6, "{r2}");
         // far below the target it was cut from: +RECOVERY of the target per second
         let n = r2.round() as usize;
         for _ in 0..n {
@@ -443,10 +474,16 @@ mod tests {
         let r4 = a.target().unwrap();
         let step = (r3 / 20.0).max(1.0);
         assert!(r4 > r3 + 0.8 * step && r4 < r3 + 1.2 * step, "{r3} -> {r4}");
+        // a 429 within MIN_WINDOW of that cut cuts nothing
+        let (_, t) = a.reserve(later);
+        a.on_throttled(t, None, later + Duration::from_millis(100));
+        assert_eq!(a.target().unwrap(), r4);
         // floor
+        let mut at = later;
         for _ in 0..100 {
-            let (_, t) = a.reserve(later);
-            a.on_throttled(t, None, later);
+            at += Duration::from_millis(600);
+            let (_, t) = a.reserve(at);
+            a.on_throttled(t, None, at);
         }
         assert!(a.target().unwrap() >= Aimd::MIN_RATE);
     }
@@ -569,5 +606,55 @@ mod tests {
         let (s2, _) = a.reserve(t0);
         let gap = s2.duration_since(s1).as_secs_f64();
         assert!((gap - 1.0 / rate).abs() < 1e-6);
+    }
+}
+
+#[cfg(test)]
+mod late_wakeups {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Timers fire late: a sender that always wakes a millisecond after its slot still sends
+    /// at the target, and one back from a long idle spell gets one slot at once, not a burst.
+    #[test]
+    fn a_late_waker_keeps_the_target_rate_and_idle_earns_no_burst() {
+        let a = Aimd::starting_at(200.0);
+        let t0 = Instant::now();
+        let late = Duration::from_millis(1);
+        let mut now = t0;
+        let mut taken = 0u32;
+        while now < t0 + Duration::from_secs(1) {
+            match a.try_take(now) {
+                Ok(_) => taken += 1,
+                Err(due) => now = due + late,
+            }
+        }
+        // 200 a second, give or take the first and last slot (each 1 ms late: 167 before).
+        assert!(
+            (199..=201).contains(&taken),
+            "{taken} in one second at 200/s"
+        );
+
+        let idle = now + Duration::from_secs(10);
+        assert!(a.try_take(idle).is_ok());
+        assert!(a.try_take(idle).is_ok(), "one slot of lateness absorbed");
+        assert!(a.try_take(idle).is_err(), "but no burst for the idle time");
+    }
+
+    /// Near the end of a run the pace stops creeping above the last cut: a refusal there
+    /// would be the run's last answer, a Retry-After late.
+    #[test]
+    fn no_probing_when_the_run_is_about_to_end() {
+        for (left, grows) in [(10_000u64, true), (5, false)] {
+            let backlog = crate::flow::Backlog::default();
+            let a = Aimd::starting_at(100.0).with_backlog(backlog.clone());
+            backlog.expect(left);
+            let now = Instant::now();
+            for _ in 0..100 {
+                a.on_success(now);
+            }
+            let target = a.target().unwrap();
+            assert_eq!(target > 100.5, grows, "{left} left: 100 -> {target}");
+        }
     }
 }
