@@ -235,6 +235,7 @@ async fn execute(
     uri: &Uri,
     raw: &[u8],
 ) -> Response {
+    let arrived = tokio::time::Instant::now();
     let path = uri.path();
     let flat = dialect != Dialect::Tutorial && dialect != Dialect::Cxone && wants_flatten(uri);
     let at_ms = state.elapsed_ms();
@@ -250,7 +251,7 @@ async fn execute(
         flat,
     );
     let uuid = found.ok();
-    state.record_execute(RecordedRequest {
+    let index = state.record_execute(RecordedRequest {
         path: path.to_string(),
         query: uri.query().map(str::to_string),
         idempotency_key: key,
@@ -259,13 +260,16 @@ async fn execute(
         status: outcome.status,
         at_ms,
         correlation_id: respond::correlation_id(),
+        held_ms: None,
     });
     let wait = state.config.latency_ms + outcome.delay_ms;
     if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        // Counted from arrival: parsing and recording are part of the latency, not added to it.
+        tokio::time::sleep_until(arrived + Duration::from_millis(wait)).await;
     }
     // In flight until here, as far as a concurrency limit counts.
     drop(outcome.held);
+    state.record_held(index, arrived.elapsed());
     outcome.response
 }
 

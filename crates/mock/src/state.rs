@@ -68,6 +68,11 @@ pub struct RecordedRequest {
     /// The `ININ-Correlation-Id` the answer carried (Genesys dialect).
     #[serde(default)]
     pub correlation_id: Option<String>,
+    /// Milliseconds from arrival until the answer left, once it has: the latency the server
+    /// really held the request for. `--latency-ms` is a floor, not the figure: tokio's timer
+    /// fires on whole milliseconds, so a bench oracle built on latency reads this.
+    #[serde(default)]
+    pub held_ms: Option<f64>,
 }
 
 /// Why a bearer token was refused.
@@ -199,12 +204,21 @@ impl Shared {
         self.contact_counter.fetch_add(1, Ordering::SeqCst)
     }
 
-    pub(crate) fn record_execute(&self, request: RecordedRequest) {
+    /// Records an attempt and says where, for [`Shared::record_held`].
+    pub(crate) fn record_execute(&self, request: RecordedRequest) -> usize {
         let mut rec = lock(&self.recorded);
         if request.status != 0 {
             *rec.responses_by_status.entry(request.status).or_insert(0) += 1;
         }
         rec.execute_requests.push(request);
+        rec.execute_requests.len() - 1
+    }
+
+    /// How long the attempt recorded at `index` was held before its answer left.
+    pub(crate) fn record_held(&self, index: usize, held: Duration) {
+        if let Some(r) = lock(&self.recorded).execute_requests.get_mut(index) {
+            r.held_ms = Some(held.as_secs_f64() * 1000.0);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Recorded {

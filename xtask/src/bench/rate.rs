@@ -114,19 +114,21 @@ struct Shape {
     spec: &'static str,
     latency_ms: u64,
     /// The least time in which a client that knows the limit finishes `n` requests, from the
-    /// first admitted request to the last (issue 17).
-    oracle_s: fn(u64) -> f64,
+    /// first admitted request to the last (issue 17), given how long the mock held each
+    /// admitted request (seconds, its mean).
+    oracle_s: fn(u64, f64) -> f64,
     /// Why a row of this shape can miss, without headers and with them.
     why_none: &'static str,
     why_headers: &'static str,
 }
 
-/// bucket: (N − burst)/R; window: (⌈N/quota⌉ − 1)·width; concurrency: N·latency/K.
+/// bucket: (N − burst)/R; window: (⌈N/quota⌉ − 1)·width; concurrency: N·latency/K, with the
+/// latency the mock's record says it held admitted requests.
 const SHAPES: [Shape; 4] = [
     Shape {
         spec: "bucket:40:40",
         latency_ms: 20,
-        oracle_s: |n| (n as f64 - 40.0).max(0.0) / 40.0,
+        oracle_s: |n, _| (n as f64 - 40.0).max(0.0) / 40.0,
         why_none: "the first 429 comes once the burst of 40 is spent, with the slow-start \
             window already at 16-32: every request then in flight is refused together (most \
             of the 429s); AIMD then probes the rate every few seconds",
@@ -137,7 +139,7 @@ const SHAPES: [Shape; 4] = [
     Shape {
         spec: "window:300/10s",
         latency_ms: 20,
-        oracle_s: |n| ((n as f64 / 300.0).ceil() - 1.0) * 10.0,
+        oracle_s: |n, _| ((n as f64 / 300.0).ceil() - 1.0) * 10.0,
         why_none: "the first window closes on every request then in flight (up to 64); each \
             pause ends at the earliest bound the whole-second Retry-After values imply, up to \
             a second after the true reset (later windows close on one probe)",
@@ -146,14 +148,17 @@ const SHAPES: [Shape; 4] = [
     Shape {
         spec: "concurrency:6",
         latency_ms: 50,
-        oracle_s: |n| n as f64 * 0.050 / 6.0,
+        // The latency the mock really held each request: tokio's timer fires on whole
+        // milliseconds, so `--latency-ms 50` holds about 51, and a client told the cap
+        // (`--concurrency 6`) reached only 0.965 of N·50 ms/K.
+        oracle_s: |n, held| n as f64 * held / 6.0,
         why_none: WHY_CONCURRENCY,
         why_headers: WHY_CONCURRENCY,
     },
     Shape {
         spec: "token-window:50/10s",
         latency_ms: 20,
-        oracle_s: |n| ((n as f64 / 50.0).ceil() - 1.0) * 10.0,
+        oracle_s: |n, _| ((n as f64 / 50.0).ceil() - 1.0) * 10.0,
         why_none: "the first window closes on every request then in flight, and each later \
             one on the one probe that learns when the next opens (Retry-After), which is \
             1 of every 50 requests at this quota",
@@ -171,10 +176,10 @@ const WHY_HEADERS: &str =
     resumes at the earliest reset any answer of the window implies, a little after the true one";
 /// A concurrency cap sends no quota headers: both styles behave as none.
 const WHY_CONCURRENCY: &str =
-    "the window learns the cap of 6 from 429s: each probe above it costs a 429 and that \
-    request waits its 1 s Retry-After (which lengthens the run when it falls in its last \
-    second), and the client's count runs ahead of the server's, so a refusal now and then \
-    cuts the window to 5 for a while";
+    "the window learns the cap of 6 from 429s: a few in slow start and one probe above it \
+    every second or more after (each costs a 429, and that request waits its 1 s \
+    Retry-After); the client's count runs ahead of the server's, so a refusal at the cap \
+    now and then cuts the window to 5 for a round trip or two";
 
 /// Row ids, three per shape: no headers, IETF, X-.
 const SHAPE_IDS: [[&str; 3]; 4] = [
@@ -218,8 +223,8 @@ impl Bench {
             format!("≥ {min} of oracle, no 429 after the first window")
         };
         row.why = why;
-        let oracle = (shape.oracle_s)(n);
-        row.anchor = format!("oracle {} s", human(oracle));
+        let nominal = shape.latency_ms as f64 / 1000.0;
+        let oracle = (shape.oracle_s)(n, nominal);
         let latency = shape.latency_ms.to_string();
         let mock = match Mock::start(
             &self.bin,
@@ -264,11 +269,24 @@ impl Bench {
                 return row.failed(&anyhow::anyhow!("GET /__mock/recorded answered {status}"))
             }
         };
-        let Some((first, last, refused, sent)) = admitted_span(&rec) else {
+        let Some((first, last, refused, sent, held)) = admitted_span(&rec) else {
             return row.failed(&anyhow::anyhow!(
                 "the mock's record has no admitted request"
             ));
         };
+        let measured = (shape.oracle_s)(n, held.unwrap_or(nominal));
+        row.anchor = if (measured - oracle).abs() > 1e-9 {
+            format!(
+                "oracle {} s (mean hold {} ms; {} s at the nominal {} ms)",
+                human(measured),
+                human(held.unwrap_or(nominal) * 1000.0),
+                human(oracle),
+                shape.latency_ms
+            )
+        } else {
+            format!("oracle {} s", human(oracle))
+        };
+        let oracle = measured;
         let span = (last - first) / 1000.0;
         let ratio = if span > 0.0 { oracle / span } else { 1.0 };
         let share = refused as f64 / sent.max(1) as f64;
@@ -290,8 +308,9 @@ impl Bench {
     }
 }
 
-/// From the mock's record: (first and last admitted request's `at_ms`, 429s, requests).
-fn admitted_span(body: &str) -> Option<(f64, f64, u64, u64)> {
+/// From the mock's record: (first and last admitted request's `at_ms`, 429s, requests, the
+/// mean seconds the admitted ones were held).
+fn admitted_span(body: &str) -> Option<(f64, f64, u64, u64, Option<f64>)> {
     let rec = super::json::parse(body).ok()?;
     let super::json::Json::Arr(reqs) = rec.get("execute_requests")? else {
         return None;
@@ -299,18 +318,24 @@ fn admitted_span(body: &str) -> Option<(f64, f64, u64, u64)> {
     let mut first = f64::INFINITY;
     let mut last = f64::NEG_INFINITY;
     let mut refused = 0;
+    let (mut held_sum, mut held_n) = (0.0, 0u64);
     for r in reqs {
         match r.num("status") {
             Some(s) if (200.0..300.0).contains(&s) => {
                 let at = r.num("at_ms")?;
                 first = first.min(at);
                 last = last.max(at);
+                if let Some(h) = r.num("held_ms") {
+                    held_sum += h;
+                    held_n += 1;
+                }
             }
             Some(429.0) => refused += 1,
             _ => {}
         }
     }
+    let held = (held_n > 0).then(|| held_sum / held_n as f64 / 1000.0);
     first
         .is_finite()
-        .then_some((first, last, refused, reqs.len() as u64))
+        .then_some((first, last, refused, reqs.len() as u64, held))
 }

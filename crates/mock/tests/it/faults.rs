@@ -83,7 +83,16 @@ async fn latency_is_added() {
     let token = token(&server).await;
     let t = std::time::Instant::now();
     execute(&server, &token, UUID).await;
-    assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+    let elapsed = t.elapsed();
+    assert!(elapsed >= std::time::Duration::from_millis(200));
+    // The record says how long the request was really held: at least the latency, and no
+    // more than the client waited.
+    let held = server.recorded().execute_requests[0].held_ms.unwrap();
+    assert!(held >= 200.0, "{held}");
+    assert!(
+        held <= elapsed.as_secs_f64() * 1000.0,
+        "{held} vs {elapsed:?}"
+    );
 }
 
 #[tokio::test]
