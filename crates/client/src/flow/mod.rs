@@ -82,7 +82,7 @@ impl Backlog {
     }
 
     /// Requests still to send, `None` when unknown.
-    pub fn left(&self) -> Option<u64> {
+    fn left(&self) -> Option<u64> {
         Some(self.0.load(Ordering::Relaxed)).filter(|v| *v != u64::MAX)
     }
 

@@ -2,8 +2,9 @@
 //!
 //! It starts unthrottled. The first 429 sets a target from the rate of
 //! *accepted* requests over the last half second (the send rate of an initial burst says nothing
-//! about the server's limit), then grows it faster than TCP slow start (+2 per success: the
-//! target grows by twice the rate it is sent at, per second) until the next 429. From then on
+//! about the server's limit), then grows it faster than TCP slow start
+//! (+[`Aimd::SLOW_START_STEP`] per success: the target grows by that many times the rate it is
+//! sent at, per second) until the next 429. From then on
 //! it is plain AIMD: each 429 from a request sent *after* the last cut, and answered at least
 //! half a second after it, multiplies the target by the lower of [`Aimd::DECREASE`] and the
 //! accepted rate (one cut per round: a burst of 429s from requests already in flight, or sent
@@ -573,7 +574,7 @@ mod tests {
             a.on_success(t0);
         }
         assert!(a.target().unwrap() > 100.0);
-        // the server accepted 10/s over the last second
+        // the server accepted 10/s over the last second (5 of them in the last half)
         let t1 = t0 + Duration::from_secs(2);
         for i in 0..10u64 {
             a.on_success(t1 - Duration::from_millis(i * 100));
@@ -583,12 +584,18 @@ mod tests {
         assert!((a.target().unwrap() - 10.0 * Aimd::DECREASE).abs() < 1.0);
     }
 
-    #[test]
-    fn a_short_retry_after_slows_everyone_but_pauses_no_one() {
+    /// A fresh limiter whose first request was refused with `retry_after` (seconds).
+    fn refused_once(retry_after: u64) -> (Aimd, Instant) {
         let a = Aimd::new();
         let t0 = Instant::now();
         let (_, t) = a.reserve(t0);
-        a.on_throttled(t, Some(Duration::from_secs(1)), t0);
+        a.on_throttled(t, Some(Duration::from_secs(retry_after)), t0);
+        (a, t0)
+    }
+
+    #[test]
+    fn a_short_retry_after_slows_everyone_but_pauses_no_one() {
+        let (a, t0) = refused_once(1);
         let (s1, _) = a.reserve(t0);
         assert!(s1 < t0 + Duration::from_secs(1), "no global pause");
         assert!(a.target().is_some(), "but the rate is now paced");
@@ -596,10 +603,7 @@ mod tests {
 
     #[test]
     fn paces_at_target_and_pauses_for_a_long_retry_after() {
-        let a = Aimd::new();
-        let t0 = Instant::now();
-        let (_, t) = a.reserve(t0);
-        a.on_throttled(t, Some(Duration::from_secs(5)), t0);
+        let (a, t0) = refused_once(5);
         let rate = a.target().unwrap();
         let (s1, _) = a.reserve(t0);
         assert!(s1 >= t0 + Duration::from_secs(5), "global pause");
@@ -607,12 +611,6 @@ mod tests {
         let gap = s2.duration_since(s1).as_secs_f64();
         assert!((gap - 1.0 / rate).abs() < 1e-6);
     }
-}
-
-#[cfg(test)]
-mod late_wakeups {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
 
     /// Timers fire late: a sender that always wakes a millisecond after its slot still sends
     /// at the target, and one back from a long idle spell gets one slot at once, not a burst.
