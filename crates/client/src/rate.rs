@@ -141,6 +141,17 @@ impl FromStr for RateSpec {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     epoch: u64,
+    /// When it was issued: a refusal of a request sent right after a cut is the cut's echo.
+    at: Instant,
+}
+
+impl Ticket {
+    fn now(epoch: u64) -> Self {
+        Ticket {
+            epoch,
+            at: Instant::now(),
+        }
+    }
 }
 
 /// The limiter shared by every request of one client.
@@ -193,19 +204,19 @@ impl RateLimiter {
     /// Waits until a request may be sent.
     pub async fn acquire(&self) -> Ticket {
         match self {
-            RateLimiter::Unlimited => Ticket { epoch: 0 },
+            RateLimiter::Unlimited => Ticket::now(0),
             RateLimiter::Fixed(g) => {
                 g.until_ready().await;
-                Ticket { epoch: 0 }
+                Ticket::now(0)
             }
             RateLimiter::Auto(a) => a.acquire().await,
         }
     }
 
-    /// Reports a non-429 answer.
-    pub fn on_success(&self) {
+    /// Reports a non-429 answer to a request sent with `ticket`.
+    pub fn on_success(&self, ticket: Ticket) {
         if let RateLimiter::Auto(a) = self {
-            a.on_success(Instant::now());
+            a.on_success_of(ticket, Instant::now());
         }
     }
 

@@ -194,7 +194,7 @@ impl Flow {
             (true, _) => Signal::Ignore,
         };
         if !refused {
-            self.rate.on_success();
+            self.rate.on_success(ticket);
         } else if verdict == Verdict::NoQuota && signal != Signal::Drop {
             // A bare 429 that does not look like concurrency: the rate's.
             self.rate.on_throttled(ticket, answer.retry_after);

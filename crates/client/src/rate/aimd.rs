@@ -8,8 +8,10 @@
 //! it is plain AIMD: each 429 from a request sent *after* the last cut, and answered at least
 //! half a second after it, multiplies the target by the lower of [`Aimd::DECREASE`] and the
 //! accepted rate (one cut per round: a burst of 429s from requests already in flight, or sent
-//! while the server's bucket is still empty from the overshoot, counts once), each success
-//! adds a little:
+//! while the server's bucket is still empty from the overshoot, counts once); sooner than
+//! that, a 429 among successes of requests sent since the cut, past its first
+//! [`Aimd::ECHO_SLOTS`] slots, steps the target down by [`Aimd::DECREASE`] alone (the pace is
+//! still above the limit). Each success adds a little:
 //! [`Aimd::RECOVERY`] of the target per second while it is below [`Aimd::RECOVER_BELOW`] of
 //! the target it was last cut from (a cut to the accepted rate of a disturbed second can land
 //! far below what the server took moments before), about 5% a second near it.
@@ -44,6 +46,8 @@ struct AimdState {
     target: Option<f64>,
     /// Increments at every decrease; 429s for tickets of older rounds are ignored.
     epoch: u64,
+    /// Successes of requests sent since the last decrease.
+    ok_since_cut: u64,
     next_slot: Instant,
     paused_until: Option<Instant>,
     /// Successes of the last [`Aimd::ACCEPTED_WINDOW`], to estimate the rate the server
@@ -158,6 +162,8 @@ impl Aimd {
     const PROBE_POLL: Duration = Duration::from_millis(5);
     /// A probe past the learned quota unanswered this long no longer holds the others.
     const PROBE_EXPIRY: Duration = Duration::from_secs(30);
+    /// Slots at the new pace after a cut whose refusals are still the overshoot's echo.
+    pub const ECHO_SLOTS: f64 = 2.0;
     /// Lowest target, requests/s.
     pub const MIN_RATE: f64 = 0.5;
     /// Shortest sending window whose success count is trusted as a rate.
@@ -173,6 +179,7 @@ impl Aimd {
             state: Mutex::new(AimdState {
                 target: None,
                 epoch: 0,
+                ok_since_cut: 0,
                 next_slot: Instant::now(),
                 paused_until: None,
                 successes: VecDeque::new(),
@@ -231,7 +238,10 @@ impl Aimd {
         if let Some(rate) = s.target {
             s.next_slot = Self::next_after(s.next_slot, now, rate);
         }
-        Ok(Ticket { epoch: s.epoch })
+        Ok(Ticket {
+            epoch: s.epoch,
+            at: now,
+        })
     }
 
     /// The slot after one taken at `now` that was due at `due`: one interval after the due
@@ -264,14 +274,34 @@ impl Aimd {
             slot = slot.max(s.next_slot);
             s.next_slot = slot + Duration::from_secs_f64(1.0 / rate);
         }
-        (slot, Ticket { epoch: s.epoch })
+        (
+            slot,
+            Ticket {
+                epoch: s.epoch,
+                at: slot,
+            },
+        )
     }
 
     /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, +[`Aimd::RECOVERY`] of
     /// the target per second well below the last cut, else about `max(1, target/20)` requests/s
     /// per second.
     pub fn on_success(&self, now: Instant) {
+        self.succeeded(&mut self.lock(), now);
+    }
+
+    /// A success of the request sent with `ticket`: as [`on_success`](Self::on_success), and
+    /// one more request sent since the last cut that the server took (see
+    /// [`on_throttled`](Self::on_throttled)).
+    pub fn on_success_of(&self, ticket: Ticket, now: Instant) {
         let mut s = self.lock();
+        if ticket.epoch == s.epoch {
+            s.ok_since_cut += 1;
+        }
+        self.succeeded(&mut s, now);
+    }
+
+    fn succeeded(&self, s: &mut AimdState, now: Instant) {
         s.period.succeeded();
         s.successes.push_back(now);
         while s
@@ -361,14 +391,25 @@ impl Aimd {
                 s.slow_start = true;
                 measured.unwrap_or(s.successes.len() as f64)
             }
-            Some(_) if now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW => {
+            Some(rate) if now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW => {
                 // Requests sent right after a cut meet a bucket the overshoot emptied: their
                 // refusals say nothing about the new pace. Ending slow start on one would leave
-                // the target stuck far below the limit, and a second cut would also lower the
-                // mark that recovery climbs back to (seen: two cuts in 0.1 s left the pace at
-                // 0.7 of a 200/s limit for eight seconds). A pace still too high meets a 429
-                // after this, and the accepted rate then measured cuts it to size at once.
-                return;
+                // the target stuck far below the limit, and a cut to the accepted rate of so
+                // short a time would also lower the mark that recovery climbs back to (seen:
+                // two cuts in 0.1 s left the pace at 0.7 of a 200/s limit for eight seconds).
+                // Once the bucket has had [`Aimd::ECHO_SLOTS`] slots to refill, though, a
+                // refusal among successes of requests sent since the cut says the new pace is
+                // still above the limit (a cut from slow start counts the bucket's burst in the
+                // accepted rate: seen 1.2 times a 100/s limit, one request in five refused for
+                // half a second): one step down from there. A run of refusals with no success
+                // in between is a quota spent, not a pace: it waits as before.
+                let echo = Duration::from_secs_f64(Self::ECHO_SLOTS / rate);
+                if s.ok_since_cut == 0 || ticket.at < s.resumed_at + echo {
+                    return;
+                }
+                s.slow_start = false;
+                s.last_cut = Some(rate);
+                rate * Self::DECREASE
             }
             Some(rate) => {
                 s.slow_start = false;
@@ -378,6 +419,7 @@ impl Aimd {
         };
         s.target = Some(next.max(Self::MIN_RATE));
         s.epoch += 1;
+        s.ok_since_cut = 0;
         // Restart pacing from now (or after the pause) at the new rate.
         let restart = s.paused_until.unwrap_or(now).max(now);
         s.next_slot = restart;
@@ -487,6 +529,52 @@ mod tests {
             a.on_throttled(t, None, at);
         }
         assert!(a.target().unwrap() >= Aimd::MIN_RATE);
+    }
+
+    /// After a cut, a refusal among successes of requests sent since it, once the bucket has
+    /// had its echo slots to refill, steps the pace down again at once (and ends slow start);
+    /// a refusal inside the echo, or refusals with no success between them, wait for the
+    /// half-second window as before.
+    #[test]
+    fn a_refusal_among_successes_after_the_echo_cuts_again_at_once() {
+        let a = Aimd::starting_at(100.0);
+        let t0 = Instant::now();
+        let sent_at = |at| Ticket {
+            epoch: a.lock().epoch,
+            at,
+        };
+        // The pace grew past the limit: 120/s accepted over the last half second (a burst),
+        // the target 100. The cut keeps the lower, times DECREASE.
+        {
+            let mut s = a.lock();
+            s.resumed_at = t0 - Duration::from_secs(1);
+            s.successes = (0..60).map(|i| t0 - Duration::from_millis(i * 8)).collect();
+        }
+        a.on_throttled(sent_at(t0), None, t0);
+        let r1 = a.target().unwrap();
+        assert!((r1 - 100.0 * Aimd::DECREASE).abs() < 1e-9, "{r1}");
+        let echo = Duration::from_secs_f64(Aimd::ECHO_SLOTS / r1);
+        // Refused with no success since the cut: a quota spent, nothing learnt.
+        a.on_throttled(sent_at(t0 + 2 * echo), None, t0 + 2 * echo);
+        assert_eq!(a.target().unwrap(), r1);
+        // One success of a request sent since the cut; then a refusal inside the echo.
+        a.on_success_of(sent_at(t0), t0 + echo / 2);
+        let r1 = a.target().unwrap();
+        a.on_throttled(sent_at(t0 + echo / 2), None, t0 + echo);
+        assert_eq!(a.target().unwrap(), r1, "the overshoot's echo");
+        // Past the echo, among successes: one step down, and the new round starts there.
+        let late = sent_at(t0 + 2 * echo);
+        a.on_throttled(late, None, t0 + 2 * echo);
+        let r2 = a.target().unwrap();
+        assert!((r2 - r1 * Aimd::DECREASE).abs() < 1e-9, "{r1} -> {r2}");
+        assert_eq!(
+            a.lock().last_cut,
+            Some(r1),
+            "recovery climbs back near it slowly"
+        );
+        // Requests sent before that cut cut nothing more.
+        a.on_throttled(late, None, t0 + 3 * echo);
+        assert_eq!(a.target().unwrap(), r2);
     }
 
     /// Every refusal of one episode bounds the reset from above; the pause ends at the
