@@ -15,9 +15,13 @@
 //! Windows: an answer whose reset is a second or more later than the gate's starts a new one;
 //! one a second or more earlier is stale and ignored. Resets come in whole seconds, rounded up
 //! (IETF `t`, Retry-After, epoch seconds), so the earliest reset any answer of a window implies
-//! is the best estimate of the true one. After a reset the gate admits the advertised limit
-//! (`q`, `X-RateLimit-Limit`) or, when none was advertised, stops counting until the next
-//! answer.
+//! is the best estimate of the true one. It is still an estimate: a token bucket reports the
+//! time until it is full, which moves later with every request spent after the first answer
+//! (seen: a bucket of 40 that the gate refilled to 40 at the earliest such time refused 7), and
+//! an epoch reset (`X-RateLimit-Reset`) is as early as the server's clock is ahead. So after
+//! the reset the gate lets one request through and spends what its answer says is left, not
+//! the advertised limit: a round trip per window instead of a refusal for every request the
+//! estimate was early by.
 //!
 //! A 429 whose quota shows nothing left closes the gate until its `Retry-After` (it wins over
 //! the quota fields); a 429 while quota is left is some other limit's (the concurrency
@@ -66,6 +70,10 @@ struct State {
     closed_until: Option<Instant>,
     /// Requests sent and not answered.
     unanswered: u64,
+    /// The reset has passed and the new window is unread: one request reads it.
+    reopening: bool,
+    /// That request is out.
+    reader_out: bool,
     advertised: Option<Advertised>,
 }
 
@@ -80,7 +88,8 @@ pub struct Gate {
 /// answer ([`Gate::observe`]) or without one ([`Gate::forget`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Pass {
-    _private: (),
+    /// The one request that reads a window after its reset.
+    reader: bool,
 }
 
 impl Gate {
@@ -122,22 +131,32 @@ impl Gate {
         }
         if let Some(reset) = s.reset_at {
             if reset <= now {
-                // A new window: the advertised limit, or stop counting until the next answer.
+                // A new window, unread until an answer tells what is left in it.
                 s.reset_at = None;
-                s.remaining = s.advertised.as_ref().and_then(|a| a.limit);
+                s.remaining = None;
+                s.reopening = true;
             }
+        }
+        if s.reopening {
+            if s.reader_out {
+                // Its answer (or its loss) wakes the waiters; this is a fallback.
+                return Err(now + Duration::from_secs(1));
+            }
+            s.reader_out = true;
+            s.unanswered += 1;
+            return Ok(Pass { reader: true });
         }
         if s.remaining.is_some_and(|r| r <= s.unanswered) {
             return Err(s.reset_at.unwrap_or(now + Duration::from_secs(1)));
         }
         s.unanswered += 1;
-        Ok(Pass { _private: () })
+        Ok(Pass { reader: false })
     }
 
     /// Reads one answer: its status, its Retry-After and its quota headers.
     pub fn observe(
         &self,
-        _pass: Pass,
+        pass: Pass,
         status: Option<u16>,
         retry_after: Option<Duration>,
         quota: Option<&Quota>,
@@ -146,9 +165,16 @@ impl Gate {
         let verdict = {
             let mut s = self.lock();
             s.unanswered = s.unanswered.saturating_sub(1);
+            if pass.reader {
+                // Read: what it says is left (or, without quota fields, no count until an
+                // answer has them, as before the first).
+                s.reader_out = false;
+                s.reopening = false;
+            }
             match quota {
                 None => Verdict::NoQuota,
                 Some(q) => {
+                    s.reopening = false;
                     s.advertised = Some(Advertised {
                         style: q.style,
                         policy: q.policy.clone(),
@@ -199,9 +225,16 @@ impl Gate {
     }
 
     /// Forgets a request that got no answer (transport error, cancelled).
-    pub fn forget(&self, _pass: Pass) {
-        let mut s = self.lock();
-        s.unanswered = s.unanswered.saturating_sub(1);
+    pub fn forget(&self, pass: Pass) {
+        {
+            let mut s = self.lock();
+            s.unanswered = s.unanswered.saturating_sub(1);
+            if pass.reader {
+                // Another request reads the window.
+                s.reader_out = false;
+            }
+        }
+        self.changed.notify_waiters();
     }
 
     /// The policy the server advertised, if any answer carried one.
@@ -250,10 +283,14 @@ mod tests {
         // Nothing in flight: exactly what the server said, none stranded.
         let last: Vec<Pass> = (0..3).map(|_| g.try_acquire(t0).unwrap()).collect();
         assert!(g.try_acquire(t0).is_err());
-        // After the reset, the advertised limit, less what is still unanswered (the server may
-        // count those in the new window)...
+        // After the reset one request reads the new window; the rest wait for its answer...
         let t1 = t0 + Duration::from_secs(5);
-        for _ in 0..7 {
+        let reader = g.try_acquire(t1).unwrap();
+        assert!(g.try_acquire(t1).is_err(), "the new window is unread");
+        // ...and spend what it says is left, less what is still unanswered (the server may
+        // count those in the new window)...
+        g.observe(reader, Some(200), None, Some(&quota(9, 5)), t1);
+        for _ in 0..6 {
             g.try_acquire(t1).unwrap();
         }
         assert!(g.try_acquire(t1).is_err());
@@ -267,6 +304,39 @@ mod tests {
         assert!(g.try_acquire(t1).is_err());
         let a = g.advertised().unwrap();
         assert_eq!((a.limit, a.policy.as_deref()), (Some(10), Some("default")));
+    }
+
+    /// A reset estimate can be early (a bucket's time until full moves later as it is spent):
+    /// after it the gate spends what the first answer says is left, not the advertised limit.
+    /// A reader that gets no answer is replaced; one answered without quota fields ends the
+    /// wait (nothing to count by, as before the first answer with them).
+    #[test]
+    fn after_a_reset_one_request_reads_the_window() {
+        let g = Gate::new();
+        let t0 = Instant::now();
+        let p = g.try_acquire(t0).unwrap();
+        g.observe(p, Some(200), None, Some(&quota(0, 1)), t0);
+        let t1 = t0 + Duration::from_secs(1);
+        let reader = g.try_acquire(t1).unwrap();
+        assert!(g.try_acquire(t1).is_err());
+        g.forget(reader);
+        let reader = g.try_acquire(t1).unwrap();
+        assert!(g.try_acquire(t1).is_err(), "one reader at a time");
+        // The bucket was not full yet: 3 left of the advertised 10.
+        g.observe(reader, Some(200), None, Some(&quota(3, 1)), t1);
+        for _ in 0..3 {
+            g.try_acquire(t1).unwrap();
+        }
+        assert!(g.try_acquire(t1).is_err(), "3, not the advertised 10");
+
+        let g = Gate::new();
+        let p = g.try_acquire(t0).unwrap();
+        g.observe(p, Some(200), None, Some(&quota(0, 1)), t0);
+        let reader = g.try_acquire(t1).unwrap();
+        g.observe(reader, Some(200), None, None, t1);
+        for _ in 0..20 {
+            g.try_acquire(t1).unwrap();
+        }
     }
 
     /// Answers that come back out of order lower the count only for as long as their requests
