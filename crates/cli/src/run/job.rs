@@ -29,6 +29,9 @@ use crate::signals::{StopSignal, StopSignals};
 /// while its sync is out and the requests wait on the disk. Measured against the mock at
 /// `--concurrency 8`: 32 kept 0.59 of the no-audit rate, 64 kept 0.74.
 const MIN_STAGE: usize = 64;
+/// Stage slots the job loop takes at a time (fewer when fewer UUIDs are left): one wake-up of
+/// the loop per this many finished requests instead of one per request.
+const STAGE_REFILL: usize = 16;
 /// Longest a write-ahead sync waits for more records to share it. The stage is made durable
 /// well ahead of need, so the delay is hidden unless the stage runs dry.
 const GROUP_COMMIT_DELAY: Duration = Duration::from_millis(2);
@@ -60,16 +63,9 @@ pub(crate) async fn execute_job(
 ) -> anyhow::Result<ExitCode> {
     // `error` level: the span must exist whatever the filter shows, or warnings lose the run id.
     let span = tracing::error_span!("run", run_id = tracing::field::Empty);
-    // On a runtime worker, not on the thread that called `block_on`: every finished request
-    // frees a stage slot this loop waits on, and waking a task parked in `block_on` is a futex
-    // wake and a context switch of another OS thread per request (about a tenth of the
-    // client's CPU in a profile), where waking a worker's task is a push onto its queue.
-    let job = tokio::spawn(execute_job_in(args, config, banner, span.clone()).instrument(span));
-    match job.await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(anyhow::anyhow!("the run was cancelled: {e}")),
-    }
+    execute_job_in(args, config, banner, span.clone())
+        .instrument(span)
+        .await
 }
 
 async fn execute_job_in(
@@ -298,6 +294,8 @@ async fn execute_job_in(
     let mut to_resume = pending.into_iter();
     let mut remaining = if resubmitting { 0 } else { args.count };
     let mut batch: std::vec::IntoIter<(Uuid, f64)> = Vec::new().into_iter();
+    // Stage slots taken and not yet handed to a task (see STAGE_REFILL).
+    let mut free: Option<tokio::sync::OwnedSemaphorePermit> = None;
     loop {
         if interrupted.load(Ordering::SeqCst) != 0
             || ctx.abort.load(Ordering::SeqCst)
@@ -359,10 +357,33 @@ async fn execute_job_in(
         let Some((uuid, gen_ms, resumed)) = next else {
             break;
         };
-        let permit = tokio::select! {
-            p = staged.clone().acquire_owned() => p.context("semaphore closed")?,
-            _ = interrupt.notified() => break,
+        if free.is_none() {
+            // Stage slots are taken a few at a time: this loop runs on the thread in
+            // `block_on`, and waking it for every finished request cost a futex wake and a
+            // context switch each (about a tenth of the client's CPU in a profile). Moving
+            // the loop onto a runtime worker saved as much, but then generation and its
+            // records competed with the requests for the workers, and a run against a
+            // concurrency cap started a tenth of a second later.
+            let left = 1
+                + to_resume.len()
+                + batch.len()
+                + usize::try_from(remaining).unwrap_or(usize::MAX);
+            let want = u32::try_from(left.min(STAGE_REFILL)).unwrap_or(1);
+            free = Some(tokio::select! {
+                p = staged.clone().acquire_many_owned(want) => p.context("semaphore closed")?,
+                _ = interrupt.notified() => break,
+            });
+        }
+        let permit = match free.as_mut().and_then(|f| f.split(1)) {
+            Some(p) => p,
+            None => tokio::select! {
+                p = staged.clone().acquire_owned() => p.context("semaphore closed")?,
+                _ = interrupt.notified() => break,
+            },
         };
+        if free.as_ref().is_some_and(|f| f.num_permits() == 0) {
+            free = None;
+        }
         let ctx = ctx.clone();
         tasks.spawn(
             async move {
