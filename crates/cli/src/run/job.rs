@@ -357,7 +357,7 @@ async fn execute_job_in(
         let Some((uuid, gen_ms, resumed)) = next else {
             break;
         };
-        if free.is_none() {
+        if free.as_ref().is_none_or(|f| f.num_permits() == 0) {
             // Stage slots are taken a few at a time: this loop runs on the thread in
             // `block_on`, and waking it for every finished request cost a futex wake and a
             // context switch each (about a tenth of the client's CPU in a profile). Moving
@@ -381,9 +381,6 @@ async fn execute_job_in(
                 _ = interrupt.notified() => break,
             },
         };
-        if free.as_ref().is_some_and(|f| f.num_permits() == 0) {
-            free = None;
-        }
         let ctx = ctx.clone();
         tasks.spawn(
             async move {

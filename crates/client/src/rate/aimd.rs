@@ -283,16 +283,15 @@ impl Aimd {
         )
     }
 
-    /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, +[`Aimd::RECOVERY`] of
-    /// the target per second well below the last cut, else about `max(1, target/20)` requests/s
-    /// per second.
-    pub fn on_success(&self, now: Instant) {
+    /// A success whose ticket the test does not track (the run reports each with
+    /// [`on_success_of`](Self::on_success_of)).
+    #[cfg(test)]
+    fn on_success(&self, now: Instant) {
         self.succeeded(&mut self.lock(), now);
     }
 
-    /// A success of the request sent with `ticket`: as [`on_success`](Self::on_success), and
-    /// one more request sent since the last cut that the server took (see
-    /// [`on_throttled`](Self::on_throttled)).
+    /// A success of the request sent with `ticket`: the pace grows (see `succeeded`), and one
+    /// more request sent since the last cut was taken (see [`on_throttled`](Self::on_throttled)).
     pub fn on_success_of(&self, ticket: Ticket, now: Instant) {
         let mut s = self.lock();
         if ticket.epoch == s.epoch {
@@ -301,6 +300,9 @@ impl Aimd {
         self.succeeded(&mut s, now);
     }
 
+    /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, +[`Aimd::RECOVERY`] of
+    /// the target per second well below the last cut, else about `max(1, target/20)` requests/s
+    /// per second.
     fn succeeded(&self, s: &mut AimdState, now: Instant) {
         s.period.succeeded();
         s.successes.push_back(now);
