@@ -227,3 +227,33 @@ fn a_count_below_one_is_the_same_usage_error_in_generate_and_run() {
         }
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_generate_quietly_after_whole_lines() {
+    // `generate -n 1000000 | head -1`: the reader closing the pipe is not an error, and what
+    // was read is whole lines (each batch is written as one block of lines).
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cxone-uuid"))
+        .env_remove("RUST_LOG")
+        .args(["generate", "-n", "1000000", "--format", "urn"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = Vec::new();
+    for _ in 0..5000 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        first.push(line);
+    }
+    drop(reader);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    for line in &first {
+        let text = line.strip_suffix('\n').expect("a whole line");
+        let id = text.strip_prefix("urn:uuid:").expect("the urn form");
+        parse(id, &ParseOptions::default()).unwrap();
+    }
+}

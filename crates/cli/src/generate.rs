@@ -1,15 +1,15 @@
 //! `cxone-uuid generate`: UUIDs offline, one a line, streamed to stdout.
 //!
-//! UUIDs are produced in batches (one registry round trip each) and written through one
-//! buffered writer, so memory stays flat in the count apart from the registry itself: 10 million
+//! UUIDs are produced in batches (one registry round trip each), and each batch is written as
+//! one block of lines, so memory stays flat in the count apart from the registry itself: 10 million
 //! UUIDs never exist as 10 million strings.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use cxone_uuid_core::{
-    collision_probability, test_source, Generator, UniqueGenerator, Uuid, UuidFormat, UuidVersion,
+    collision_probability, test_source, Generator, UniqueGenerator, UuidFormat, UuidVersion,
     DEFAULT_DUPLICATE_LIMIT,
 };
 
@@ -123,20 +123,28 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut unique = UniqueGenerator::new(generator, registry, args.duplicate_limit);
 
     let format = UuidFormat::from(args.format);
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+    // Each batch is laid out as lines in one buffer and written at once: no copy per UUID.
+    let width = format.encoded_len() + 1;
+    let mut text = Vec::new();
+    let mut out = std::io::stdout().lock();
     let mut written = 0u64;
-    let mut buf = Uuid::encode_buffer();
     while written < args.count {
         let n = (args.count - written).min(batch);
         let batch_size = usize::try_from(n).unwrap_or(usize::MAX);
         let ids = unique.next_batch(batch_size).await.with_context(|| {
             format!("generation stopped after {written} of {} UUIDs", args.count)
         })?;
-        for id in &ids {
-            let line = format.encode(id, &mut buf);
-            if let Err(e) = write_line(&mut out, line) {
-                return broken_pipe_or(e);
-            }
+        text.clear();
+        text.resize(ids.len() * width, b'\n');
+        for (id, line) in ids.iter().zip(text.chunks_exact_mut(width)) {
+            let fitted = format.encode_into(id, line);
+            debug_assert!(
+                fitted.is_some(),
+                "each line holds the form's length and a newline"
+            );
+        }
+        if let Err(e) = out.write_all(&text) {
+            return broken_pipe_or(e);
         }
         written += n;
     }
@@ -153,12 +161,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "generation finished"
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[inline]
-fn write_line(out: &mut impl Write, line: &str) -> std::io::Result<()> {
-    out.write_all(line.as_bytes())?;
-    out.write_all(b"\n")
 }
 
 /// A closed pipe (`generate | head`) is the reader's choice, not a failure.

@@ -119,47 +119,50 @@ impl HealthMonitor {
     }
 
     /// Runs both tests over `bytes`, in order. Once a test failed every later call fails too.
+    ///
+    /// Most bytes go through a fast path: over a stretch inside one APT window, if no three
+    /// neighbouring bytes are equal, no run carries into it and the reference byte's count
+    /// stays below the cutoff, the result is known without stepping byte by byte (no run can
+    /// reach the cutoff of six; the count only grows). Both checks are branch-free loops the compiler vectorises. A stretch that
+    /// fails either check is stepped byte by byte, so a failure is reported exactly as the
+    /// byte-wise tests would report it.
     pub fn check(&mut self, bytes: &[u8]) -> Result<(), HealthError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
         // Locals keep the hot loop in registers; the state is written back once.
-        let (mut last, mut run) = (self.rct_last, self.rct_run);
-        let (mut aref, mut acount, mut aseen) = (self.apt_ref, self.apt_count, self.apt_seen);
+        let mut st = Counts {
+            last: self.rct_last,
+            run: self.rct_run,
+            aref: self.apt_ref,
+            acount: self.apt_count,
+            aseen: self.apt_seen,
+        };
+        let mut rest = bytes;
         let mut failure = None;
-        for &b in bytes {
-            if run > 0 && b == last {
-                run += 1;
-                if run >= RCT_CUTOFF {
-                    failure = Some(HealthError::RepetitionCount { byte: b, run });
+        while !rest.is_empty() {
+            if st.aseen == 0 {
+                // A window opens on this byte: it is the new reference.
+                if let Err(e) = st.step(rest[0]) {
+                    failure = Some(e);
                     break;
                 }
-            } else {
-                last = b;
-                run = 1;
+                rest = &rest[1..];
+                continue;
             }
-            if aseen == 0 {
-                aref = b;
-                acount = 1;
-                aseen = 1;
-            } else {
-                acount += u32::from(b == aref);
-                aseen += 1;
-                if acount >= APT_CUTOFF {
-                    failure = Some(HealthError::AdaptiveProportion {
-                        byte: aref,
-                        count: acount,
-                    });
+            let n = rest.len().min((APT_WINDOW - st.aseen) as usize);
+            let (span, tail) = rest.split_at(n);
+            if !st.skip(span) {
+                if let Err(e) = span.iter().try_for_each(|&b| st.step(b)) {
+                    failure = Some(e);
                     break;
                 }
-                if aseen == APT_WINDOW {
-                    aseen = 0;
-                }
             }
+            rest = tail;
         }
         self.samples += bytes.len() as u64;
-        (self.rct_last, self.rct_run) = (last, run);
-        (self.apt_ref, self.apt_count, self.apt_seen) = (aref, acount, aseen);
+        (self.rct_last, self.rct_run) = (st.last, st.run);
+        (self.apt_ref, self.apt_count, self.apt_seen) = (st.aref, st.acount, st.aseen);
         match failure {
             Some(err) => {
                 self.failed = Some(err.clone());
@@ -170,10 +173,139 @@ impl HealthMonitor {
     }
 }
 
+/// Both tests' running counts.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    last: u8,
+    run: u32,
+    aref: u8,
+    acount: u32,
+    aseen: u32,
+}
+
+impl Counts {
+    /// Both tests over one byte, exactly as SP 800-90B words them.
+    #[inline]
+    fn step(&mut self, b: u8) -> Result<(), HealthError> {
+        if self.run > 0 && b == self.last {
+            self.run += 1;
+            if self.run >= RCT_CUTOFF {
+                return Err(HealthError::RepetitionCount {
+                    byte: b,
+                    run: self.run,
+                });
+            }
+        } else {
+            self.last = b;
+            self.run = 1;
+        }
+        if self.aseen == 0 {
+            self.aref = b;
+            self.acount = 1;
+            self.aseen = 1;
+        } else {
+            self.acount += u32::from(b == self.aref);
+            self.aseen += 1;
+            if self.acount >= APT_CUTOFF {
+                return Err(HealthError::AdaptiveProportion {
+                    byte: self.aref,
+                    count: self.acount,
+                });
+            }
+            if self.aseen == APT_WINDOW {
+                self.aseen = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// The fast path over `span` inside the open window (`aseen > 0` and `span` ends at or
+    /// before the window's end): applies it and returns true when no three neighbouring bytes
+    /// are equal, the first byte does not continue the run carried in, and the reference
+    /// byte's count stays below the cutoff; otherwise changes nothing and returns false.
+    /// (Random bytes pass: a pair repeats about four times per window, a triple once in 64.)
+    #[inline]
+    fn skip(&mut self, span: &[u8]) -> bool {
+        let n = span.len();
+        if n < 3 {
+            return false;
+        }
+        let joins_run = self.run > 0 && span[0] == self.last;
+        let triples = span
+            .iter()
+            .zip(&span[1..])
+            .zip(&span[2..])
+            .fold(0u8, |acc, ((a, b), c)| acc | u8::from((a == b) & (b == c)));
+        let hits = span
+            .iter()
+            .fold(0u32, |acc, &b| acc + u32::from(b == self.aref));
+        if joins_run || triples != 0 || self.acount + hits >= APT_CUTOFF {
+            return false;
+        }
+        // No run inside the span reaches three: the one it ends with is one or two long.
+        self.last = span[n - 1];
+        self.run = if span[n - 2] == span[n - 1] { 2 } else { 1 };
+        self.acount += hits;
+        self.aseen += span.len() as u32;
+        if self.aseen == APT_WINDOW {
+            self.aseen = 0;
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The byte-wise tests as SP 800-90B words them, the fast path's oracle.
+    fn bytewise(stream: &[u8]) -> (Result<(), HealthError>, Counts) {
+        let mut st = Counts {
+            last: 0,
+            run: 0,
+            aref: 0,
+            acount: 0,
+            aseen: 0,
+        };
+        let r = stream.iter().try_for_each(|&b| st.step(b));
+        (r, st)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        /// Streams from small alphabets (so runs and over-represented bytes happen), cut into
+        /// calls anywhere: the same verdict, the same failure and the same counts as byte by byte.
+        #[test]
+        fn the_fast_path_answers_as_the_bytewise_tests(
+            alphabet in 2u8..=255,
+            seed in proptest::collection::vec(proptest::num::u8::ANY, 1..6000),
+            cuts in proptest::collection::vec(0usize..6000, 0..8),
+        ) {
+            let stream: Vec<u8> = seed.iter().map(|b| b % alphabet).collect();
+            let (want, want_counts) = bytewise(&stream);
+            let mut m = HealthMonitor::new();
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            bounds.push(0);
+            bounds.push(stream.len());
+            bounds.sort_unstable();
+            let mut got = Ok(());
+            for w in bounds.windows(2) {
+                got = m.check(&stream[w[0]..w[1]]);
+                if got.is_err() {
+                    break;
+                }
+            }
+            proptest::prop_assert_eq!(&got, &want);
+            if want.is_ok() {
+                proptest::prop_assert_eq!(
+                    (m.rct_last, m.rct_run, m.apt_ref, m.apt_count, m.apt_seen),
+                    (want_counts.last, want_counts.run, want_counts.aref, want_counts.acount,
+                     want_counts.aseen)
+                );
+            }
+        }
+    }
 
     #[test]
     fn rct_fires_on_the_sixth_equal_byte_not_the_fifth() {
@@ -184,6 +316,47 @@ mod tests {
         assert_eq!(err, HealthError::RepetitionCount { byte: 7, run: 6 });
         // Sticky: a failed source stays failed.
         assert!(m.check(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn a_run_that_crosses_a_call_or_a_window_boundary_still_counts() {
+        // Distinct neighbours everywhere except one run of six 0xEE that ends on the first byte
+        // of a later stretch: across two calls, and across the APT window's end in one call.
+        let plain = |n: usize| (0..n).map(|i| (i % 200) as u8).collect::<Vec<u8>>();
+        let mut m = HealthMonitor::new();
+        let mut first = plain(500);
+        first.extend([0xEE; 5]);
+        assert!(m.check(&first).is_ok());
+        let mut second = vec![0xEE];
+        second.extend(plain(300));
+        assert_eq!(
+            m.check(&second),
+            Err(HealthError::RepetitionCount { byte: 0xEE, run: 6 })
+        );
+
+        for before in [1020, 1022] {
+            // Bytes before..before + 6: the window's last four (or two), then the rest.
+            let mut stream = plain(before);
+            stream.extend([0xEE; 6]);
+            stream.extend(plain(300));
+            let mut m = HealthMonitor::new();
+            assert_eq!(
+                m.check(&stream),
+                Err(HealthError::RepetitionCount { byte: 0xEE, run: 6 }),
+                "{before}"
+            );
+        }
+        // A pair that ends one call, four more that start the next.
+        let mut m = HealthMonitor::new();
+        let mut first = plain(400);
+        first.extend([0xEE; 2]);
+        assert!(m.check(&first).is_ok());
+        let mut second = vec![0xEE; 4];
+        second.extend(plain(300));
+        assert_eq!(
+            m.check(&second),
+            Err(HealthError::RepetitionCount { byte: 0xEE, run: 6 })
+        );
     }
 
     #[test]

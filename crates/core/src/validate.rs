@@ -49,6 +49,31 @@ impl UuidFormat {
         }
     }
 
+    /// How many bytes this form takes: callers that write many UUIDs lay them out in one
+    /// buffer and [`Self::encode_into`] each slot, with no copy per UUID.
+    pub fn encoded_len(self) -> usize {
+        match self {
+            UuidFormat::Hyphenated => uuid::fmt::Hyphenated::LENGTH,
+            UuidFormat::Simple => uuid::fmt::Simple::LENGTH,
+            UuidFormat::Urn => uuid::fmt::Urn::LENGTH,
+            UuidFormat::Braced => uuid::fmt::Braced::LENGTH,
+        }
+    }
+
+    /// Writes `uuid` in this form, lowercase, over the first [`Self::encoded_len`] bytes of
+    /// `slot`. Returns `None`, writing nothing, when `slot` is shorter than that.
+    #[inline]
+    pub fn encode_into(self, uuid: &Uuid, slot: &mut [u8]) -> Option<()> {
+        let slot = slot.get_mut(..self.encoded_len())?;
+        match self {
+            UuidFormat::Hyphenated => uuid.hyphenated().encode_lower(slot),
+            UuidFormat::Simple => uuid.simple().encode_lower(slot),
+            UuidFormat::Urn => uuid.urn().encode_lower(slot),
+            UuidFormat::Braced => uuid.braced().encode_lower(slot),
+        };
+        Some(())
+    }
+
     /// `uuid` in this form, lowercase.
     pub fn format(self, uuid: &Uuid) -> String {
         self.encode(uuid, &mut Uuid::encode_buffer()).to_string()
@@ -380,6 +405,31 @@ mod tests {
         parse(input, &ParseOptions::default())
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn encode_into_writes_each_form_as_encode_does_and_refuses_a_short_slot() {
+        let id = Uuid::from_u128(0x0f8f_ad5b_d9cb_469f_a165_7086_7728_950e);
+        for f in [
+            UuidFormat::Hyphenated,
+            UuidFormat::Simple,
+            UuidFormat::Urn,
+            UuidFormat::Braced,
+        ] {
+            let mut slot = vec![b'#'; f.encoded_len() + 1];
+            assert_eq!(f.encode_into(&id, &mut slot), Some(()));
+            let want = f.format(&id);
+            assert_eq!(&slot[..want.len()], want.as_bytes(), "{}", f.name());
+            assert_eq!(
+                slot[want.len()],
+                b'#',
+                "{}: nothing past its length",
+                f.name()
+            );
+            let mut short = vec![b'#'; f.encoded_len() - 1];
+            assert_eq!(f.encode_into(&id, &mut short), None);
+            assert!(short.iter().all(|&b| b == b'#'));
+        }
     }
 
     #[test]
