@@ -176,16 +176,11 @@ impl Segment {
         let new_cap = (old * 3 / 2).max(MIN_SEGMENT);
         let old = std::mem::replace(&mut self.slots, Slots::Heap(vec![0; new_cap]));
         self.len = 0;
-        let keys: Vec<u128> = match &old {
-            Slots::Heap(v) => v.iter().copied().filter(|&k| k != 0).collect(),
-            Slots::Arena(r) => arena[r.clone()]
-                .iter()
-                .copied()
-                .filter(|&k| k != 0)
-                .collect(),
+        let old_keys: &[u128] = match &old {
+            Slots::Heap(v) => v,
+            Slots::Arena(r) => &arena[r.clone()],
         };
-        drop(old);
-        for key in keys {
+        for &key in old_keys.iter().filter(|&&k| k != 0) {
             self.insert(&mut [], key, hash(key));
         }
     }

@@ -41,6 +41,13 @@ impl UuidFormat {
     /// Writes `uuid` in this form, lowercase, into `buf` without allocating.
     #[inline]
     pub fn encode<'b>(self, uuid: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
+        self.write(uuid, buf)
+    }
+
+    /// The one place each form is written; `buf` holds at least [`Self::encoded_len`] bytes
+    /// (the uuid crate panics on less, so both callers size it first).
+    #[inline]
+    fn write<'b>(self, uuid: &Uuid, buf: &'b mut [u8]) -> &'b mut str {
         match self {
             UuidFormat::Hyphenated => uuid.hyphenated().encode_lower(buf),
             UuidFormat::Simple => uuid.simple().encode_lower(buf),
@@ -65,12 +72,7 @@ impl UuidFormat {
     #[inline]
     pub fn encode_into(self, uuid: &Uuid, slot: &mut [u8]) -> Option<()> {
         let slot = slot.get_mut(..self.encoded_len())?;
-        match self {
-            UuidFormat::Hyphenated => uuid.hyphenated().encode_lower(slot),
-            UuidFormat::Simple => uuid.simple().encode_lower(slot),
-            UuidFormat::Urn => uuid.urn().encode_lower(slot),
-            UuidFormat::Braced => uuid.braced().encode_lower(slot),
-        };
+        self.write(uuid, slot);
         Some(())
     }
 
@@ -410,12 +412,7 @@ mod tests {
     #[test]
     fn encode_into_writes_each_form_as_encode_does_and_refuses_a_short_slot() {
         let id = Uuid::from_u128(0x0f8f_ad5b_d9cb_469f_a165_7086_7728_950e);
-        for f in [
-            UuidFormat::Hyphenated,
-            UuidFormat::Simple,
-            UuidFormat::Urn,
-            UuidFormat::Braced,
-        ] {
+        for f in UuidFormat::ALL {
             let mut slot = vec![b'#'; f.encoded_len() + 1];
             assert_eq!(f.encode_into(&id, &mut slot), Some(()));
             let want = f.format(&id);

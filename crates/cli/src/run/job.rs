@@ -374,13 +374,11 @@ async fn execute_job_in(
                 _ = interrupt.notified() => break,
             });
         }
-        let permit = match free.as_mut().and_then(|f| f.split(1)) {
-            Some(p) => p,
-            None => tokio::select! {
-                p = staged.clone().acquire_owned() => p.context("semaphore closed")?,
-                _ = interrupt.notified() => break,
-            },
-        };
+        // Just refilled with at least one slot when it was empty, so this cannot come up short.
+        let permit = free
+            .as_mut()
+            .and_then(|f| f.split(1))
+            .context("no stage slot after a refill")?;
         let ctx = ctx.clone();
         tasks.spawn(
             async move {
