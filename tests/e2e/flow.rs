@@ -90,6 +90,24 @@ async fn a_fixed_window_with_ietf_headers_is_spent_without_refusals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bucket_behind_quota_headers_is_paced_by_its_refill() {
+    // A bucket of 20 regaining 50/s reports what is left and its time to fill (1 s, whole
+    // seconds): its readings prove that it refills between resets, so the client paces by the
+    // refill (20/s assumed from the fill time, led higher by each new reading) instead of
+    // spending 20 and waiting a second. Nothing is refused.
+    for headers in [LimitHeaders::Ietf, LimitHeaders::X] {
+        let (s, refused) = run_against(&["bucket:50:20"], headers, 5, 200, 0.0).await;
+        assert_eq!(refused, 0, "{s}");
+        let p = &s["limits"]["policy"];
+        assert_eq!(p["limit"], 20, "{s}");
+        assert_eq!(p["refill_per_s"], 20.0, "{s}");
+    }
+    // A fixed window is never taken for a bucket.
+    let (s, _) = run_against(&["window:100/2s"], LimitHeaders::X, 5, 150, 0.0).await;
+    assert!(s["limits"]["policy"]["refill_per_s"].is_null(), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_token_window_with_x_headers() {
     let (s, refused) = run_against(&["token-window:60/1s"], LimitHeaders::X, 5, 150, 0.0).await;
     assert_eq!(refused, 0);

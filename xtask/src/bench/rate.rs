@@ -137,9 +137,9 @@ const SHAPES: [Shape; 4] = [
         why_none: "the first 429 comes once the burst of 40 is spent, with the slow-start \
             window already at 16-32: every request then in flight is refused together (most \
             of the 429s); AIMD then probes the rate every few seconds",
-        why_headers: "a bucket reports what is left and the time until it is full, in whole \
-            seconds: the gate spends what is left and waits for that reset, a cycle of about \
-            1.05 s per 40 instead of a steady 40/s",
+        why_headers: "the bucket is paced at its refill rate once the held last request of \
+            the first window shows it refills; what is left over the oracle is that hold \
+            (37.5 ms) and each reading's age (a reading is a round trip old when it arrives)",
         first_window_s: Some(1.0),
     },
     Shape {

@@ -129,6 +129,9 @@ struct PolicyOut {
     limit: Option<u64>,
     /// IETF policy name.
     name: Option<String>,
+    /// Requests/s the quota regains between resets, once its readings proved it does (a
+    /// token bucket, paced at this rate); `null`: a window that resets at once.
+    refill_per_s: Option<f64>,
     /// `ietf` or `x`.
     style: &'static str,
     /// Window width in seconds.
@@ -241,6 +244,7 @@ impl Summary {
             policy: l.advertised.as_ref().map(|a| PolicyOut {
                 limit: a.limit,
                 name: a.policy.clone(),
+                refill_per_s: a.refill_per_s.map(round),
                 style: match a.style {
                     cxone_uuid_client::quota::QuotaStyle::Ietf => "ietf",
                     _ => "x",

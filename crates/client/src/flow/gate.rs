@@ -26,6 +26,9 @@
 //! A 429 whose quota shows nothing left closes the gate until its `Retry-After` (it wins over
 //! the quota fields); a 429 while quota is left is some other limit's (the concurrency
 //! window's, [`Verdict::OtherRefusal`]).
+//!
+//! A quota whose readings prove that it refills between resets (a token bucket) is paced by
+//! its refill rate instead of spent and waited for: see [`super::refill`].
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -33,6 +36,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::refill::{self, Refill};
 use crate::quota::{Quota, QuotaStyle};
 
 /// The policy the server advertised, for the run's summary.
@@ -46,6 +50,9 @@ pub struct Advertised {
     pub limit: Option<u64>,
     /// Window width.
     pub window: Option<Duration>,
+    /// Requests per second the quota regains between resets, once its readings proved it
+    /// does (a token bucket); `None`: a window that resets at once, or not yet known.
+    pub refill_per_s: Option<f64>,
 }
 
 /// What one answer told the gate.
@@ -75,6 +82,17 @@ struct State {
     /// That request is out.
     reader_out: bool,
     advertised: Option<Advertised>,
+    /// Quota readings taken so far (each pass carries the count at its sending).
+    seq: u64,
+    /// When the reading that set `remaining` came back.
+    remaining_at: Option<Instant>,
+    /// The longest reset read in this window (the X- style's stand-in for a fill time).
+    longest_reset: Duration,
+    /// The bucket model, once the readings proved a refill.
+    refill: Option<Refill>,
+    /// The quota is known not to refill (the request held to see came back showing none, or
+    /// pacing by a refill met a quota refusal): windows for the rest of the run.
+    windows_only: bool,
 }
 
 /// The quota gate shared by every request of one client.
@@ -90,6 +108,10 @@ pub struct Gate {
 pub struct Pass {
     /// The one request that reads a window after its reset.
     reader: bool,
+    /// Quota readings the gate had taken when it let this request through.
+    seq: u64,
+    /// The window's last request, held until a refill would show (see [`super::refill`]).
+    probe: bool,
 }
 
 impl Gate {
@@ -129,6 +151,15 @@ impl Gate {
             }
             s.closed_until = None;
         }
+        if let Some(refill) = &s.refill {
+            refill.admit(s.unanswered, now)?;
+            s.unanswered += 1;
+            return Ok(Pass {
+                reader: false,
+                seq: s.seq,
+                probe: false,
+            });
+        }
         if let Some(reset) = s.reset_at {
             if reset <= now {
                 // A new window, unread until an answer tells what is left in it.
@@ -144,13 +175,38 @@ impl Gate {
             }
             s.reader_out = true;
             s.unanswered += 1;
-            return Ok(Pass { reader: true });
+            return Ok(Pass {
+                reader: true,
+                seq: s.seq,
+                probe: false,
+            });
         }
-        if s.remaining.is_some_and(|r| r <= s.unanswered) {
-            return Err(s.reset_at.unwrap_or(now + Duration::from_secs(1)));
+        let mut probe = false;
+        if let Some(r) = s.remaining {
+            let reset = s.reset_at.unwrap_or(now + Duration::from_secs(1));
+            if r <= s.unanswered {
+                return Err(reset);
+            }
+            if r == s.unanswered + 1 && !s.windows_only {
+                // The window's last, once nothing else is out: held until a refill, if any,
+                // would show in its answer.
+                if let Some(until) = Self::hold_until(&s) {
+                    if s.unanswered > 0 {
+                        return Err(reset);
+                    }
+                    if now < until {
+                        return Err(until);
+                    }
+                    probe = true;
+                }
+            }
         }
         s.unanswered += 1;
-        Ok(Pass { reader: false })
+        Ok(Pass {
+            reader: false,
+            seq: s.seq,
+            probe,
+        })
     }
 
     /// Reads one answer: its status, its Retry-After and its quota headers.
@@ -175,31 +231,34 @@ impl Gate {
                 None => Verdict::NoQuota,
                 Some(q) => {
                     s.reopening = false;
+                    s.seq += 1;
+                    let refused = status == Some(429);
+                    if s.refill.is_some() && refused && q.remaining == 0 {
+                        // Not a bucket after all (or not at the rate assumed): back to
+                        // windows, starting with this refusal's.
+                        s.refill = None;
+                        s.windows_only = true;
+                        s.reset_at = None;
+                        s.remaining = None;
+                    }
                     s.advertised = Some(Advertised {
                         style: q.style,
                         policy: q.policy.clone(),
                         limit: q.limit.or(s.advertised.as_ref().and_then(|a| a.limit)),
                         window: q.window.or(s.advertised.as_ref().and_then(|a| a.window)),
+                        refill_per_s: None,
                     });
-                    let refused = status == Some(429);
-                    let reset_at = now + q.reset.or(q.window).unwrap_or(Duration::from_secs(1));
-                    let second = Duration::from_secs(1);
-                    match s.reset_at {
-                        Some(current) if reset_at + second <= current => {
-                            // From a window already over: stale.
+                    let seq = s.seq;
+                    if let Some(refill) = s.refill.as_mut() {
+                        if !refused {
+                            refill.read(q, pass.seq, seq, now);
                         }
-                        Some(current) if reset_at < current + second => {
-                            s.reset_at = Some(current.min(reset_at));
-                            // Within a window what is left only goes down as the server
-                            // counts: the least reading is its latest state, whichever order
-                            // the requests reached it in.
-                            s.remaining =
-                                Some(s.remaining.map_or(q.remaining, |r| r.min(q.remaining)));
-                        }
-                        _ => {
-                            s.reset_at = Some(reset_at);
-                            s.remaining = Some(q.remaining);
-                        }
+                    } else {
+                        Self::read_window(&mut s, pass, q, refused, now);
+                    }
+                    let refill_per_s = s.refill.as_ref().map(Refill::per_sec);
+                    if let Some(a) = s.advertised.as_mut() {
+                        a.refill_per_s = refill_per_s;
                     }
                     if refused && q.remaining == 0 {
                         // Retry-After wins over the quota's own reset.
@@ -222,6 +281,55 @@ impl Gate {
         };
         self.changed.notify_waiters();
         verdict
+    }
+
+    /// The quota's size and fill time, for a bucket model: the advertised size, and the
+    /// advertised window or else the longest reset read in this window.
+    fn model(s: &State) -> Option<(u64, Duration)> {
+        let a = s.advertised.as_ref()?;
+        Some((a.limit?, a.window.unwrap_or(s.longest_reset)))
+    }
+
+    /// Until when to hold the window's last request, when a bucket model can be made.
+    fn hold_until(s: &State) -> Option<Instant> {
+        let (limit, fill) = Self::model(s)?;
+        refill::hold_until(limit, fill, s.remaining_at?)
+    }
+
+    /// Reads one answer's quota into the window the gate is spending; the held request's
+    /// answer says whether the quota refills.
+    fn read_window(s: &mut State, pass: Pass, q: &Quota, refused: bool, now: Instant) {
+        let reset_at = now + q.reset.or(q.window).unwrap_or(Duration::from_secs(1));
+        let second = Duration::from_secs(1);
+        match s.reset_at {
+            Some(current) if reset_at + second <= current => {
+                // From a window already over: stale.
+            }
+            Some(current) if reset_at < current + second => {
+                s.reset_at = Some(current.min(reset_at));
+                // Within a window what is left only goes down as the server counts: the
+                // least reading is its latest state, whichever order the requests reached
+                // it in.
+                let before = s.remaining;
+                s.remaining = Some(s.remaining.map_or(q.remaining, |r| r.min(q.remaining)));
+                s.longest_reset = s.longest_reset.max(q.reset.unwrap_or_default());
+                if s.remaining != before {
+                    s.remaining_at = Some(now);
+                }
+                if pass.probe && !refused && !s.windows_only {
+                    if let Some((limit, fill)) = Self::model(s) {
+                        s.refill = refill::probe(limit, fill, q, s.seq, now);
+                        s.windows_only = s.refill.is_none();
+                    }
+                }
+            }
+            _ => {
+                s.reset_at = Some(reset_at);
+                s.remaining = Some(q.remaining);
+                s.remaining_at = Some(now);
+                s.longest_reset = q.reset.unwrap_or_default();
+            }
+        }
     }
 
     /// Forgets a request that got no answer (transport error, cancelled).
@@ -259,9 +367,17 @@ mod tests {
         }
     }
 
+    /// A gate that already knows its quota resets at once (the hold of a window's last
+    /// request, which tells a bucket from a window, is tested in refill.rs).
+    fn windows() -> Gate {
+        let g = Gate::new();
+        g.lock().windows_only = true;
+        g
+    }
+
     #[test]
     fn unthrottled_until_headers_then_spends_what_is_left() {
-        let g = Gate::new();
+        let g = windows();
         let t0 = Instant::now();
         let passes: Vec<Pass> = (0..5).map(|_| g.try_acquire(t0).unwrap()).collect();
         // The first answer says 7 left; the 4 sent after it and unanswered may not be counted.
@@ -312,7 +428,7 @@ mod tests {
     /// wait (nothing to count by, as before the first answer with them).
     #[test]
     fn after_a_reset_one_request_reads_the_window() {
-        let g = Gate::new();
+        let g = windows();
         let t0 = Instant::now();
         let p = g.try_acquire(t0).unwrap();
         g.observe(p, Some(200), None, Some(&quota(0, 1)), t0);
@@ -343,7 +459,7 @@ mod tests {
     /// are unanswered: once all are in, the gate allows exactly what the server last said.
     #[test]
     fn answers_out_of_order_strand_nothing() {
-        let g = Gate::new();
+        let g = windows();
         let t0 = Instant::now();
         let passes: Vec<Pass> = (0..5).map(|_| g.try_acquire(t0).unwrap()).collect();
         // The server handled them in order; the last one's answer (5 left) comes in first.

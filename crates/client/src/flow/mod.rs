@@ -15,6 +15,7 @@
 //! than any success since the last cut, and slows the rate otherwise.
 
 pub mod gate;
+mod refill;
 pub mod window;
 
 use std::sync::atomic::{AtomicU64, Ordering};
