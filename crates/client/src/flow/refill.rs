@@ -89,9 +89,12 @@ pub(super) fn probe(
 /// requests but those still unanswered, so the least bound, less everything unanswered, never
 /// overspends. A reading is dropped once the answer to a request sent after it came back (that
 /// request was counted after it): what is kept are the readings that may still be the last
-/// counted, at most about one per request in flight. Keeping only those also lets the
-/// server's own count lead when the rate assumed is low: a bucket refilling faster than
-/// assumed shows more left in each new reading, and the gate spends it.
+/// counted, at most about one per request in flight. Every answer brings a reading, so the
+/// gate spends what the server last counted rather than what the assumed rate predicts: a
+/// bucket refilling faster than its whole-second fill time suggests is met at its true rate
+/// (the simulated 20 regaining 50/s, with 20/s assumed, at 0.998 of its oracle). Dropping
+/// superseded readings matters when the count rises faster than assumed (after an idle
+/// spell): an older, lower reading would otherwise hold the gate back for up to size/rate.
 #[derive(Debug, Clone)]
 pub(super) struct Refill {
     /// Requests the bucket regains per second.
