@@ -88,11 +88,21 @@ struct State {
     remaining_at: Option<Instant>,
     /// The longest reset read in this window (the X- style's stand-in for a fill time).
     longest_reset: Duration,
-    /// The bucket model, once the readings proved a refill.
-    refill: Option<Refill>,
-    /// The quota is known not to refill (the request held to see came back showing none, or
-    /// pacing by a refill met a quota refusal): windows for the rest of the run.
-    windows_only: bool,
+    /// Whether the quota refills between resets, as far as the gate knows.
+    shape: Shape,
+}
+
+/// What the gate knows of how the quota comes back.
+#[derive(Debug, Default)]
+enum Shape {
+    /// Not tested yet: a window's last request is held to find out.
+    #[default]
+    Unknown,
+    /// It resets at once (the held request came back showing nothing left, or pacing by a
+    /// refill met a quota refusal): windows for the rest of the run.
+    Windows,
+    /// It refills (a token bucket): paced by the model.
+    Bucket(Refill),
 }
 
 /// The quota gate shared by every request of one client.
@@ -151,7 +161,7 @@ impl Gate {
             }
             s.closed_until = None;
         }
-        if let Some(refill) = &s.refill {
+        if let Shape::Bucket(refill) = &s.shape {
             refill.admit(s.unanswered, now)?;
             s.unanswered += 1;
             return Ok(Pass {
@@ -187,7 +197,7 @@ impl Gate {
             if r <= s.unanswered {
                 return Err(reset);
             }
-            if r == s.unanswered + 1 && !s.windows_only {
+            if r == s.unanswered + 1 && matches!(s.shape, Shape::Unknown) {
                 // The window's last, once nothing else is out: held until a refill, if any,
                 // would show in its answer.
                 if let Some(until) = Self::hold_until(&s) {
@@ -233,11 +243,10 @@ impl Gate {
                     s.reopening = false;
                     s.seq += 1;
                     let refused = status == Some(429);
-                    if s.refill.is_some() && refused && q.remaining == 0 {
+                    if matches!(s.shape, Shape::Bucket(_)) && refused && q.remaining == 0 {
                         // Not a bucket after all (or not at the rate assumed): back to
                         // windows, starting with this refusal's.
-                        s.refill = None;
-                        s.windows_only = true;
+                        s.shape = Shape::Windows;
                         s.reset_at = None;
                         s.remaining = None;
                     }
@@ -246,19 +255,16 @@ impl Gate {
                         policy: q.policy.clone(),
                         limit: q.limit.or(s.advertised.as_ref().and_then(|a| a.limit)),
                         window: q.window.or(s.advertised.as_ref().and_then(|a| a.window)),
+                        // Filled in from the gate's shape when read.
                         refill_per_s: None,
                     });
                     let seq = s.seq;
-                    if let Some(refill) = s.refill.as_mut() {
+                    if let Shape::Bucket(refill) = &mut s.shape {
                         if !refused {
                             refill.read(q, pass.seq, seq, now);
                         }
                     } else {
                         Self::read_window(&mut s, pass, q, refused, now);
-                    }
-                    let refill_per_s = s.refill.as_ref().map(Refill::per_sec);
-                    if let Some(a) = s.advertised.as_mut() {
-                        a.refill_per_s = refill_per_s;
                     }
                     if refused && q.remaining == 0 {
                         // Retry-After wins over the quota's own reset.
@@ -316,10 +322,10 @@ impl Gate {
                 if s.remaining != before {
                     s.remaining_at = Some(now);
                 }
-                if pass.probe && !refused && !s.windows_only {
+                if pass.probe && !refused && matches!(s.shape, Shape::Unknown) {
                     if let Some((limit, fill)) = Self::model(s) {
-                        s.refill = refill::probe(limit, fill, q, s.seq, now);
-                        s.windows_only = s.refill.is_none();
+                        s.shape = refill::probe(limit, fill, q, s.seq, now)
+                            .map_or(Shape::Windows, Shape::Bucket);
                     }
                 }
             }
@@ -347,7 +353,14 @@ impl Gate {
 
     /// The policy the server advertised, if any answer carried one.
     pub fn advertised(&self) -> Option<Advertised> {
-        self.lock().advertised.clone()
+        let s = self.lock();
+        let refill_per_s = match &s.shape {
+            Shape::Bucket(refill) => Some(refill.per_sec()),
+            _ => None,
+        };
+        s.advertised
+            .clone()
+            .map(|a| Advertised { refill_per_s, ..a })
     }
 }
 
@@ -371,7 +384,7 @@ mod tests {
     /// request, which tells a bucket from a window, is tested in refill.rs).
     fn windows() -> Gate {
         let g = Gate::new();
-        g.lock().windows_only = true;
+        g.lock().shape = Shape::Windows;
         g
     }
 

@@ -58,8 +58,14 @@ pub(super) const MAX_HOLD: Duration = Duration::from_secs(1);
 /// regain one request, counted from when the reading that left one came back. `None`: no
 /// size, or a hold longer than [`MAX_HOLD`].
 pub(super) fn hold_until(limit: u64, fill: Duration, read_at: Instant) -> Option<Instant> {
-    let hold = Duration::from_secs_f64(1.5 * fill.as_secs_f64().max(1.0) / limit.max(1) as f64);
+    let hold = Duration::from_secs_f64(1.5 / fill_rate(limit.max(1) as f64, fill));
     (limit > 0 && hold <= MAX_HOLD).then_some(read_at + hold)
+}
+
+/// The rate of a bucket of `size` that fills in `fill` (at least a second: fill times come in
+/// whole seconds, rounded up, so this is never above the true rate).
+fn fill_rate(size: f64, fill: Duration) -> f64 {
+    size / fill.as_secs_f64().max(1.0)
 }
 
 /// What the held request's answer proves, read as the gate's `seq`-th: a refill if it shows
@@ -73,7 +79,7 @@ pub(super) fn probe(
 ) -> Option<Refill> {
     (q.remaining > 0).then(|| {
         let mut refill = Refill {
-            per_sec: limit as f64 / fill.as_secs_f64().max(1.0),
+            per_sec: fill_rate(limit as f64, fill),
             limit: limit as f64,
             readings: VecDeque::new(),
         };
@@ -126,7 +132,7 @@ impl Refill {
     /// than before) lowers the rate.
     pub(super) fn read(&mut self, q: &Quota, sent_seq: u64, seq: u64, now: Instant) {
         if let Some(reset) = q.reset.filter(|r| !r.is_zero()) {
-            self.per_sec = self.per_sec.min(self.limit / reset.as_secs_f64().max(1.0));
+            self.per_sec = self.per_sec.min(fill_rate(self.limit, reset));
         }
         while self.readings.front().is_some_and(|r| r.seq <= sent_seq) {
             self.readings.pop_front();
