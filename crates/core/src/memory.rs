@@ -14,8 +14,11 @@
 //!   (measured by the `core` bench). Grown from empty: 21.3 to 32 bytes per UUID, peak one
 //!   segment (1/64 of the table) above that.
 //! * Batches are looked up in two passes over chunks: the first only reads each home slot
-//!   (independent loads the CPU overlaps), the second probes and inserts in order, mostly from
-//!   cache. That is the "prefetch" without `unsafe`.
+//!   (independent loads the CPU overlaps; their addresses are worked out in a loop of their
+//!   own first, see `Keys::touch`), the second probes and inserts in order, mostly from
+//!   cache. That is the "prefetch" without `unsafe`. What is left is the memory: on the 2-core
+//!   VM a branch-free read-modify-write of one random slot a key (no probing, no answer) takes
+//!   about 30 ns a key at this size, the insert about 80.
 //! * A sized table lives in one anonymous mapping (`memmap2`), advised to use transparent huge
 //!   pages and faulted in before the first insert. At 10 million UUIDs the table is 229 MB: in
 //!   4 KiB pages every insert also missed the TLB, and the first write to each of its 56,000
@@ -202,14 +205,32 @@ impl Keys {
     }
 
     /// Reads each key's home slot so the misses overlap; the value is only kept alive.
+    ///
+    /// Two loops: the first only works out where each home slot is (its one load, the
+    /// segment list, stays in L1), the second only loads. The loading loop is then a few
+    /// instructions a key, so the CPU's reorder window holds many more of its misses at once.
+    /// Measured on the 2-core VM, 10 million inserts into a sized table: 82 against 104 ns
+    /// a key (best of three each, interleaved) with one loop doing both; `generate -n
+    /// 10000000` 1.11 against 1.58 s.
     #[inline]
     fn touch(&self, arena: &[u128], keys: &[Uuid]) -> u128 {
         let mut acc = 0u128;
-        for k in keys {
+        let mut at = [usize::MAX; CHUNK];
+        for (at, k) in at.iter_mut().zip(keys) {
             let h = hash(k.as_u128());
-            let slots = self.segments[segment_of(h)].slots(arena);
-            if !slots.is_empty() {
-                acc ^= slots[home(h, slots.len())];
+            match &self.segments[segment_of(h)].slots {
+                Slots::Arena(r) if !r.is_empty() => *at = r.start + home(h, r.len()),
+                Slots::Arena(_) => {}
+                Slots::Heap(v) => {
+                    if !v.is_empty() {
+                        acc ^= v[home(h, v.len())];
+                    }
+                }
+            }
+        }
+        for &i in &at[..keys.len().min(CHUNK)] {
+            if let Some(s) = arena.get(i) {
+                acc ^= *s;
             }
         }
         acc
