@@ -193,17 +193,20 @@ impl Bench {
 
     /// Requests/s of oha (or wrk) POSTing one body at concurrency 64 with keep-alive.
     fn ceiling(&self, tools: &Tools, mock: &Mock, n: u64) -> Result<f64> {
-        self.ceiling_on(tools, mock, n, None)
+        self.ceiling_on(tools, mock, n, None, 64)
     }
 
-    /// [`Self::ceiling`] with the load generator on the CPUs `cpus` when given.
+    /// [`Self::ceiling`] with the load generator on the CPUs `cpus` when given, at
+    /// `concurrency` connections.
     pub(super) fn ceiling_on(
         &self,
         tools: &Tools,
         mock: &Mock,
         n: u64,
         cpus: Option<&str>,
+        concurrency: u32,
     ) -> Result<f64> {
+        let c = concurrency.to_string();
         let load = tools.load.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let token = fetch_token(mock)?;
         let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -219,7 +222,7 @@ impl Bench {
                     &["-j"]
                 };
                 let job = super::proc::pinned(oha, cpus)
-                    .args(["-n", &n.to_string(), "-c", "64", "--no-tui", "-m", "POST"])
+                    .args(["-n", &n.to_string(), "-c", &c, "--no-tui", "-m", "POST"])
                     .args(json_flag.iter().copied())
                     .args(["-H", &format!("Authorization: Bearer {token}")])
                     .args(["-H", "Content-Type: application/json"])
@@ -228,7 +231,7 @@ impl Bench {
                 let mut best = 0.0f64;
                 for i in 0..RUN_REPEATS {
                     let out = measure(
-                        &format!("oha-c64-{i}"),
+                        &format!("oha-c{c}-{i}"),
                         &job,
                         Stdout::Capture,
                         self.timeout(n as f64 / 1000.0),
@@ -254,7 +257,7 @@ impl Bench {
                         "-t",
                         "2",
                         "-c",
-                        "64",
+                        &c,
                         "-d",
                         &format!("{}s", self.sizes.wrk_secs),
                         "-s",
@@ -262,7 +265,7 @@ impl Bench {
                     .arg(&script)
                     .arg(&url);
                 let out = measure(
-                    "wrk-c64",
+                    &format!("wrk-c{c}"),
                     &job,
                     Stdout::Capture,
                     self.timeout(30.0),
