@@ -11,8 +11,10 @@
 //! Each answer is read once ([`Flow::on_answer`]) and routed: quota headers feed the gate; a 429
 //! the gate calls a quota refusal waits for the reset and cuts nothing; a 429 while quota is
 //! left, or one naming a concurrency limit (Genesys's `actions.concurrent.executions.max`),
-//! cuts the window; a bare 429 cuts the window when its request was sent with more in flight
-//! than any success since the last cut, and slows the rate otherwise.
+//! cuts the window; a bare 429 asking for more than [`Aimd::GLOBAL_PAUSE`](crate::rate::Aimd)
+//! is a window spent, which holds everyone and cuts nothing; any other bare 429 cuts the window
+//! when its request was sent with more in flight than any success since the last cut, and
+//! slows the rate otherwise.
 
 pub mod gate;
 mod refill;
@@ -186,17 +188,26 @@ impl Flow {
         );
         let refused = answer.status == 429;
         let crowded = slot.as_ref().is_some_and(window::Slot::beyond_ok_peak);
+        // A bare refusal that asks everyone to wait (a fixed window spent) is neither a
+        // concurrency cap, which frees a place as soon as any request in flight is answered,
+        // nor a pace: cutting for it left a window:300/10s run sending its last window at
+        // a fifth of the concurrency it had reached.
+        let pause = verdict == Verdict::NoQuota
+            && answer
+                .retry_after
+                .is_some_and(|ra| ra > crate::rate::Aimd::GLOBAL_PAUSE);
         let signal = match (refused, verdict) {
             (false, _) => Signal::Success,
             (true, _) if answer.concurrency_limit => Signal::Drop,
             (true, Verdict::OtherRefusal) => Signal::Drop,
             (true, Verdict::QuotaRefusal) => Signal::Ignore,
+            (true, _) if pause => Signal::Ignore,
             (true, _) if crowded => Signal::Drop,
             (true, _) => Signal::Ignore,
         };
         if !refused {
             self.rate.on_success(ticket);
-        } else if verdict == Verdict::NoQuota && signal != Signal::Drop {
+        } else if verdict == Verdict::NoQuota && signal != Signal::Drop && !pause {
             // A bare 429 that does not look like concurrency: the rate's.
             self.rate.on_throttled(ticket, answer.retry_after);
         } else {
@@ -277,5 +288,36 @@ mod tests {
         flow.on_answer(a, answer(200, None, false));
         let _next = flow.acquire().await;
         assert_eq!(Instant::now(), t0, "not held");
+    }
+
+    /// A bare refusal with a long Retry-After is a window spent, not a concurrency cap or a
+    /// pace: everyone waits, and neither the window nor the rate is cut, even for a request
+    /// sent in slow start (which any other bare 429 would cut).
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_window_holds_everyone_and_cuts_nothing() {
+        let flow = Flow::new(RateSpec::Auto, RateLimiter::new(RateSpec::Auto), 64, true);
+        let first = flow.acquire().await;
+        flow.on_answer(first, answer(200, None, false));
+        let before = flow.limits().concurrency;
+        let (a, b) = (flow.acquire().await, flow.acquire().await);
+        let t0 = Instant::now();
+        flow.on_answer(b, answer(429, Some(Duration::from_secs(9)), false));
+        flow.on_answer(a, answer(429, Some(Duration::from_secs(9)), false));
+        assert!(flow.limits().concurrency >= before, "window not cut");
+        assert_eq!(flow.rate_target(), None, "rate not cut");
+        let _next = flow.acquire().await;
+        assert!(Instant::now() >= t0 + Duration::from_secs(9), "held");
+
+        // The same refusal asking for one second is the rate's or the window's, as before.
+        let flow = Flow::new(RateSpec::Auto, RateLimiter::new(RateSpec::Auto), 64, true);
+        let first = flow.acquire().await;
+        flow.on_answer(first, answer(200, None, false));
+        let before = flow.limits().concurrency;
+        let b = flow.acquire().await;
+        flow.on_answer(b, answer(429, Some(Duration::from_secs(1)), false));
+        assert!(
+            flow.limits().concurrency < before,
+            "slow start's refusal cuts the window"
+        );
     }
 }

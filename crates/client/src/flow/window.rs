@@ -3,7 +3,12 @@
 //! Algorithm: AIMD on the window, as TCP congestion control (Jacobson, "Congestion Avoidance
 //! and Control", 1988) and Netflix's concurrency-limits `AIMDLimit` do it, with the increase
 //! slowed near the window of the last cut as TCP CUBIC's plateau does (RFC 9438 §4.2).
-//! - Slow start: +1 per success (the window doubles per round trip) until the first drop.
+//! - Slow start: +1 per success (the window doubles per round trip) until the first drop, or
+//!   until [`Window::SLOW_START_END`] without one, as TCP's initial ssthresh ends it (RFC 5681
+//!   §3.1). A quota refuses only once spent, and then every request in flight and every one
+//!   the last round's successes doubled into is refused: measured on the stand-in, a
+//!   `window:300/10s` run met 58 refusals in its first second with slow start running to
+//!   the maximum (64), 14 with it ending at 16.
 //! - Additive increase: +1 per round trip (+1/window per success), only while the window is in
 //!   use (at least half full when the request was sent, Netflix's rule): an idle window
 //!   proves nothing and must not grow without bound.
@@ -156,6 +161,9 @@ impl Window {
     pub const DECREASE: f64 = 0.9;
     /// Initial window.
     pub const INITIAL: f64 = 4.0;
+    /// Slow start ends here even without a refusal (TCP's initial ssthresh, RFC 5681 §3.1):
+    /// past it the window grows by one a round trip.
+    pub const SLOW_START_END: f64 = 16.0;
     /// How many times slower the increase is near the window of the last cut.
     pub const PLATEAU_SLOWDOWN: f64 = 64.0;
     /// The most the plateau slowdown grows to after repeated cuts at one size.
@@ -283,6 +291,9 @@ impl Window {
                     1.0 / (s.limit * slow)
                 };
                 s.limit = (s.limit + step).min(self.max);
+                if s.slow_start && s.limit >= Self::SLOW_START_END {
+                    s.slow_start = false;
+                }
             }
         }
         self.freed.notify_waiters();
@@ -514,6 +525,39 @@ mod tests {
             let now = w.lock().limit;
             assert_eq!(now > cut + 0.1, grows, "{left} left: {cut} -> {now}");
         }
+    }
+
+    /// With nothing refused, slow start still ends at [`Window::SLOW_START_END`]: a limit that
+    /// refuses only once it is spent (a quota, a window) is met with what is in flight, so
+    /// the first overshoot is at most about that many requests instead of a doubled window.
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_ends_at_sixteen_without_a_refusal() {
+        let w = Window::new(64);
+        let mut before = w.limit();
+        while w.limit() < 16 {
+            let round = sent(&w, w.limit());
+            tokio::time::advance(Duration::from_millis(20)).await;
+            for slot in round {
+                w.release(slot, Signal::Success);
+            }
+            assert!(w.limit() <= 2 * before, "{before} -> {}", w.limit());
+            before = w.limit();
+        }
+        assert_eq!(w.limit(), 16, "slow start stops at its end");
+        for _ in 0..3 {
+            let round = sent(&w, w.limit());
+            tokio::time::advance(Duration::from_millis(20)).await;
+            for slot in round {
+                w.release(slot, Signal::Success);
+            }
+        }
+        let after = w.limit();
+        assert!(
+            (17..=19).contains(&after),
+            "then at most one more a round trip: {after}"
+        );
+        // And a refusal past the end is judged as any other, not as slow start's.
+        assert!(!w.lock().slow_start);
     }
 
     /// `n` slots taken and put on the wire, in order.
