@@ -1,7 +1,7 @@
 //! Request pacing: a fixed token bucket (`governor`) or the adaptive limiter ([`Aimd`]).
 //!
 //! `Aimd` lives in `rate/aimd.rs`: the AIMD rules, the pauses a long Retry-After asks for, and
-//! the quota learnt from a window that sends no headers.
+//! the quota learnt from a window that sends no headers (`rate/period.rs`).
 
 use std::num::NonZeroU32;
 use std::str::FromStr;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 
 mod aimd;
+mod period;
 
 pub use aimd::Aimd;
 
