@@ -16,6 +16,18 @@ async fn run_against(
     n: u64,
     max_429_share: f64,
 ) -> (serde_json::Value, u64) {
+    let (s, refused, _) = run_recorded(limits, headers, latency_ms, n, max_429_share).await;
+    (s, refused)
+}
+
+/// [`run_against`], also returning what the server recorded.
+async fn run_recorded(
+    limits: &[&str],
+    headers: LimitHeaders,
+    latency_ms: u64,
+    n: u64,
+    max_429_share: f64,
+) -> (serde_json::Value, u64, cxone_uuid_mock::Recorded) {
     let server = mock(MockConfig {
         limits: limits.iter().map(|l| l.parse::<Limit>().unwrap()).collect(),
         limit_headers: headers,
@@ -57,7 +69,7 @@ async fn run_against(
         "the summary counts what the server refused"
     );
     assert_trail_verifies(dir.path()).await;
-    (s, refused)
+    (s, refused, rec)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +134,43 @@ async fn a_fixed_window_without_headers_waits_for_the_next_one() {
     // window on a loaded 2-core machine refused up to a quarter before, so the bound stays loose
     // while the shortfall is open.
     run_against(&["window:100/1s"], LimitHeaders::None, 5, 250, 0.4).await;
+}
+
+/// A fixed window of whole seconds without headers: the first window's refusals show its
+/// quota and, through their Retry-After, when the next one opens. From then on each window's
+/// quota is sent at its opening, the client waits for the next without asking, and the server
+/// refuses nothing after the first window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_window_without_headers_is_met_at_its_openings() {
+    let (_, refused, rec) = run_recorded(&["window:40/3s"], LimitHeaders::None, 5, 100, 0.2).await;
+    let first = rec.execute_requests.iter().map(|r| r.at_ms).min().unwrap();
+    let late: Vec<u64> = rec
+        .execute_requests
+        .iter()
+        .filter(|r| r.status == 429 && r.at_ms >= first + 3000)
+        .map(|r| r.at_ms - first)
+        .collect();
+    assert!(refused > 0, "the first window was found by refusals");
+    assert!(
+        late.is_empty(),
+        "refused after the first window at {late:?} ms"
+    );
+    // Each later window was met where it opens, not a rounded-up Retry-After later: its
+    // first admitted request within half a second of the opening (a Retry-After rounds up
+    // by up to a second).
+    for k in 1..3u64 {
+        let opened = rec
+            .execute_requests
+            .iter()
+            .filter(|r| r.status == 200 && r.at_ms >= first + 3000 * k)
+            .map(|r| r.at_ms - first)
+            .min()
+            .unwrap();
+        assert!(
+            opened < 3000 * k + 500,
+            "window {k} first admitted at {opened} ms"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

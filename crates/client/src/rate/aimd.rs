@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::period::Period;
+use super::period::{Period, Wait};
 use super::Ticket;
 
 /// Additive-increase, multiplicative-decrease pacing.
@@ -154,10 +154,17 @@ impl Aimd {
         if s.target.is_some() && s.next_slot > now {
             return Err(s.next_slot);
         }
-        if !s.period.admits(now) {
-            // The learned quota is spent and its probe is out: ask again shortly (an answer
-            // either pauses everyone or drops the model).
-            return Err(now + Self::PROBE_POLL);
+        match s.period.admits(now) {
+            Ok(()) => {}
+            // The learned quota is spent and its probe is out, or a lone request is checking
+            // a predicted opening: ask again shortly (an answer either pauses everyone or
+            // lets everyone go).
+            Err(Wait::Poll) => return Err(now + Self::PROBE_POLL),
+            // This window's quota is sent: everyone waits for the next opening.
+            Err(Wait::Until(t)) => {
+                s.paused_until = Some(t);
+                return Err(t);
+            }
         }
         if let Some(rate) = s.target {
             s.next_slot = Self::next_after(s.next_slot, now, rate);
@@ -211,7 +218,7 @@ impl Aimd {
     /// [`on_success_of`](Self::on_success_of)).
     #[cfg(test)]
     fn on_success(&self, now: Instant) {
-        self.succeeded(&mut self.lock(), now);
+        self.succeeded(&mut self.lock(), now, None);
     }
 
     /// A success of the request sent with `ticket`: the pace grows (see `succeeded`), and one
@@ -221,14 +228,14 @@ impl Aimd {
         if ticket.epoch == s.epoch {
             s.ok_since_cut += 1;
         }
-        self.succeeded(&mut s, now);
+        self.succeeded(&mut s, now, Some(now.saturating_duration_since(ticket.at)));
     }
 
     /// A success: +[`Aimd::SLOW_START_STEP`] per success in slow start, +[`Aimd::RECOVERY`] of
     /// the target per second well below the last cut, else about `max(1, target/20)` requests/s
     /// per second.
-    fn succeeded(&self, s: &mut AimdState, now: Instant) {
-        s.period.succeeded();
+    fn succeeded(&self, s: &mut AimdState, now: Instant, rtt: Option<Duration>) {
+        s.period.succeeded(rtt);
         s.successes.push_back(now);
         while s
             .successes
@@ -280,6 +287,15 @@ impl Aimd {
     /// such end is the tightest bound that is still never early, so the pause ends there; a
     /// refusal whose end is a second or more later starts a new, longer pause.
     fn pause_for(s: &mut AimdState, retry_after: Option<Duration>, now: Instant) {
+        if s.period.verifying() {
+            // The lone request sent at a predicted opening was refused: the window is not
+            // open yet. Everyone waits as long as it was told to, and the prediction is
+            // dropped (see `Period`).
+            s.period.missed();
+            let until = now + retry_after.unwrap_or(Self::GLOBAL_PAUSE);
+            s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+            return;
+        }
         if retry_after.is_none_or(|ra| ra <= Self::GLOBAL_PAUSE) {
             s.period.probe_back();
         }
@@ -287,7 +303,11 @@ impl Aimd {
             let until = now + ra;
             let second = Duration::from_secs(1);
             if s.paused_until.is_none_or(|p| p <= now) {
-                s.period.closed();
+                if let Some(opening) = s.period.closed(ra, now) {
+                    // Sooner than the Retry-After, which rounds up; checked by one request.
+                    s.paused_until = Some(opening.min(until));
+                    return;
+                }
             }
             s.paused_until = Some(match s.paused_until.filter(|p| *p > now) {
                 Some(p) if until < p + second && p < until + second => p.min(until),
@@ -576,6 +596,77 @@ mod tests {
         b.try_take(t1).unwrap();
         assert!(b.try_take(t1).is_err());
         assert!(b.try_take(t1 + crate::rate::period::PROBE_EXPIRY).is_ok());
+    }
+
+    /// The first window of a run without headers: 5 sent at `t0`, 3 answered after `rtt`,
+    /// then a refusal answered at `refused` asking for 10 s, then the other 2 answered.
+    fn first_window(a: &Aimd, t0: Instant, rtt: Duration, refused: Instant) {
+        let mut tickets: Vec<Ticket> = (0..5).map(|_| a.try_take(t0).unwrap()).collect();
+        for t in tickets.drain(..3) {
+            a.on_success_of(t, t0 + rtt);
+        }
+        a.hold(Some(Duration::from_secs(10)), refused);
+        for t in tickets {
+            a.on_success_of(t, refused);
+        }
+    }
+
+    /// A window of whole seconds is met at its openings (see `Period`'s grid): the first
+    /// refusal, back within a second of the first request, gives the width; the next window
+    /// is awaited from the first answer's round trip, not for the rounded-up Retry-After; one
+    /// request checks it alone; once the quota is sent everyone waits for the next opening
+    /// without a probe.
+    #[test]
+    fn a_window_of_whole_seconds_is_met_at_its_openings() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        let rtt = Duration::from_millis(20);
+        let t1 = t0 + Duration::from_millis(100);
+        first_window(&a, t0, rtt, t1);
+        let open = t0 + rtt + Duration::from_secs(10);
+        assert_eq!(
+            a.try_take(t1).unwrap_err(),
+            open,
+            "paused until the opening"
+        );
+        let lone = a.try_take(open).expect("one request checks the opening");
+        assert!(a.try_take(open).is_err(), "the others wait for its answer");
+        a.on_success_of(lone, open + rtt);
+        for _ in 0..4 {
+            a.try_take(open + rtt).unwrap();
+        }
+        let next = open + Duration::from_secs(10);
+        assert_eq!(
+            a.try_take(open + rtt).unwrap_err(),
+            next,
+            "quota sent: no probe"
+        );
+        a.try_take(next).expect("the next window's lone request");
+
+        // The lone request refused: the prediction was wrong. Everyone waits as that refusal
+        // says, and the run goes back to one probe past the quota.
+        let b = Aimd::new();
+        first_window(&b, t0, rtt, t1);
+        b.try_take(open).unwrap();
+        let back = open + rtt;
+        b.hold(Some(Duration::from_secs(1)), back);
+        let until = back + Duration::from_secs(1);
+        assert_eq!(b.try_take(back).unwrap_err(), until, "everyone waits");
+        for _ in 0..5 {
+            b.try_take(until).unwrap();
+        }
+        b.try_take(until).expect("one probe past the quota");
+        assert!(b.try_take(until).is_err(), "the probe is out");
+
+        // A first refusal later than a second into the run cannot tell the width: the pause is
+        // the Retry-After's.
+        let c = Aimd::new();
+        let late = t0 + Duration::from_millis(1500);
+        first_window(&c, t0, rtt, late);
+        assert_eq!(
+            c.try_take(late).unwrap_err(),
+            late + Duration::from_secs(10)
+        );
     }
 
     #[test]
