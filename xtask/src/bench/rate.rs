@@ -189,9 +189,9 @@ const WHY_HEADERS: &str =
 /// A concurrency cap sends no quota headers: both styles behave as none.
 const WHY_CONCURRENCY: &str =
     "the client's own turn-around bounds it: told the cap (--concurrency 6, no 429 at all) it \
-    reached 0.975-0.977 of this oracle in trials, with or without the audit trail, about a \
-    millisecond per round trip between an answer and the next request on this 2-core host; \
-    then the window learns the cap of 6 from 429s: a few in slow start and one probe above \
+    reached 0.975-0.987 of this oracle in trials, with or without the audit trail, where oha \
+    at -c 6 reached 0.990-0.993 (the mock's own time outside its hold is the rest); then the \
+    window learns the cap of 6 from 429s: a few in slow start and one probe above \
     it every second or more after (each costs a 429, and that request waits its 1 s \
     Retry-After)";
 
