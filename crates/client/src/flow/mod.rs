@@ -217,6 +217,9 @@ impl Flow {
             self.rate.hold(answer.retry_after);
         }
         if let (Some(w), Some(slot)) = (&self.window, slot) {
+            if answer.quota.is_some() {
+                w.quota_told();
+            }
             w.release(slot, signal);
         }
     }

@@ -5,7 +5,7 @@
 //! slowed near the window of the last cut as TCP CUBIC's plateau does (RFC 9438 §4.2).
 //! - Slow start: +1 per success (the window doubles per round trip) until the first drop, or
 //!   until [`Window::SLOW_START_END`] without one, as TCP's initial ssthresh ends it (RFC 5681
-//!   §3.1). A quota refuses only once spent, and then every request in flight and every one
+//!   §3.1), unless the server tells its quota in headers ([`Window::quota_told`]). A quota refuses only once spent, and then every request in flight and every one
 //!   the last round's successes doubled into is refused: measured on the stand-in, a
 //!   `window:300/10s` run met 58 refusals in its first second with slow start running to
 //!   the maximum (64), 14 with it ending at 16.
@@ -88,6 +88,10 @@ struct State {
     plateau: f64,
     /// When the window was last cut for a refusal at (not above) the peak.
     tie_cut_at: Option<Instant>,
+    /// The server tells its quota in headers: the gate spends no more than it says is left,
+    /// so slow start need not end early for fear of a quota spent (see
+    /// [`Window::SLOW_START_END`]).
+    quota_told: bool,
     /// The last cut kept the plateau of the one before (it was one lower).
     kept_higher: bool,
 }
@@ -189,6 +193,7 @@ impl Window {
                 ok_peak: 0,
                 plateau: Self::PLATEAU_SLOWDOWN,
                 tie_cut_at: None,
+                quota_told: false,
                 kept_higher: false,
             }),
             freed: Notify::new(),
@@ -291,12 +296,20 @@ impl Window {
                     1.0 / (s.limit * slow)
                 };
                 s.limit = (s.limit + step).min(self.max);
-                if s.slow_start && s.limit >= Self::SLOW_START_END {
+                if s.slow_start && s.limit >= Self::SLOW_START_END && !s.quota_told {
                     s.slow_start = false;
                 }
             }
         }
         self.freed.notify_waiters();
+    }
+
+    /// The server's answers carry quota headers: slow start runs to the first refusal or the
+    /// maximum, as the quota gate keeps it within what is left (a fixed window behind headers
+    /// sent its last window's 300 requests 16 at a time otherwise, 0.976 of the oracle
+    /// against 0.992).
+    pub fn quota_told(&self) {
+        self.lock().quota_told = true;
     }
 
     /// The current window, in whole requests.
@@ -558,6 +571,18 @@ mod tests {
         );
         // And a refusal past the end is judged as any other, not as slow start's.
         assert!(!w.lock().slow_start);
+
+        // Told the quota in headers, slow start runs on: the gate keeps within the quota.
+        let w = Window::new(64);
+        w.quota_told();
+        while w.limit() < 32 {
+            let round = sent(&w, w.limit());
+            tokio::time::advance(Duration::from_millis(20)).await;
+            for slot in round {
+                w.release(slot, Signal::Success);
+            }
+        }
+        assert!(w.lock().slow_start, "still in slow start at {}", w.limit());
     }
 
     /// `n` slots taken and put on the wire, in order.
