@@ -129,10 +129,11 @@ async fn a_per_token_window_with_x_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_window_without_headers_waits_for_the_next_one() {
-    // Without headers a fixed window is found by its refusals. Since a long Retry-After holds
-    // every sender, bench row 3f measures about 7% refused (issue 17's target is 2%); this small
-    // window on a loaded 2-core machine refused up to a quarter before, so the bound stays loose
-    // while the shortfall is open.
+    // Without headers a fixed window is found by its refusals. A window of one second asks
+    // for a Retry-After of one second, too short to hold every sender or to learn the
+    // window's openings from (see the next test for a longer one): each refused request waits
+    // its second while the rest go on. On a loaded 2-core machine this small window refused up
+    // to a quarter, so the bound stays loose.
     run_against(&["window:100/1s"], LimitHeaders::None, 5, 250, 0.4).await;
 }
 
