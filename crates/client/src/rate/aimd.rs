@@ -641,7 +641,17 @@ mod tests {
             next,
             "quota sent: no probe"
         );
-        a.try_take(next).expect("the next window's lone request");
+        let lone = a.try_take(next).expect("the next window's lone request");
+        // A window whose quota took longer than a window to send: the next opening has
+        // passed, and sending goes straight on into it.
+        a.on_success_of(lone, next + rtt);
+        let late = next + Duration::from_secs(12);
+        for _ in 0..4 {
+            a.try_take(late).unwrap();
+        }
+        let third = next + Duration::from_secs(10);
+        assert_eq!(a.try_take(late).unwrap_err(), third, "already open");
+        a.try_take(late).expect("sent at once into the open window");
 
         // The lone request refused: the prediction was wrong. Everyone waits as that refusal
         // says, and the run goes back to one probe past the quota.

@@ -37,6 +37,8 @@ pub(super) struct Period {
     no_grid: bool,
     /// Reopened at a predicted opening: one request goes alone until one is admitted.
     verifying: bool,
+    /// When this period's first request left.
+    began: Option<Instant>,
 }
 
 /// When a fixed window opens, learnt from the first one: windows of whole seconds (Retry-After
@@ -139,11 +141,13 @@ impl Period {
         self.probing = None;
         self.closing = false;
         self.verifying = self.grid.is_some();
+        self.began = None;
     }
 
     /// Whether one more may leave now, and if not, until when it waits.
     pub(super) fn admits(&mut self, now: Instant) -> Result<(), Wait> {
         self.first.get_or_insert((now, None));
+        let began = *self.began.get_or_insert(now);
         let probe_out = self
             .probing
             .is_some_and(|t| now.saturating_duration_since(t) < PROBE_EXPIRY);
@@ -156,7 +160,9 @@ impl Period {
         } else {
             match (self.learned, self.grid) {
                 (Some(q), Some(grid)) if self.sent >= q => {
-                    return Err(Wait::Until(grid.next_after(now)));
+                    // The opening after this window's, which may have passed already if its
+                    // quota took longer than a window to send.
+                    return Err(Wait::Until(grid.next_after(began)));
                 }
                 (Some(q), None) if self.sent >= q => {
                     if probe_out {
