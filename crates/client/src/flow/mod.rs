@@ -192,10 +192,8 @@ impl Flow {
         // concurrency cap, which frees a place as soon as any request in flight is answered,
         // nor a pace: cutting for it left a window:300/10s run sending its last window at
         // a fifth of the concurrency it had reached.
-        let pause = verdict == Verdict::NoQuota
-            && answer
-                .retry_after
-                .is_some_and(|ra| ra > crate::rate::Aimd::GLOBAL_PAUSE);
+        let pause =
+            verdict == Verdict::NoQuota && crate::rate::Aimd::holds_everyone(answer.retry_after);
         let signal = match (refused, verdict) {
             (false, _) => Signal::Success,
             (true, _) if answer.concurrency_limit => Signal::Drop,

@@ -86,6 +86,12 @@ impl Aimd {
     pub const RECOVERY: f64 = 0.2;
     /// How often a sender asks again while the learned quota's probe is out.
     const PROBE_POLL: Duration = Duration::from_millis(5);
+    /// Whether a refusal asking for `retry_after` holds every sender (a window spent, a break)
+    /// rather than only the refused request: the one test the pause and the flow's routing share.
+    pub fn holds_everyone(retry_after: Option<Duration>) -> bool {
+        retry_after.is_some_and(|ra| ra > Self::GLOBAL_PAUSE)
+    }
+
     /// Slots at the new pace after a cut whose refusals are still the overshoot's echo.
     pub const ECHO_SLOTS: f64 = 2.0;
     /// Lowest target, requests/s.
@@ -296,10 +302,10 @@ impl Aimd {
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
             return;
         }
-        if retry_after.is_none_or(|ra| ra <= Self::GLOBAL_PAUSE) {
+        if !Self::holds_everyone(retry_after) {
             s.period.probe_back();
         }
-        if let Some(ra) = retry_after.filter(|ra| *ra > Self::GLOBAL_PAUSE) {
+        if let Some(ra) = retry_after.filter(|_| Self::holds_everyone(retry_after)) {
             let until = now + ra;
             let second = Duration::from_secs(1);
             if s.paused_until.is_none_or(|p| p <= now) {

@@ -91,8 +91,10 @@ impl Period {
         self.learned = (self.ok > 0).then_some(self.ok);
         self.probing = None;
         self.closing = true;
-        if self.verifying || self.grid.is_some() {
-            // Refused where the grid said the window was open: the model is wrong.
+        if self.grid.is_some() {
+            // Refused where the grid said the window was open (a refusal of the lone request
+            // checking an opening never gets here: the caller drops the grid for it first):
+            // the model is wrong.
             self.missed();
             return None;
         }
