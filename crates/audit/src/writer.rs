@@ -9,6 +9,7 @@
 //! the task to hold a sync back briefly until enough waiters share it ([`GroupCommit`]), as
 //! PostgreSQL's `commit_delay` does: fewer, larger syncs for the same durability.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,10 @@ enum Cmd {
 /// A cloneable handle to the background writer of one sink (usually a [`crate::Fanout`]).
 #[derive(Clone)]
 pub struct AuditWriter {
-    tx: mpsc::Sender<Cmd>,
+    /// `None`: nothing to write to ([`AuditWriter::discard`]).
+    tx: Option<mpsc::Sender<Cmd>>,
+    /// Set by `close` on a writer without a task, so later records fail as a closed one's do.
+    discarded_closed: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<Arc<AuditError>>>>,
     name: Arc<str>,
 }
@@ -95,7 +99,33 @@ impl AuditWriter {
         let failed = Arc::new(Mutex::new(None));
         let name: Arc<str> = sink.describe().into();
         tokio::spawn(run(sink, mode, group, rx, failed.clone()));
-        Self { tx, failed, name }
+        Self {
+            tx: Some(tx),
+            discarded_closed: Arc::default(),
+            failed,
+            name,
+        }
+    }
+
+    /// A writer with nothing to write to (`--audit none`): records return at once and no task
+    /// runs. A task with an empty sink cost every record a wake-up of another runtime thread
+    /// (and the write-ahead record a round trip through it), on the path of every request.
+    pub fn discard() -> Self {
+        Self {
+            tx: None,
+            discarded_closed: Arc::default(),
+            failed: Arc::new(Mutex::new(None)),
+            name: "none".into(),
+        }
+    }
+
+    /// The channel to the task, or the answer of a writer without one.
+    fn sender(&self) -> Result<Option<&mpsc::Sender<Cmd>>, AuditError> {
+        match &self.tx {
+            Some(tx) => Ok(Some(tx)),
+            None if self.discarded_closed.load(Ordering::SeqCst) => Err(self.closed()),
+            None => Ok(None),
+        }
     }
 
     fn err(&self, failure: Failure) -> AuditError {
@@ -133,19 +163,21 @@ impl AuditWriter {
     /// has failed, so producers stop early.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
         self.check()?;
-        self.tx
-            .send(Cmd::Record(event))
-            .await
-            .map_err(|_| self.closed())
+        let Some(tx) = self.sender()? else {
+            return Ok(());
+        };
+        tx.send(Cmd::Record(event)).await.map_err(|_| self.closed())
     }
 
     /// Queues `event` and returns once it (and everything queued before it) is durable
     /// according to the sync mode. This is the write-ahead step.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditError> {
         self.check()?;
+        let Some(tx) = self.sender()? else {
+            return Ok(());
+        };
         let (reply, done) = oneshot::channel();
-        self.tx
-            .send(Cmd::Durable(event, reply))
+        tx.send(Cmd::Durable(event, reply))
             .await
             .map_err(|_| self.closed())?;
         match done.await {
@@ -157,9 +189,12 @@ impl AuditWriter {
 
     /// Writes what is queued, lets the sink close (final checkpoint, sync) and stops the task.
     pub async fn close(&self) -> Result<(), AuditError> {
+        let Some(tx) = self.sender()? else {
+            self.discarded_closed.store(true, Ordering::SeqCst);
+            return Ok(());
+        };
         let (reply, done) = oneshot::channel();
-        self.tx
-            .send(Cmd::Close(reply))
+        tx.send(Cmd::Close(reply))
             .await
             .map_err(|_| self.closed())?;
         match done.await {
@@ -497,5 +532,26 @@ mod tests {
         w.record_durable(ev()).await.unwrap();
         assert_eq!(sink.syncs.load(Ordering::SeqCst), 4);
         w.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_writer_with_nothing_to_write_to_answers_at_once_and_runs_no_task() {
+        let w = AuditWriter::discard();
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        assert_eq!(tasks, 0, "no background task");
+        w.record(ev()).await.unwrap();
+        w.record_durable(ev()).await.unwrap();
+        // A clone shares the closed state, as clones of a task-backed writer share its channel.
+        let other = w.clone();
+        w.close().await.unwrap();
+        let after = other.record(ev()).await.unwrap_err();
+        assert!(matches!(after, AuditError::Closed { .. }), "{after}");
+        assert!(w.record_durable(ev()).await.is_err());
+        assert!(
+            w.close().await.is_err(),
+            "closed twice, as a task-backed writer"
+        );
     }
 }

@@ -156,14 +156,19 @@ async fn execute_job_in(
     // times, over seven interleaved rounds).
     let concurrency = config.concurrency;
     let stage = concurrency.saturating_mul(4).max(MIN_STAGE);
-    let writer = AuditWriter::spawn_grouped(
-        Box::new(sinks),
-        sink_options.sync,
-        GroupCommit {
-            waiters: stage / 2,
-            max_delay: GROUP_COMMIT_DELAY,
-        },
-    );
+    let writer = if sinks.0.is_empty() {
+        // `--audit none`: no task for an empty sink (see `AuditWriter::discard`).
+        AuditWriter::discard()
+    } else {
+        AuditWriter::spawn_grouped(
+            Box::new(sinks),
+            sink_options.sync,
+            GroupCommit {
+                waiters: stage / 2,
+                max_delay: GROUP_COMMIT_DELAY,
+            },
+        )
+    };
 
     let run_id = Uuid::now_v7();
     span.record("run_id", tracing::field::display(run_id));
