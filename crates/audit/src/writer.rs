@@ -66,13 +66,20 @@ enum Cmd {
     Close(Reply),
 }
 
+/// Where a writer's records go.
+#[derive(Clone)]
+enum To {
+    /// The background task.
+    Task(mpsc::Sender<Cmd>),
+    /// Nowhere ([`AuditWriter::discard`]); set once closed, so later records fail as a closed
+    /// task's do.
+    Nothing(Arc<AtomicBool>),
+}
+
 /// A cloneable handle to the background writer of one sink (usually a [`crate::Fanout`]).
 #[derive(Clone)]
 pub struct AuditWriter {
-    /// `None`: nothing to write to ([`AuditWriter::discard`]).
-    tx: Option<mpsc::Sender<Cmd>>,
-    /// Set by `close` on a writer without a task, so later records fail as a closed one's do.
-    discarded_closed: Arc<AtomicBool>,
+    to: To,
     failed: Arc<Mutex<Option<Arc<AuditError>>>>,
     name: Arc<str>,
 }
@@ -100,8 +107,7 @@ impl AuditWriter {
         let name: Arc<str> = sink.describe().into();
         tokio::spawn(run(sink, mode, group, rx, failed.clone()));
         Self {
-            tx: Some(tx),
-            discarded_closed: Arc::default(),
+            to: To::Task(tx),
             failed,
             name,
         }
@@ -112,8 +118,7 @@ impl AuditWriter {
     /// (and the write-ahead record a round trip through it), on the path of every request.
     pub fn discard() -> Self {
         Self {
-            tx: None,
-            discarded_closed: Arc::default(),
+            to: To::Nothing(Arc::default()),
             failed: Arc::new(Mutex::new(None)),
             name: "none".into(),
         }
@@ -121,10 +126,10 @@ impl AuditWriter {
 
     /// The channel to the task, or the answer of a writer without one.
     fn sender(&self) -> Result<Option<&mpsc::Sender<Cmd>>, AuditError> {
-        match &self.tx {
-            Some(tx) => Ok(Some(tx)),
-            None if self.discarded_closed.load(Ordering::SeqCst) => Err(self.closed()),
-            None => Ok(None),
+        match &self.to {
+            To::Task(tx) => Ok(Some(tx)),
+            To::Nothing(closed) if closed.load(Ordering::SeqCst) => Err(self.closed()),
+            To::Nothing(_) => Ok(None),
         }
     }
 
@@ -189,9 +194,10 @@ impl AuditWriter {
 
     /// Writes what is queued, lets the sink close (final checkpoint, sync) and stops the task.
     pub async fn close(&self) -> Result<(), AuditError> {
-        let Some(tx) = self.sender()? else {
-            self.discarded_closed.store(true, Ordering::SeqCst);
-            return Ok(());
+        let tx = match &self.to {
+            To::Task(tx) => tx,
+            To::Nothing(closed) if closed.swap(true, Ordering::SeqCst) => return Err(self.closed()),
+            To::Nothing(_) => return Ok(()),
         };
         let (reply, done) = oneshot::channel();
         tx.send(Cmd::Close(reply))

@@ -302,25 +302,25 @@ impl Aimd {
             s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
             return;
         }
-        if !Self::holds_everyone(retry_after) {
+        let Some(ra) = retry_after.filter(|_| Self::holds_everyone(retry_after)) else {
+            // The refused request's own wait: the probe past a learned quota is back.
             s.period.probe_back();
-        }
-        if let Some(ra) = retry_after.filter(|_| Self::holds_everyone(retry_after)) {
-            let until = now + ra;
-            let second = Duration::from_secs(1);
-            if s.paused_until.is_none_or(|p| p <= now) {
-                if let Some(opening) = s.period.closed(ra, now) {
-                    // Sooner than the Retry-After, which rounds up; checked by one request.
-                    s.paused_until = Some(opening.min(until));
-                    return;
-                }
+            return;
+        };
+        let until = now + ra;
+        let second = Duration::from_secs(1);
+        if s.paused_until.is_none_or(|p| p <= now) {
+            if let Some(opening) = s.period.closed(ra, now) {
+                // Sooner than the Retry-After, which rounds up; checked by one request.
+                s.paused_until = Some(opening.min(until));
+                return;
             }
-            s.paused_until = Some(match s.paused_until.filter(|p| *p > now) {
-                Some(p) if until < p + second && p < until + second => p.min(until),
-                Some(p) => p.max(until),
-                None => until,
-            });
         }
+        s.paused_until = Some(match s.paused_until.filter(|p| *p > now) {
+            Some(p) if until < p + second && p < until + second => p.min(until),
+            Some(p) => p.max(until),
+            None => until,
+        });
     }
 
     /// A 429 the window answered for: no cut in the rate, only the pause a long Retry-After
