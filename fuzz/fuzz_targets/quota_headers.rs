@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use cxone_uuid_client::quota::{parse_ietf, parse_x, Quota, QuotaHeaders};
+use cxone_uuid_client::quota::{concurrency_cap, parse_ietf, parse_x, Quota, QuotaHeaders};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let _ = parse_ietf(&[policy], &[ratelimit]);
     let _ = parse_ietf(&[policy, ratelimit], &[ratelimit, policy]);
+    // A cap is never zero (that would stop every request).
+    assert_ne!(concurrency_cap(&[policy, ratelimit]), Some(0));
     if let Some(q) = parse_x(limit, remaining, reset, now) {
         // A reset never reaches further than the largest delta the input could name.
         assert!(q.reset.is_none_or(|r| r <= Duration::from_secs_f64(1e15)));

@@ -203,6 +203,27 @@ async fn a_concurrency_cap_behind_ietf_headers_is_told_from_the_quota() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advertised_concurrency_cap_is_met_without_a_refusal() {
+    // The stand-in advertises concurrency:4 as an IETF concurrent-requests policy: the window
+    // moves to 4 with the first answer and never probes past it, so the server refuses nothing
+    // (it refuses any fifth request in flight) and the run keeps 4 on the wire.
+    let (s, refused) = run_against(&["concurrency:4"], LimitHeaders::Ietf, 30, 200, 0.0).await;
+    assert_eq!(refused, 0);
+    assert_eq!(s["limits"]["concurrency"], 4, "{s}");
+    assert_eq!(s["limits"]["concurrency_advertised"], 4, "{s}");
+    assert!(s["limits"]["policy"].is_null(), "no request quota: {s}");
+    assert!(
+        s["limits"]["rate_rps"].is_null(),
+        "the rate was never cut: {s}"
+    );
+
+    // The X- style cannot say it: the same cap is then found by refusals, and nothing is
+    // reported as advertised.
+    let (s, _) = run_against(&["concurrency:4"], LimitHeaders::X, 30, 200, 0.2).await;
+    assert!(s["limits"]["concurrency_advertised"].is_null(), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_rate_in_minutes_is_shown_in_minutes() {
     let server = mock(MockConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();

@@ -64,8 +64,9 @@ pub(crate) struct Args {
     /// any: 429 with Retry-After in whole seconds (at least 1), in the dialect's body shape.
     #[arg(long = "limit", value_name = "SPEC")]
     limits: Vec<Limit>,
-    /// Quota headers on every execute answer: none, ietf (RateLimit-Policy and RateLimit) or
-    /// x (X-RateLimit-Limit, -Remaining, -Reset in delta seconds).
+    /// Quota headers on every execute answer: none, ietf (RateLimit-Policy and RateLimit; a
+    /// concurrency:K limit as a qu="concurrent-requests" policy) or x (X-RateLimit-Limit,
+    /// -Remaining, -Reset in delta seconds; no field for concurrency).
     #[arg(long, value_name = "STYLE", default_value = "none")]
     limit_headers: LimitHeaders,
     /// Milliseconds added to every execute response.

@@ -529,6 +529,7 @@ impl RetryLogic for ExecuteLogic<'_> {
                         retry_after: answer.retry_after,
                         quota: answer.quota.as_ref(),
                         concurrency_limit,
+                        concurrency_cap: answer.concurrency_cap,
                     },
                 );
                 if answer.is_success() {

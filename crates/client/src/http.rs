@@ -31,6 +31,8 @@ pub(crate) struct Answer {
     pub(crate) ids: crate::dialect::ResponseIds,
     /// The quota the server advertised (RateLimit or X-RateLimit headers), if any.
     pub(crate) quota: Option<crate::quota::Quota>,
+    /// Requests in flight the server takes, when a `concurrent-requests` policy says.
+    pub(crate) concurrency_cap: Option<u64>,
 }
 
 impl Answer {
@@ -67,6 +69,8 @@ pub(crate) async fn exchange(
         request_id: header("x-request-id").or_else(|| header("x-correlation-id")),
     };
     let quota = read_quota(resp.headers(), SystemTime::now());
+    let concurrency_cap =
+        crate::quota::concurrency_cap(&field_lines(resp.headers(), "ratelimit-policy"));
     let (body, oversized) = read_capped(resp, MAX_BODY)
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
@@ -77,7 +81,17 @@ pub(crate) async fn exchange(
         oversized,
         ids,
         quota,
+        concurrency_cap,
     })
+}
+
+/// Every field line of `name` that is text (lists may be split over lines).
+fn field_lines<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> Vec<&'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
 }
 
 /// The quota headers of an answer, every field line of each (lists may be split over lines).
@@ -85,20 +99,13 @@ pub(crate) fn read_quota(
     headers: &reqwest::header::HeaderMap,
     now: SystemTime,
 ) -> Option<crate::quota::Quota> {
-    let lines = |name: &str| -> Vec<&str> {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    };
     let one = |names: [&str; 2]| {
         names
             .iter()
             .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
     };
-    let policy = lines("ratelimit-policy");
-    let ratelimit = lines("ratelimit");
+    let policy = field_lines(headers, "ratelimit-policy");
+    let ratelimit = field_lines(headers, "ratelimit");
     let h = crate::quota::QuotaHeaders {
         policy: &policy,
         ratelimit: &ratelimit,

@@ -11,7 +11,10 @@
 //!   later) or Tokens (drafts up to -08, still sent by some gateways). Policies whose quota unit
 //!   `qu` is not requests (`content-bytes`, `concurrent-requests`) say nothing about how many
 //!   requests may be sent and are skipped. With several policies, the one with the least left
-//!   binds.
+//!   binds. A `concurrent-requests` policy (draft -10 §3.1.2: "the number of concurrent
+//!   requests processed by the resource server") is read apart, by [`concurrency_cap`]: its `q`
+//!   is how many requests the server takes in flight, which the adaptive window then never
+//!   exceeds. The X- style has no such field.
 //! - `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (GitHub, Cloud Foundry,
 //!   IBM; Kong-style `RateLimit-Remaining`/`RateLimit-Reset` too). `Reset` is either delta
 //!   seconds or a Unix epoch time depending on the vendor (GitHub documents "UTC epoch
@@ -103,11 +106,22 @@ fn non_negative(item: Option<&BareItem>) -> Option<u64> {
         .and_then(|i| u64::try_from(i64::from(i)).ok())
 }
 
+/// What a policy's `q` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// `requests` (the default).
+    Requests,
+    /// `concurrent-requests`.
+    Concurrent,
+    /// `content-bytes`, or a unit this client does not know.
+    Other,
+}
+
 struct Policy {
     name: String,
     q: Option<u64>,
     w: Option<u64>,
-    requests: bool,
+    unit: Unit,
 }
 
 fn policies(lines: &[&str]) -> Vec<Policy> {
@@ -121,16 +135,18 @@ fn policies(lines: &[&str]) -> Vec<Policy> {
         })
         .filter_map(|item| {
             let name = item_name(&item.bare_item)?;
-            let unit = item
-                .params
-                .get("qu")
-                .and_then(|u| u.as_string().map(|s| s.as_str().to_string()));
+            // A String from -10 on; read as a Token too, as names are.
+            let unit = item.params.get("qu").and_then(item_name);
             Some(Policy {
                 name,
                 // `q` is REQUIRED; older drafts called it `l`.
                 q: non_negative(item.params.get("q").or_else(|| item.params.get("l"))),
                 w: non_negative(item.params.get("w")).filter(|w| *w > 0),
-                requests: matches!(unit.as_deref(), None | Some("requests") | Some("request")),
+                unit: match unit.as_deref() {
+                    None | Some("requests") | Some("request") => Unit::Requests,
+                    Some("concurrent-requests") => Unit::Concurrent,
+                    Some(_) => Unit::Other,
+                },
             })
         })
         .collect()
@@ -150,7 +166,7 @@ pub fn parse_ietf(policy_lines: &[&str], ratelimit_lines: &[&str]) -> Option<Quo
             continue;
         };
         let policy = known.iter().find(|p| p.name == name);
-        if policy.is_some_and(|p| !p.requests) {
+        if policy.is_some_and(|p| p.unit != Unit::Requests) {
             continue;
         }
         // `r` is REQUIRED: an item without it is malformed and ignored.
@@ -178,6 +194,23 @@ pub fn parse_ietf(policy_lines: &[&str], ratelimit_lines: &[&str]) -> Option<Quo
         }
     }
     best
+}
+
+/// The most requests the server says it takes in flight: the least `q` of the
+/// `concurrent-requests` policies in `RateLimit-Policy` (a `q` of 0 would stop every request
+/// and is ignored as malformed). `None` without one, or when the field is malformed.
+///
+/// The policy's `q`, not the `RateLimit` item's `r`, is read: `r` is what is free at the moment
+/// the answer left, which this client's own requests on their way back already change, while
+/// `q` is the cap it must stay under; a cap shared with other clients still shows as 429s,
+/// which cut the window below it as any other concurrency refusal does.
+pub fn concurrency_cap(policy_lines: &[&str]) -> Option<u64> {
+    policies(policy_lines)
+        .iter()
+        .filter(|p| p.unit == Unit::Concurrent)
+        .filter_map(|p| p.q)
+        .filter(|q| *q > 0)
+        .min()
 }
 
 /// The leading unsigned integer of a value such as `100` or `100, 100;w=60` (some gateways
@@ -284,6 +317,40 @@ mod tests {
         // A malformed policy field loses the limit, not the quota.
         let q = parse_ietf(&["q=;;"], &[r#""default";r=1;t=2"#]).unwrap();
         assert_eq!((q.remaining, q.limit), (1, None));
+    }
+
+    /// A `concurrent-requests` policy says how many the server takes in flight: the least such
+    /// `q` is the cap; request policies, other units, a zero and a malformed field say nothing.
+    #[test]
+    fn concurrency_cap_is_the_least_concurrent_requests_quota() {
+        assert_eq!(
+            concurrency_cap(&[r#""conc";q=6;qu="concurrent-requests""#]),
+            Some(6)
+        );
+        assert_eq!(
+            concurrency_cap(&[
+                r#""r";q=100;w=10, "a";q=8;qu="concurrent-requests""#,
+                r#""b";q=5;qu="concurrent-requests", "z";q=0;qu="concurrent-requests""#,
+            ]),
+            Some(5),
+            "across lines, the least non-zero"
+        );
+        assert_eq!(
+            concurrency_cap(&["conc;q=6;qu=concurrent-requests"]),
+            Some(6),
+            "tokens, as drafts up to -08 sent them"
+        );
+        for none in [
+            r#""r";q=100;w=10"#,
+            r#""bytes";q=6;qu="content-bytes""#,
+            r#""conc";qu="concurrent-requests""#,
+            r#""conc";q=-6;qu="concurrent-requests""#,
+            r#""conc";q=6;qu="concurrent-requests"#,
+            "",
+        ] {
+            assert_eq!(concurrency_cap(&[none]), None, "{none:?}");
+        }
+        assert_eq!(concurrency_cap(&[]), None);
     }
 
     #[test]

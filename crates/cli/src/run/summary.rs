@@ -112,6 +112,8 @@ pub(super) struct Summary {
 struct LimitsOut {
     /// Requests in flight allowed at the end.
     concurrency: usize,
+    /// Requests in flight the server said it takes (an IETF `concurrent-requests` policy).
+    concurrency_advertised: Option<usize>,
     /// Whether `--concurrency auto` adapted it.
     concurrency_auto: bool,
     /// The quota policy the server advertised in its headers, if any.
@@ -240,6 +242,7 @@ impl Summary {
         let round = |x: f64| (x * 1000.0).round() / 1000.0;
         self.limits = Some(LimitsOut {
             concurrency: l.concurrency,
+            concurrency_advertised: l.advertised_concurrency,
             concurrency_auto: l.adaptive_concurrency,
             policy: l.advertised.as_ref().map(|a| PolicyOut {
                 limit: a.limit,

@@ -8,7 +8,8 @@
 //! 3. the rate limiter ([`crate::rate`]): a fixed rate, or AIMD on 429s that carried no quota
 //!    headers (a server that says nothing is learnt from its refusals).
 //!
-//! Each answer is read once ([`Flow::on_answer`]) and routed: quota headers feed the gate; a 429
+//! Each answer is read once ([`Flow::on_answer`]) and routed: quota headers feed the gate; a
+//! `concurrent-requests` policy caps the window at what the server says it takes; a 429
 //! the gate calls a quota refusal waits for the reset and cuts nothing; a 429 while quota is
 //! left, or one naming a concurrency limit (Genesys's `actions.concurrent.executions.max`),
 //! cuts the window; a bare 429 asking for more than [`Aimd::GLOBAL_PAUSE`](crate::rate::Aimd)
@@ -20,7 +21,7 @@ pub mod gate;
 mod refill;
 pub mod window;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct Limits {
     pub adaptive_concurrency: bool,
     /// The quota policy the server advertised in its headers, if any.
     pub advertised: Option<Advertised>,
+    /// Requests in flight the server said it takes (an IETF `concurrent-requests` policy).
+    pub advertised_concurrency: Option<usize>,
 }
 
 /// How many requests of the run are still to be sent for the first time, when the caller
@@ -105,6 +108,8 @@ pub struct Flow {
     window: Option<Window>,
     concurrency: usize,
     backlog: Backlog,
+    /// The last `concurrent-requests` quota read (0: none yet).
+    told_concurrency: AtomicUsize,
 }
 
 /// Permission for one attempt; hand it back with [`Flow::on_answer`] or [`Flow::on_no_answer`].
@@ -128,6 +133,8 @@ pub struct AnswerInfo<'q> {
     pub quota: Option<&'q Quota>,
     /// The refusing limit names a concurrency limit (Genesys's ErrorBody `limit`).
     pub concurrency_limit: bool,
+    /// Requests in flight the server says it takes (an IETF `concurrent-requests` policy).
+    pub concurrency_cap: Option<u64>,
 }
 
 impl Flow {
@@ -141,6 +148,7 @@ impl Flow {
             window: adaptive.then(|| Window::new(concurrency).with_backlog(backlog.clone())),
             concurrency,
             backlog,
+            told_concurrency: AtomicUsize::new(0),
         }
     }
 
@@ -214,6 +222,13 @@ impl Flow {
             // reopens only this way).
             self.rate.hold(answer.retry_after);
         }
+        if let Some(cap) = answer.concurrency_cap {
+            let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+            self.told_concurrency.store(cap, Ordering::Relaxed);
+            if let Some(w) = &self.window {
+                w.server_cap(cap);
+            }
+        }
         if let (Some(w), Some(slot)) = (&self.window, slot) {
             if answer.quota.is_some() {
                 w.quota_told();
@@ -245,6 +260,8 @@ impl Flow {
             concurrency: self.window.as_ref().map_or(self.concurrency, Window::limit),
             adaptive_concurrency: self.window.is_some(),
             advertised: self.gate.advertised(),
+            advertised_concurrency: Some(self.told_concurrency.load(Ordering::Relaxed))
+                .filter(|c| *c > 0),
         }
     }
 }
@@ -263,6 +280,7 @@ mod tests {
             retry_after,
             quota: None,
             concurrency_limit,
+            concurrency_cap: None,
         }
     }
 

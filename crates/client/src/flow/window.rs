@@ -18,6 +18,11 @@
 //!   share low while the window sits at K. Each cut at the very size of the last doubles that
 //!   slowdown (up to [`Window::PLATEAU_SLOWDOWN_MAX`]): a cap found again and again is probed
 //!   ever more rarely, as CUBIC's plateau lengthens with each loss at one W_max.
+//! - A server that says its cap (an IETF `RateLimit-Policy` item with
+//!   `qu="concurrent-requests"`, draft-ietf-httpapi-ratelimit-headers-10 §3.1.2) sets the
+//!   window to it at once and bounds it there ([`Window::server_cap`]): nothing is left to
+//!   probe for, so no request is refused to find it. Refusals below it (a cap shared with other
+//!   clients) still cut, and the window climbs back to it, never past.
 //! - Multiplicative decrease: on a drop, the window becomes 0.9 of the smaller of itself and
 //!   the number in flight when the refused request was sent (the cap is below that), once per
 //!   round (requests sent before the last cut do not cut again).
@@ -94,6 +99,8 @@ struct State {
     quota_told: bool,
     /// The last cut kept the plateau of the one before (it was one lower).
     kept_higher: bool,
+    /// The cap the server advertised, when it did (at most the maximum).
+    told_cap: Option<f64>,
 }
 
 impl State {
@@ -195,6 +202,7 @@ impl Window {
                 tie_cut_at: None,
                 quota_told: false,
                 kept_higher: false,
+                told_cap: None,
             }),
             freed: Notify::new(),
             max,
@@ -295,7 +303,7 @@ impl Window {
                     let slow = if near_cut { s.plateau } else { 1.0 };
                     1.0 / (s.limit * slow)
                 };
-                s.limit = (s.limit + step).min(self.max);
+                s.limit = (s.limit + step).min(s.told_cap.unwrap_or(self.max));
                 if s.slow_start && s.limit >= Self::SLOW_START_END && !s.quota_told {
                     s.slow_start = false;
                 }
@@ -310,6 +318,29 @@ impl Window {
     /// against 0.992).
     pub fn quota_told(&self) {
         self.lock().quota_told = true;
+    }
+
+    /// The server said it takes `cap` requests in flight: the window moves to it (within
+    /// `--max-concurrency`) the first time, or when the cap changes, and never grows past it.
+    /// A cap it hears again leaves the window where cuts put it.
+    pub fn server_cap(&self, cap: usize) {
+        let cap = (cap.max(1) as f64).min(self.max);
+        let changed = {
+            let mut s = self.lock();
+            if s.told_cap == Some(cap) {
+                false
+            } else {
+                s.told_cap = Some(cap);
+                s.limit = cap;
+                // Nothing left to find by doubling: a refusal from here on is a cut as any
+                // other (the cap is shared, or came down).
+                s.slow_start = false;
+                true
+            }
+        };
+        if changed {
+            self.freed.notify_waiters();
+        }
     }
 
     /// The current window, in whole requests.
@@ -405,6 +436,7 @@ mod tests {
     async fn simulate(
         window: Arc<Window>,
         cap: usize,
+        told: bool,
         latency: Duration,
         queue: Option<(usize, Duration)>,
         n: usize,
@@ -439,6 +471,9 @@ mod tests {
                         None => {
                             // A refusal comes back at once (a round trip of a millisecond).
                             tokio::time::sleep(Duration::from_millis(1)).await;
+                            if told {
+                                window.server_cap(cap);
+                            }
                             window.release(slot, Signal::Drop);
                             // The refused request waits out its Retry-After (1 s).
                             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -452,6 +487,9 @@ mod tests {
                             s.0 -= 1;
                             s.3 += 1;
                             drop(s);
+                            if told {
+                                window.server_cap(cap);
+                            }
                             window.release(slot, Signal::Success);
                         }
                     }
@@ -470,7 +508,7 @@ mod tests {
         let window = Arc::new(Window::new(64));
         let n = 3000;
         let (refused, limit, peak, elapsed) =
-            simulate(window, 6, Duration::from_millis(50), None, n).await;
+            simulate(window, 6, false, Duration::from_millis(50), None, n).await;
         assert_eq!(peak, 6, "the server never had more than its cap");
         assert!((6..=7).contains(&limit), "window {limit}");
         let share = refused as f64 / (n + refused) as f64;
@@ -481,11 +519,57 @@ mod tests {
         assert!(ratio > 0.9, "{ratio} of the oracle ({elapsed:?})");
     }
 
+    /// A server that says its cap in every answer is never refused: the window starts below
+    /// it, moves to it with the first answer, and never probes past it. The same cap unsaid
+    /// costs refusals to find (the test above).
+    #[tokio::test(start_paused = true)]
+    async fn a_told_cap_is_reached_with_no_refusal() {
+        let window = Arc::new(Window::new(64));
+        let n = 3000;
+        let (refused, limit, peak, elapsed) =
+            simulate(window.clone(), 6, true, Duration::from_millis(50), None, n).await;
+        assert_eq!(refused, 0, "nothing refused");
+        assert_eq!((limit, peak), (6, 6));
+        // As fast as a client whose --max-concurrency is the cap (the paused clock's sleeps end
+        // on whole milliseconds, so a round is 51 ms for both).
+        let (_, _, _, known) = simulate(
+            Arc::new(Window::new(6)),
+            6,
+            false,
+            Duration::from_millis(50),
+            None,
+            n,
+        )
+        .await;
+        let ratio = known.as_secs_f64() / elapsed.as_secs_f64();
+        assert!(
+            ratio > 0.999,
+            "{ratio} of a client told the cap ({elapsed:?})"
+        );
+
+        // --max-concurrency still bounds it, and a cap heard again does not undo a cut.
+        let w = Window::new(4);
+        w.server_cap(6);
+        assert_eq!(w.limit(), 4, "within the maximum");
+        let w = Window::new(64);
+        w.server_cap(10);
+        assert_eq!(w.limit(), 10, "moved to the cap at once");
+        let slots = sent(&w, 10);
+        let mut slots = slots.into_iter();
+        w.release(slots.next().unwrap(), Signal::Drop);
+        let cut = w.limit();
+        assert!(cut < 10, "a refusal below the cap cuts ({cut})");
+        w.server_cap(10);
+        assert_eq!(w.limit(), cut, "the same cap again leaves the cut");
+        w.server_cap(3);
+        assert_eq!(w.limit(), 3, "a new, lower cap is taken at once");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn grows_to_the_maximum_when_nothing_pushes_back() {
         let window = Arc::new(Window::new(20));
         let (refused, limit, peak, _) =
-            simulate(window, 1000, Duration::from_millis(20), None, 2000).await;
+            simulate(window, 1000, false, Duration::from_millis(20), None, 2000).await;
         assert_eq!(refused, 0);
         assert_eq!(limit, 20, "capped by --max-concurrency");
         assert_eq!(peak, 20);
@@ -498,6 +582,7 @@ mod tests {
         let (refused, limit, _, _) = simulate(
             window,
             1000,
+            false,
             Duration::from_millis(20),
             Some((8, Duration::from_millis(20))),
             3000,

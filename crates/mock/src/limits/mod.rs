@@ -241,6 +241,9 @@ pub(crate) struct QuotaView {
     pub(crate) reset_secs: u64,
     pub(crate) quota: u64,
     pub(crate) window_secs: u64,
+    /// A cap on requests in flight (`concurrency:K`), not a count over a window: IETF says so
+    /// with `qu="concurrent-requests"`, and the X- style cannot say it at all.
+    pub(crate) concurrent: bool,
 }
 
 /// The answer to one request: admitted (holding its concurrency slots until dropped) or refused.
@@ -399,6 +402,7 @@ impl Limits {
                     quota: burst.floor() as u64,
                     window_secs: ceil_secs(Duration::from_secs_f64((*burst / *rate).min(1e9)))
                         .max(1),
+                    concurrent: false,
                 }),
                 Running::Window {
                     quota,
@@ -412,7 +416,14 @@ impl Limits {
                 } => counts
                     .get(token)
                     .map(|c| window_view("token-window", *quota, *width, c, now)),
-                Running::Concurrency { .. } => None,
+                Running::Concurrency { max, in_flight } => Some(QuotaView {
+                    name: "concurrency",
+                    remaining: max.saturating_sub(in_flight.load(Ordering::SeqCst)) as u64,
+                    reset_secs: 0,
+                    quota: *max as u64,
+                    window_secs: 0,
+                    concurrent: true,
+                }),
             })
             .collect();
         Decision {
@@ -438,11 +449,14 @@ fn window_view(
         reset_secs: ceil_secs(end.saturating_duration_since(now)),
         quota,
         window_secs: ceil_secs(width).max(1),
+        concurrent: false,
     }
 }
 
-/// The header lines for `views` in `style`: IETF lists every policy, the X- style the one with
-/// the least left.
+/// The header lines for `views` in `style`: IETF lists every policy (a concurrency cap as a
+/// `concurrent-requests` policy, draft-ietf-httpapi-ratelimit-headers-10 §3.1.2, with no
+/// window and no reset), the X- style the request quota with the least left (it has no field
+/// for a concurrency cap).
 pub(crate) fn headers(style: LimitHeaders, views: &[QuotaView]) -> Vec<(&'static str, String)> {
     match style {
         LimitHeaders::None => Vec::new(),
@@ -450,19 +464,34 @@ pub(crate) fn headers(style: LimitHeaders, views: &[QuotaView]) -> Vec<(&'static
         LimitHeaders::Ietf => {
             let policy = views
                 .iter()
-                .map(|v| format!("\"{}\";q={};w={}", v.name, v.quota, v.window_secs))
+                .map(|v| {
+                    if v.concurrent {
+                        format!("\"{}\";q={};qu=\"concurrent-requests\"", v.name, v.quota)
+                    } else {
+                        format!("\"{}\";q={};w={}", v.name, v.quota, v.window_secs)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             let left = views
                 .iter()
-                .map(|v| format!("\"{}\";r={};t={}", v.name, v.remaining, v.reset_secs))
+                .map(|v| {
+                    if v.concurrent {
+                        format!("\"{}\";r={}", v.name, v.remaining)
+                    } else {
+                        format!("\"{}\";r={};t={}", v.name, v.remaining, v.reset_secs)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             vec![("ratelimit-policy", policy), ("ratelimit", left)]
         }
         LimitHeaders::X => {
-            let mut binding = views[0];
-            for v in &views[1..] {
+            let mut counts = views.iter().filter(|v| !v.concurrent);
+            let Some(mut binding) = counts.next().copied() else {
+                return Vec::new();
+            };
+            for v in counts {
                 if v.remaining < binding.remaining {
                     binding = *v;
                 }

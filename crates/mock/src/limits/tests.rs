@@ -126,10 +126,25 @@ fn concurrency_holds_until_dropped() {
     assert_eq!((a.refused, b.refused), (None, None));
     assert_eq!(l.admit("a", t).refused, Some(1));
     drop(a);
-    assert_eq!(l.admit("a", t).refused, None);
-    assert!(
-        l.admit("a", t).views.is_empty(),
-        "a concurrency cap has no quota to advertise"
+    let c = l.admit("a", t);
+    assert_eq!(c.refused, None);
+    // Advertised as IETF's concurrent-requests unit, with what is free now; X- cannot say it.
+    assert_eq!(
+        headers(LimitHeaders::Ietf, &c.views),
+        vec![
+            (
+                "ratelimit-policy",
+                r#""concurrency";q=2;qu="concurrent-requests""#.to_string()
+            ),
+            ("ratelimit", r#""concurrency";r=0"#.to_string()),
+        ]
+    );
+    assert!(headers(LimitHeaders::X, &c.views).is_empty());
+    drop((b, c));
+    let d = l.admit("a", t);
+    assert_eq!(
+        headers(LimitHeaders::Ietf, &d.views)[1].1,
+        r#""concurrency";r=1"#
     );
 }
 

@@ -249,13 +249,17 @@ async fn a_concurrency_cap_refuses_with_the_named_limit_and_quota_headers() {
     });
     assert_eq!(a.status(), 200);
     let h = a.headers();
-    assert_eq!(h["ratelimit-policy"], r#""window";q=5;w=60"#);
-    assert_eq!(h["ratelimit"], r#""window";r=4;t=60"#);
+    // The cap is advertised in IETF's concurrent-requests unit, beside the window's quota.
+    assert_eq!(
+        h["ratelimit-policy"],
+        r#""concurrency";q=1;qu="concurrent-requests", "window";q=5;w=60"#
+    );
+    assert_eq!(h["ratelimit"], r#""concurrency";r=0, "window";r=4;t=60"#);
     assert_eq!(b.status(), 429);
     assert_eq!(b.headers()["retry-after"], "1");
     assert_eq!(
         b.headers()["ratelimit"],
-        r#""window";r=4;t=60"#,
+        r#""concurrency";r=0, "window";r=4;t=60"#,
         "a refusal takes no quota"
     );
     let body: Value = b.json().await.unwrap();
