@@ -25,7 +25,9 @@
 //!   clients) still cut, and the window climbs back to it, never past.
 //! - Multiplicative decrease: on a drop, the window becomes 0.9 of the smaller of itself and
 //!   the number in flight when the refused request was sent (the cap is below that), once per
-//!   round (requests sent before the last cut do not cut again).
+//!   round; each further refusal of a request sent before that cut takes one slot back (a
+//!   round of W that met n refusals held W − n: a quota spent in a burst of 16 refuses most of
+//!   it, and 0.9 of 16 sent 13 more into it).
 //!
 //! Why AIMD and not TCP Vegas or Gradient2: the limits met here (Genesys's
 //! `actions.concurrent.executions.max`, the stand-in's `concurrency:K`) refuse the excess at
@@ -101,6 +103,9 @@ struct State {
     kept_higher: bool,
     /// The cap the server advertised, when it did (at most the maximum).
     told_cap: Option<f64>,
+    /// The epoch of the requests sent before slow start's overshoot was cut: each more of
+    /// them refused takes one more slot back (see [`State::cut`]).
+    overshoot: Option<u64>,
 }
 
 impl State {
@@ -122,6 +127,7 @@ impl State {
         let base = self.limit.min(seen as f64);
         self.set_plateau(base);
         self.limit = (base * Window::DECREASE).max(1.0);
+        self.overshoot = refused.then_some(self.epoch);
         self.slow_start = false;
         self.epoch += 1;
         self.ok_peak = self.limit.floor() as usize;
@@ -203,6 +209,7 @@ impl Window {
                 quota_told: false,
                 kept_higher: false,
                 told_cap: None,
+                overshoot: None,
             }),
             freed: Notify::new(),
             max,
@@ -289,6 +296,8 @@ impl Window {
             if drop {
                 if slot.epoch == s.epoch {
                     s.cut(slot.in_flight, signal == Signal::Drop);
+                } else if signal == Signal::Drop && s.overshoot == Some(slot.epoch) {
+                    s.limit = (s.limit - 1.0).max(1.0);
                 }
             } else if signal == Signal::Success
                 && 2 * slot.in_flight >= slot.limit
@@ -670,6 +679,51 @@ mod tests {
         assert!(w.lock().slow_start, "still in slow start at {}", w.limit());
     }
 
+    /// Every further refusal of the round that was cut takes one more slot back: a round of 16
+    /// that met 14 refusals held 2, not the 14 that 0.9 of 16 leaves (measured on the stand-in's
+    /// `bucket:40:40`: the next round sent 13 more into the empty bucket, 12 refused). A
+    /// refusal of a request sent after the cut is judged afresh.
+    #[tokio::test(start_paused = true)]
+    async fn each_refusal_of_the_cut_round_takes_a_slot_back() {
+        let w = Window::new(64);
+        while w.limit() < 16 {
+            let round = sent(&w, w.limit());
+            tokio::time::advance(Duration::from_millis(20)).await;
+            for slot in round {
+                w.release(slot, Signal::Success);
+            }
+        }
+        assert_eq!(w.limit(), 16);
+        let mut round = sent(&w, 16);
+        // The answers of the last sent come first here; the first two succeed.
+        let ok: Vec<_> = round.drain(..2).collect();
+        for slot in round.into_iter().rev() {
+            w.release(slot, Signal::Drop);
+        }
+        assert_eq!(w.limit(), 1, "14.4 after the cut, less 13");
+        for slot in ok {
+            w.release(slot, Signal::Success);
+        }
+        let after = sent(&w, w.limit());
+        let n = after.len();
+        for slot in after {
+            w.release(slot, Signal::Drop);
+        }
+        assert_eq!(n, 1);
+        assert_eq!(w.limit(), 1, "the floor is one");
+
+        // One refusal cuts once, as before.
+        let w = Window::new(64);
+        let round = sent(&w, 4);
+        let mut round = round.into_iter().rev();
+        w.release(round.next().unwrap(), Signal::Drop);
+        let cut = w.limit();
+        for slot in round {
+            w.release(slot, Signal::Success);
+        }
+        assert_eq!(w.limit(), cut, "successes of the cut round do not grow it");
+    }
+
     /// `n` slots taken and put on the wire, in order.
     fn sent(w: &Window, n: usize) -> Vec<Slot<'_>> {
         (0..n)
@@ -777,7 +831,11 @@ mod tests {
         assert_eq!(w.limit(), 1);
         let before = w.lock().limit;
         w.release(b, Signal::Drop);
-        assert_eq!(w.lock().limit, before, "b was sent before the cut");
+        assert_eq!(
+            w.lock().limit,
+            (before - 1.0).max(1.0),
+            "b was sent before the cut: no second cut, one slot back"
+        );
         for _ in 0..10 {
             let s = w.try_acquire().unwrap();
             w.release(s, Signal::Drop);
