@@ -14,7 +14,12 @@
 //! still above the limit). Each success adds a little:
 //! [`Aimd::RECOVERY`] of the target per second while it is below [`Aimd::RECOVER_BELOW`] of
 //! the target it was last cut from (a cut to the accepted rate of a disturbed second can land
-//! far below what the server took moments before), about 5% a second near it.
+//! far below what the server took moments before), about 5% a second near it, and
+//! [`Aimd::PLATEAU_MAX`] times slower at most up to just past it once cuts keep landing at the
+//! same limit (each cut within [`Aimd::SAME_LIMIT`] of the last halves the growth there, as TCP
+//! CUBIC's plateau lengthens, RFC 9438 §4.2): a fixed limit is probed ever more rarely, each
+//! probe costing a 429 (against the stand-in's `bucket:40:40`, 11 refusals after the first
+//! second and a half of a 22 s run fell to 3-6).
 //! The request told to wait honours its Retry-After (the retry policy does that); the others
 //! keep going at the reduced target, because a rate limiter that answers in whole seconds would
 //! otherwise stall every sender for a second per 429 and waste most of the server's capacity.
@@ -63,6 +68,10 @@ struct AimdState {
     last_cut: Option<f64>,
     /// What a period between long pauses admitted (a window without headers).
     period: Period,
+    /// How many times slower the pace grows near the last cut: doubles at each cut that
+    /// lands within [`Aimd::SAME_LIMIT`] of the one before (a fixed limit, found again), up to
+    /// [`Aimd::PLATEAU_MAX`]; back to one when a cut lands elsewhere.
+    plateau: f64,
 }
 
 impl Default for Aimd {
@@ -92,6 +101,10 @@ impl Aimd {
         retry_after.is_some_and(|ra| ra > Self::GLOBAL_PAUSE)
     }
 
+    /// Two cuts from targets this close (a share of the earlier) meet the same limit.
+    pub const SAME_LIMIT: f64 = 0.05;
+    /// The most the growth near the last cut slows after repeated cuts at one limit.
+    pub const PLATEAU_MAX: f64 = 8.0;
     /// Slots at the new pace after a cut whose refusals are still the overshoot's echo.
     pub const ECHO_SLOTS: f64 = 2.0;
     /// Lowest target, requests/s.
@@ -117,6 +130,7 @@ impl Aimd {
                 slow_start: false,
                 last_cut: None,
                 period: Period::default(),
+                plateau: 1.0,
             }),
             gate: tokio::sync::Mutex::new(()),
             backlog: crate::flow::Backlog::default(),
@@ -260,8 +274,15 @@ impl Aimd {
                 // Near the end of the run a probe's refusal costs more than it can win.
                 rate
             } else {
-                // `rate` successes arrive per second, so each adds step/rate.
-                rate + (rate / 20.0).max(1.0) / rate
+                // `rate` successes arrive per second, so each adds step/rate; up to just past
+                // the last cut, slower after each refusal at the same limit, as TCP CUBIC's
+                // plateau lengthens with each loss at one W_max (RFC 9438 §4.2): each probe
+                // there costs a 429. Past it, a limit that went up is found at the usual pace.
+                let near = s
+                    .last_cut
+                    .is_some_and(|c| rate < c * (1.0 + Self::SAME_LIMIT));
+                let slow = if near { s.plateau } else { 1.0 };
+                rate + (rate / 20.0).max(1.0) / rate / slow
             };
             s.target = Some(next);
         }
@@ -365,6 +386,12 @@ impl Aimd {
             }
             Some(rate) => {
                 s.slow_start = false;
+                s.plateau = match s.last_cut {
+                    Some(c) if (rate - c).abs() <= Self::SAME_LIMIT * c => {
+                        (s.plateau * 2.0).min(Self::PLATEAU_MAX)
+                    }
+                    _ => 1.0,
+                };
                 s.last_cut = Some(rate);
                 measured.map_or(rate, |m| rate.min(m)) * Self::DECREASE
             }
@@ -487,6 +514,60 @@ mod tests {
     /// had its echo slots to refill, steps the pace down again at once (and ends slow start);
     /// a refusal inside the echo, or refusals with no success between them, wait for the
     /// half-second window as before.
+    /// Paces requests at the target against a server that refuses whatever is sent above
+    /// `limit` requests/s, from `from` for `secs` seconds; returns the refusals' times.
+    fn paced_against(a: &Aimd, limit: f64, from: Instant, secs: f64) -> Vec<Instant> {
+        let mut refused = Vec::new();
+        let end = from + Duration::from_secs_f64(secs);
+        let mut now = from;
+        while now < end {
+            let (at, t) = a.reserve(now);
+            now = at;
+            if a.target().unwrap() > limit {
+                a.on_throttled(t, Some(Duration::from_secs(1)), now);
+                refused.push(now);
+            } else {
+                a.on_success_of(t, now);
+            }
+        }
+        refused
+    }
+
+    /// A fixed limit found again and again is probed ever more rarely (each probe costs a
+    /// 429): the growth near the last cut slows by half at each cut at the same limit, up to
+    /// [`Aimd::PLATEAU_MAX`] times; a cut at another limit starts over.
+    #[test]
+    fn repeated_cuts_at_one_limit_slow_the_probing() {
+        let a = Aimd::starting_at(40.0);
+        let t0 = Instant::now();
+        let refused = paced_against(&a, 40.0, t0, 60.0);
+        let gaps: Vec<f64> = refused
+            .windows(2)
+            .map(|w| w[1].saturating_duration_since(w[0]).as_secs_f64())
+            .collect();
+        // Without the slowdown a probe came about every second: some 60 refusals.
+        assert!(refused.len() <= 15, "{} refusals: {gaps:?}", refused.len());
+        assert!(
+            gaps.last().unwrap() > &(3.0 * gaps[0]),
+            "the gaps grow: {gaps:?}"
+        );
+        assert_eq!(a.lock().plateau, Aimd::PLATEAU_MAX);
+        let target = a.target().unwrap();
+        assert!((0.9 * 40.0..=40.0).contains(&target), "{target}");
+
+        // The limit doubles: slow only up to just past the old limit, then found at the usual
+        // pace (about 5% a second), and a cut at the new limit starts the slowdown over.
+        let t1 = t0 + Duration::from_secs(60);
+        let found = paced_against(&a, 80.0, t1, 40.0);
+        let first = found[0].saturating_duration_since(t1).as_secs_f64();
+        assert!(first < 30.0, "the new limit first met after {first} s");
+        let again = found[1].saturating_duration_since(found[0]).as_secs_f64();
+        assert!(
+            again < gaps.last().unwrap() / 2.0,
+            "probed at the new limit as at a new one: {again} s"
+        );
+    }
+
     #[test]
     fn a_refusal_among_successes_after_the_echo_cuts_again_at_once() {
         let a = Aimd::starting_at(100.0);
