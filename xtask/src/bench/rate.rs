@@ -135,10 +135,9 @@ const SHAPES: [Shape; 4] = [
         latency_ms: 20,
         oracle_s: |n, _| (n as f64 - 40.0).max(0.0) / 40.0,
         why_none: "a refusal takes a round trip to come back: once the burst of 40 is spent, \
-            every request in flight (the window, 16 when slow start ends) and every one the \
-            returning successes send before the first refusal arrives is refused, about 28 \
-            in one trial; the rate's slow start from there, and AIMD probing the rate every \
-            few seconds, add the rest",
+            every request then in flight is refused (the window, 16 when slow start ends: \
+            about 14 in trials); the rate's climb from its first estimate and the steps back \
+            down add about 8, and AIMD's probes of the rate (ever rarer at one limit) 2-5 more",
         why_headers: "the bucket is paced at its refill rate once the held last request of \
             the first window shows it refills; what is left over the oracle is that hold \
             (37.5 ms) and each reading's age (a reading is a round trip old when it arrives)",

@@ -4,7 +4,8 @@
 //! *accepted* requests over the last half second (the send rate of an initial burst says nothing
 //! about the server's limit), then grows it faster than TCP slow start
 //! (+[`Aimd::SLOW_START_STEP`] per success: the target grows by that many times the rate it is
-//! sent at, per second) until the next 429. From then on
+//! sent at, per second) until the next 429, which cuts by [`Aimd::SLOW_START_EXIT`] (slow
+//! start overshoots by more than one ordinary step takes back). From then on
 //! it is plain AIMD: each 429 from a request sent *after* the last cut, and answered at least
 //! half a second after it, multiplies the target by the lower of [`Aimd::DECREASE`] and the
 //! accepted rate (one cut per round: a burst of 429s from requests already in flight, or sent
@@ -101,6 +102,12 @@ impl Aimd {
         retry_after.is_some_and(|ra| ra > Self::GLOBAL_PAUSE)
     }
 
+    /// The cut that ends slow start: the pace grew by [`Aimd::SLOW_START_STEP`] a success
+    /// since the last refusal, so it overshot by more than one step of [`Aimd::DECREASE`]
+    /// can take back (TCP halves its window there, RFC 5681 §3.1). Against the stand-in's
+    /// `bucket:40:40`, slow start reached 55 and 0.95 steps took a second and about ten
+    /// refusals to come down to 40.
+    pub const SLOW_START_EXIT: f64 = 0.8;
     /// Two cuts from targets this close (a share of the earlier) meet the same limit.
     pub const SAME_LIMIT: f64 = 0.05;
     /// The most the growth near the last cut slows after repeated cuts at one limit.
@@ -380,11 +387,13 @@ impl Aimd {
                 if s.ok_since_cut == 0 || ticket.at < s.resumed_at + echo {
                     return;
                 }
+                let decrease = Self::decrease(s.slow_start);
                 s.slow_start = false;
                 s.last_cut = Some(rate);
-                rate * Self::DECREASE
+                rate * decrease
             }
             Some(rate) => {
+                let decrease = Self::decrease(s.slow_start);
                 s.slow_start = false;
                 s.plateau = match s.last_cut {
                     Some(c) if (rate - c).abs() <= Self::SAME_LIMIT * c => {
@@ -393,7 +402,7 @@ impl Aimd {
                     _ => 1.0,
                 };
                 s.last_cut = Some(rate);
-                measured.map_or(rate, |m| rate.min(m)) * Self::DECREASE
+                measured.map_or(rate, |m| rate.min(m)) * decrease
             }
         };
         s.target = Some(next.max(Self::MIN_RATE));
@@ -403,6 +412,16 @@ impl Aimd {
         let restart = s.paused_until.unwrap_or(now).max(now);
         s.next_slot = restart;
         s.resumed_at = restart;
+    }
+
+    /// The cut for a refusal: [`Aimd::DECREASE`], or [`Aimd::SLOW_START_EXIT`] for the one that
+    /// ends slow start.
+    fn decrease(slow_start: bool) -> f64 {
+        if slow_start {
+            Self::SLOW_START_EXIT
+        } else {
+            Self::DECREASE
+        }
     }
 
     /// A limiter that starts at `rate` requests/s instead of unthrottled.
@@ -471,8 +490,12 @@ mod tests {
         let (_, t) = a.reserve(later);
         a.on_throttled(t, None, later);
         let r2 = a.target().unwrap();
-        // (the accepted rate of the last half second, 10 / 0.5 s, is below the target: it wins)
-        assert!((r2 - 10.0 / 0.5 * Aimd::DECREASE).abs() < 1e-6, "{r2}");
+        // (the accepted rate of the last half second, 10 / 0.5 s, is below the target: it wins;
+        // the cut that ends slow start takes SLOW_START_EXIT of it)
+        assert!(
+            (r2 - 10.0 / 0.5 * Aimd::SLOW_START_EXIT).abs() < 1e-6,
+            "{r2}"
+        );
         // far below the target it was cut from: +RECOVERY of the target per second
         let n = r2.round() as usize;
         for _ in 0..n {
@@ -783,7 +806,8 @@ mod tests {
         }
         let (_, t) = a.reserve(t1);
         a.on_throttled(t, None, t1);
-        assert!((a.target().unwrap() - 10.0 * Aimd::DECREASE).abs() < 1.0);
+        // (this cut ends slow start: the deeper slow-start exit)
+        assert!((a.target().unwrap() - 10.0 * Aimd::SLOW_START_EXIT).abs() < 1.0);
     }
 
     /// A fresh limiter whose first request was refused with `retry_after` (seconds).
