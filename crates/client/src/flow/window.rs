@@ -103,8 +103,8 @@ struct State {
     kept_higher: bool,
     /// The cap the server advertised, when it did (at most the maximum).
     told_cap: Option<f64>,
-    /// The epoch of the requests sent before slow start's overshoot was cut: each more of
-    /// them refused takes one more slot back (see [`State::cut`]).
+    /// The epoch of the requests sent before the last cut for a refusal: each more of them
+    /// refused takes one more slot back (a round of W that met n refusals held W − n).
     overshoot: Option<u64>,
 }
 
@@ -553,7 +553,7 @@ mod tests {
         let ratio = known.as_secs_f64() / elapsed.as_secs_f64();
         assert!(
             ratio > 0.999,
-            "{ratio} of a client told the cap ({elapsed:?})"
+            "{ratio} of a client whose maximum is the cap ({elapsed:?})"
         );
 
         // --max-concurrency still bounds it, and a cap heard again does not undo a cut.
