@@ -68,9 +68,7 @@ pub(crate) async fn exchange(
         inin_correlation_id: header("inin-correlation-id"),
         request_id: header("x-request-id").or_else(|| header("x-correlation-id")),
     };
-    let quota = read_quota(resp.headers(), SystemTime::now());
-    let concurrency_cap =
-        crate::quota::concurrency_cap(&field_lines(resp.headers(), "ratelimit-policy"));
+    let (quota, concurrency_cap) = read_quota(resp.headers(), SystemTime::now());
     let (body, oversized) = read_capped(resp, MAX_BODY)
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
@@ -94,11 +92,12 @@ fn field_lines<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> Vec<&
         .collect()
 }
 
-/// The quota headers of an answer, every field line of each (lists may be split over lines).
+/// The quota headers of an answer, every field line of each (lists may be split over lines):
+/// the quota left, and the concurrency cap a `concurrent-requests` policy states.
 pub(crate) fn read_quota(
     headers: &reqwest::header::HeaderMap,
     now: SystemTime,
-) -> Option<crate::quota::Quota> {
+) -> (Option<crate::quota::Quota>, Option<u64>) {
     let one = |names: [&str; 2]| {
         names
             .iter()
@@ -113,7 +112,7 @@ pub(crate) fn read_quota(
         x_remaining: one(["x-ratelimit-remaining", "ratelimit-remaining"]),
         x_reset: one(["x-ratelimit-reset", "ratelimit-reset"]),
     };
-    crate::quota::Quota::read(&h, now)
+    crate::quota::Quota::read_with_cap(&h, now)
 }
 
 /// A request id fit for messages and the audit trail: trimmed, non-empty, visible ASCII only,

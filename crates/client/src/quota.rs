@@ -81,8 +81,16 @@ pub struct QuotaHeaders<'a> {
 impl Quota {
     /// Reads the quota from one answer's headers: IETF first, then the X- style.
     pub fn read(h: &QuotaHeaders<'_>, now: SystemTime) -> Option<Quota> {
-        parse_ietf(h.policy, h.ratelimit)
-            .or_else(|| parse_x(h.x_limit, h.x_remaining, h.x_reset, now))
+        Self::read_with_cap(h, now).0
+    }
+
+    /// [`Quota::read`], and the [`concurrency_cap`] from the same parse of
+    /// `RateLimit-Policy` (every answer is read for both).
+    pub fn read_with_cap(h: &QuotaHeaders<'_>, now: SystemTime) -> (Option<Quota>, Option<u64>) {
+        let known = policies(h.policy);
+        let quota = ietf_with(&known, h.ratelimit)
+            .or_else(|| parse_x(h.x_limit, h.x_remaining, h.x_reset, now));
+        (quota, cap_of(&known))
     }
 }
 
@@ -155,8 +163,12 @@ fn policies(lines: &[&str]) -> Vec<Policy> {
 /// Reads IETF `RateLimit` (with `RateLimit-Policy` for the limit and window). `None` when
 /// absent or malformed, as the draft requires.
 pub fn parse_ietf(policy_lines: &[&str], ratelimit_lines: &[&str]) -> Option<Quota> {
+    ietf_with(&policies(policy_lines), ratelimit_lines)
+}
+
+/// [`parse_ietf`] with the policies already parsed.
+fn ietf_with(known: &[Policy], ratelimit_lines: &[&str]) -> Option<Quota> {
     let list = parse_list(ratelimit_lines)?;
-    let known = policies(policy_lines);
     let mut best: Option<Quota> = None;
     for entry in &list {
         let ListEntry::Item(item) = entry else {
@@ -205,7 +217,11 @@ pub fn parse_ietf(policy_lines: &[&str], ratelimit_lines: &[&str]) -> Option<Quo
 /// `q` is the cap it must stay under; a cap shared with other clients still shows as 429s,
 /// which cut the window below it as any other concurrency refusal does.
 pub fn concurrency_cap(policy_lines: &[&str]) -> Option<u64> {
-    policies(policy_lines)
+    cap_of(&policies(policy_lines))
+}
+
+fn cap_of(known: &[Policy]) -> Option<u64> {
+    known
         .iter()
         .filter(|p| p.unit == Unit::Concurrent)
         .filter_map(|p| p.q)

@@ -188,7 +188,11 @@ const WHY_HEADERS: &str =
 /// The stand-in advertises a concurrency cap as an IETF `concurrent-requests` policy; the X-
 /// style has no field for it.
 const WHY_CONCURRENCY_TOLD: &str =
-    "with IETF headers the cap comes in a concurrent-requests policy, which the window takes     from the first answer (no 429 at all): then the client's own turn-around bounds it, as     with --concurrency 6, which reached 0.984-0.989 of this oracle in trials where oha at -c 6     reached 0.995 (the mock's own time outside its hold is the rest); the X- style has no     field for a concurrency cap, so x is found by 429s, as without headers";
+    "with IETF headers the cap comes in a concurrent-requests policy, which the window takes \
+    from the first answer (no 429 at all): then the client's own turn-around bounds it, as \
+    with --concurrency 6, which reached 0.984-0.989 of this oracle in trials where oha at -c 6 \
+    reached 0.995 (the mock's own time outside its hold is the rest); the X- style has no \
+    field for a concurrency cap, so x is found by 429s, as without headers";
 /// Without headers the cap is found by refusals.
 const WHY_CONCURRENCY: &str =
     "the client's own turn-around bounds it: told the cap (--concurrency 6, no 429 at all) it \

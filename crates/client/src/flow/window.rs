@@ -105,7 +105,7 @@ struct State {
     told_cap: Option<f64>,
     /// The epoch of the requests sent before the last cut for a refusal: each more of them
     /// refused takes one more slot back (a round of W that met n refusals held W − n).
-    overshoot: Option<u64>,
+    cut_round: Option<u64>,
 }
 
 impl State {
@@ -127,7 +127,7 @@ impl State {
         let base = self.limit.min(seen as f64);
         self.set_plateau(base);
         self.limit = (base * Window::DECREASE).max(1.0);
-        self.overshoot = refused.then_some(self.epoch);
+        self.cut_round = refused.then_some(self.epoch);
         self.slow_start = false;
         self.epoch += 1;
         self.ok_peak = self.limit.floor() as usize;
@@ -209,7 +209,7 @@ impl Window {
                 quota_told: false,
                 kept_higher: false,
                 told_cap: None,
-                overshoot: None,
+                cut_round: None,
             }),
             freed: Notify::new(),
             max,
@@ -296,7 +296,7 @@ impl Window {
             if drop {
                 if slot.epoch == s.epoch {
                     s.cut(slot.in_flight, signal == Signal::Drop);
-                } else if signal == Signal::Drop && s.overshoot == Some(slot.epoch) {
+                } else if signal == Signal::Drop && s.cut_round == Some(slot.epoch) {
                     s.limit = (s.limit - 1.0).max(1.0);
                 }
             } else if signal == Signal::Success
@@ -636,7 +636,7 @@ mod tests {
 
     /// With nothing refused, slow start still ends at [`Window::SLOW_START_END`]: a limit that
     /// refuses only once it is spent (a quota, a window) is met with what is in flight, so
-    /// the first overshoot is at most about that many requests instead of a doubled window.
+    /// the first cut_round is at most about that many requests instead of a doubled window.
     #[tokio::test(start_paused = true)]
     async fn slow_start_ends_at_sixteen_without_a_refusal() {
         let w = Window::new(64);

@@ -568,7 +568,7 @@ mod tests {
             .windows(2)
             .map(|w| w[1].saturating_duration_since(w[0]).as_secs_f64())
             .collect();
-        // Without the slowdown a probe came about every second: some 60 refusals.
+        // Without the slowdown a probe came about every two seconds: 31 refusals.
         assert!(refused.len() <= 15, "{} refusals: {gaps:?}", refused.len());
         assert!(
             gaps.last().unwrap() > &(3.0 * gaps[0]),

@@ -246,6 +246,32 @@ pub(crate) struct QuotaView {
     pub(crate) concurrent: bool,
 }
 
+impl QuotaView {
+    /// Its `RateLimit-Policy` item: a concurrency cap has no window.
+    fn policy_item(&self) -> String {
+        if self.concurrent {
+            format!(
+                "\"{}\";q={};qu=\"concurrent-requests\"",
+                self.name, self.quota
+            )
+        } else {
+            format!("\"{}\";q={};w={}", self.name, self.quota, self.window_secs)
+        }
+    }
+
+    /// Its `RateLimit` item: a concurrency cap has no reset.
+    fn limit_item(&self) -> String {
+        if self.concurrent {
+            format!("\"{}\";r={}", self.name, self.remaining)
+        } else {
+            format!(
+                "\"{}\";r={};t={}",
+                self.name, self.remaining, self.reset_secs
+            )
+        }
+    }
+}
+
 /// The answer to one request: admitted (holding its concurrency slots until dropped) or refused.
 #[derive(Debug)]
 pub(crate) struct Decision {
@@ -464,24 +490,12 @@ pub(crate) fn headers(style: LimitHeaders, views: &[QuotaView]) -> Vec<(&'static
         LimitHeaders::Ietf => {
             let policy = views
                 .iter()
-                .map(|v| {
-                    if v.concurrent {
-                        format!("\"{}\";q={};qu=\"concurrent-requests\"", v.name, v.quota)
-                    } else {
-                        format!("\"{}\";q={};w={}", v.name, v.quota, v.window_secs)
-                    }
-                })
+                .map(QuotaView::policy_item)
                 .collect::<Vec<_>>()
                 .join(", ");
             let left = views
                 .iter()
-                .map(|v| {
-                    if v.concurrent {
-                        format!("\"{}\";r={}", v.name, v.remaining)
-                    } else {
-                        format!("\"{}\";r={};t={}", v.name, v.remaining, v.reset_secs)
-                    }
-                })
+                .map(QuotaView::limit_item)
                 .collect::<Vec<_>>()
                 .join(", ");
             vec![("ratelimit-policy", policy), ("ratelimit", left)]
