@@ -110,8 +110,12 @@ struct State {
     /// refused takes one more slot back (a round of W that met n refusals held W − n).
     cut_round: Option<u64>,
     /// Successes of the cut round answered since the cut: every one was taken while the
-    /// round's refusals were, so the server held at least this many (a floor for taking back).
+    /// round's refusals were, so the server held about this many (a floor for taking back).
     cut_round_ok: usize,
+    /// The window the last cut left: the floor never rises above it (in slow start, slots
+    /// taken before the cut can go out after it, so a round's successes can outnumber a cap:
+    /// seen, eight against a cap of 6).
+    cut_limit: f64,
 }
 
 impl State {
@@ -135,9 +139,16 @@ impl State {
         self.limit = (base * Window::DECREASE).max(1.0);
         self.cut_round = refused.then_some(self.epoch);
         self.cut_round_ok = 0;
+        self.cut_limit = self.limit;
         self.slow_start = false;
         self.epoch += 1;
         self.ok_peak = self.limit.floor() as usize;
+    }
+
+    /// What the cut round is known to have held: its successes since the cut, at most the
+    /// window the cut left.
+    fn cut_round_floor(&self) -> f64 {
+        (self.cut_round_ok as f64).min(self.cut_limit)
     }
 
     /// Where the slow probing sits after a cut at `base`, and how slow it is.
@@ -218,6 +229,7 @@ impl Window {
                 told_cap: None,
                 cut_round: None,
                 cut_round_ok: 0,
+                cut_limit: 1.0,
             }),
             freed: Notify::new(),
             max,
@@ -285,8 +297,7 @@ impl Window {
             let mut drop = signal == Signal::Drop;
             if signal == Signal::Success && s.cut_round == Some(slot.epoch) {
                 s.cut_round_ok += 1;
-                let cap = s.told_cap.unwrap_or(self.max);
-                s.limit = s.limit.max((s.cut_round_ok as f64).min(cap));
+                s.limit = s.limit.max(s.cut_round_floor());
             }
             if signal == Signal::Success {
                 // Only requests sent since the last cut say what the server takes now.
@@ -310,7 +321,7 @@ impl Window {
                 if slot.epoch == s.epoch {
                     s.cut(slot.in_flight, signal == Signal::Drop);
                 } else if signal == Signal::Drop && s.cut_round == Some(slot.epoch) {
-                    s.limit = (s.limit - 1.0).max(s.cut_round_ok as f64).max(1.0);
+                    s.limit = (s.limit - 1.0).max(s.cut_round_floor()).max(1.0);
                 }
             } else if signal == Signal::Success
                 && 2 * slot.in_flight >= slot.limit
@@ -795,6 +806,29 @@ mod tests {
             w.release(slot, Signal::Success);
         }
         assert_eq!(w.limit(), 4, "the four of the round that succeeded");
+
+        // But never past what the cut left: slots taken before a cut can go out after it, so
+        // a round's successes can outnumber what the server holds at once (seen: eight
+        // against a cap of 6).
+        let w = Window::new(64);
+        {
+            let mut s = w.lock();
+            s.slow_start = false;
+            s.limit = 8.0;
+        }
+        let mut round = sent(&w, 8);
+        w.release(round.remove(2), Signal::Drop);
+        let cut = w.lock().limit;
+        assert!(cut < 3.0, "{cut}");
+        for slot in round {
+            w.release(slot, Signal::Success);
+        }
+        // (Grown from there by the usual increase, not lifted to seven.)
+        assert!(
+            w.limit() <= 3,
+            "seven successes lifted {cut} to {}",
+            w.limit()
+        );
     }
 
     /// `n` slots taken and put on the wire, in order.
