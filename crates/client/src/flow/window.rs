@@ -28,9 +28,9 @@
 //!   round; each further refusal of a request sent before that cut takes one slot back (a
 //!   round of W that met n refusals held W − n: a quota spent in a burst of 16 refuses most of
 //!   it, and 0.9 of 16 sent 13 more into it), but never below the successes of that round
-//!   answered since the cut: the server held at least those. Slow start can take slots far
-//!   past a cap before the first refusal comes back (13 against a cap of 6, traced), and one
-//!   slot back for each of those refusals left the window at half the cap.
+//!   answered since the cut, up to what the cut left: the server held about those. Slow start
+//!   can take slots far past a cap before the first refusal comes back (13 against a cap of 6,
+//!   traced), and one slot back for each of those refusals left the window at half the cap.
 //!
 //! Why AIMD and not TCP Vegas or Gradient2: the limits met here (Genesys's
 //! `actions.concurrent.executions.max`, the stand-in's `concurrency:K`) refuse the excess at
