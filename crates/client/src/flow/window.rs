@@ -106,16 +106,31 @@ struct State {
     kept_higher: bool,
     /// The cap the server advertised, when it did (at most the maximum).
     told_cap: Option<f64>,
-    /// The epoch of the requests sent before the last cut for a refusal: each more of them
-    /// refused takes one more slot back (a round of W that met n refusals held W − n).
-    cut_round: Option<u64>,
-    /// Successes of the cut round answered since the cut: every one was taken while the
-    /// round's refusals were, so the server held about this many (a floor for taking back).
-    cut_round_ok: usize,
-    /// The window the last cut left: the floor never rises above it (in slow start, slots
-    /// taken before the cut can go out after it, so a round's successes can outnumber a cap:
-    /// seen, eight against a cap of 6).
-    cut_limit: f64,
+    /// The round the last cut for a refusal ended, while its answers come in.
+    cut_round: Option<CutRound>,
+}
+
+/// The requests sent before a cut for a refusal: each more of them refused takes one more slot
+/// back (a round of W that met n refusals held W − n), down to what the round was seen to hold.
+#[derive(Debug)]
+struct CutRound {
+    /// Their epoch.
+    epoch: u64,
+    /// Their successes answered since the cut: every one was taken while the round's refusals
+    /// were, so the server held about this many.
+    ok: usize,
+    /// The window the cut left: the floor never rises above it (in slow start, slots taken
+    /// before the cut can go out after it, so a round's successes can outnumber a cap: seen,
+    /// eight against a cap of 6).
+    limit: f64,
+}
+
+impl CutRound {
+    /// What the round is known to have held: its successes since the cut, at most the window
+    /// the cut left.
+    fn floor(&self) -> f64 {
+        (self.ok as f64).min(self.limit)
+    }
 }
 
 impl State {
@@ -137,18 +152,14 @@ impl State {
         let base = self.limit.min(seen as f64);
         self.set_plateau(base);
         self.limit = (base * Window::DECREASE).max(1.0);
-        self.cut_round = refused.then_some(self.epoch);
-        self.cut_round_ok = 0;
-        self.cut_limit = self.limit;
+        self.cut_round = refused.then_some(CutRound {
+            epoch: self.epoch,
+            ok: 0,
+            limit: self.limit,
+        });
         self.slow_start = false;
         self.epoch += 1;
         self.ok_peak = self.limit.floor() as usize;
-    }
-
-    /// What the cut round is known to have held: its successes since the cut, at most the
-    /// window the cut left.
-    fn cut_round_floor(&self) -> f64 {
-        (self.cut_round_ok as f64).min(self.cut_limit)
     }
 
     /// Where the slow probing sits after a cut at `base`, and how slow it is.
@@ -228,8 +239,6 @@ impl Window {
                 kept_higher: false,
                 told_cap: None,
                 cut_round: None,
-                cut_round_ok: 0,
-                cut_limit: 1.0,
             }),
             freed: Notify::new(),
             max,
@@ -295,11 +304,12 @@ impl Window {
             }
             let full = slot.in_flight >= slot.limit;
             let mut drop = signal == Signal::Drop;
-            if signal == Signal::Success && s.cut_round == Some(slot.epoch) {
-                s.cut_round_ok += 1;
-                s.limit = s.limit.max(s.cut_round_floor());
-            }
             if signal == Signal::Success {
+                if let Some(round) = s.cut_round.as_mut().filter(|r| r.epoch == slot.epoch) {
+                    round.ok += 1;
+                    let floor = round.floor();
+                    s.limit = s.limit.max(floor);
+                }
                 // Only requests sent since the last cut say what the server takes now.
                 if slot.epoch == s.epoch {
                     s.ok_peak = s.ok_peak.max(slot.in_flight);
@@ -320,8 +330,12 @@ impl Window {
             if drop {
                 if slot.epoch == s.epoch {
                     s.cut(slot.in_flight, signal == Signal::Drop);
-                } else if signal == Signal::Drop && s.cut_round == Some(slot.epoch) {
-                    s.limit = (s.limit - 1.0).max(s.cut_round_floor()).max(1.0);
+                } else if let Some(round) = s
+                    .cut_round
+                    .as_ref()
+                    .filter(|r| signal == Signal::Drop && r.epoch == slot.epoch)
+                {
+                    s.limit = (s.limit - 1.0).max(round.floor()).max(1.0);
                 }
             } else if signal == Signal::Success
                 && 2 * slot.in_flight >= slot.limit
@@ -660,7 +674,7 @@ mod tests {
 
     /// With nothing refused, slow start still ends at [`Window::SLOW_START_END`]: a limit that
     /// refuses only once it is spent (a quota, a window) is met with what is in flight, so
-    /// the first cut_round is at most about that many requests instead of a doubled window.
+    /// the first burst refused is at most about that many requests instead of a doubled window.
     #[tokio::test(start_paused = true)]
     async fn slow_start_ends_at_sixteen_without_a_refusal() {
         let w = Window::new(64);
