@@ -11,7 +11,8 @@
 //! Each answer is read once ([`Flow::on_answer`]) and routed: quota headers feed the gate; a
 //! `concurrent-requests` policy caps the window at what the server says it takes; a 429
 //! the gate calls a quota refusal waits for the reset and cuts nothing; a 429 while quota is
-//! left, or one naming a concurrency limit (Genesys's `actions.concurrent.executions.max`),
+//! left, one naming a concurrency limit (Genesys's `actions.concurrent.executions.max`), or one
+//! whose headers list a `concurrent-requests` policy and no quota (the server's only limit)
 //! cuts the window; a bare 429 asking for more than [`Aimd::GLOBAL_PAUSE`](crate::rate::Aimd)
 //! is a window spent, which holds everyone and cuts nothing; any other bare 429 cuts the window
 //! when its request was sent with more in flight than any success since the last cut, and
@@ -207,6 +208,10 @@ impl Flow {
             (true, _) if answer.concurrency_limit => Signal::Drop,
             (true, Verdict::OtherRefusal) => Signal::Drop,
             (true, Verdict::QuotaRefusal) => Signal::Ignore,
+            // Headers that list a concurrent-requests policy and no quota say the cap is the
+            // server's only limit (the draft lists every policy a server applies), so its 429
+            // is the cap's even below the count a success was sent at: the cap is shared.
+            (true, Verdict::NoQuota) if answer.concurrency_cap.is_some() => Signal::Drop,
             (true, _) if pause => Signal::Ignore,
             (true, _) if crowded => Signal::Drop,
             (true, _) => Signal::Ignore,
@@ -307,6 +312,36 @@ mod tests {
         flow.on_answer(a, answer(200, None, false));
         let _next = flow.acquire().await;
         assert_eq!(Instant::now(), t0, "not held");
+    }
+
+    /// A server that lists only a concurrent-requests policy has no other limit to refuse for:
+    /// a 429 sent with fewer in flight than a success was (another client took places under a
+    /// shared cap) cuts the window, and the rate is left alone. Taken for a rate's, it set the
+    /// pace to 10 requests a second.
+    #[tokio::test(start_paused = true)]
+    async fn a_told_cap_is_the_only_limit_a_refusal_below_it_can_be() {
+        let flow = Flow::new(RateSpec::Auto, RateLimiter::new(RateSpec::Auto), 64, true);
+        let told = |status| AnswerInfo {
+            concurrency_cap: Some(6),
+            ..answer(status, Some(Duration::from_secs(1)), false)
+        };
+        let first = flow.acquire().await;
+        flow.on_answer(first, told(200));
+        let mut round = Vec::new();
+        for _ in 0..6 {
+            round.push(flow.acquire().await);
+        }
+        for p in round {
+            flow.on_answer(p, told(200));
+        }
+        assert_eq!(flow.limits().concurrency, 6, "at the told cap");
+        // Two in flight, the second refused: below the six a success was sent with.
+        let a = flow.acquire().await;
+        let b = flow.acquire().await;
+        flow.on_answer(b, told(429));
+        flow.on_answer(a, told(200));
+        assert!(flow.limits().concurrency < 6, "{:?}", flow.limits());
+        assert_eq!(flow.rate_target(), None, "the rate was not cut");
     }
 
     /// A bare refusal with a long Retry-After is a window spent, not a concurrency cap or a
