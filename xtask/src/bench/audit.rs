@@ -70,7 +70,10 @@ impl Bench {
                 "json",
             ])
             .arg("--audit")
-            .arg(format!("sqlite:{}", db.display()));
+            .arg(format!("sqlite:{}", db.display()))
+            // 2% of a million attempts fail: a UUID failing all four of its attempts (about one
+            // run in six) exits 1 with the trail whole, and the trail is what is measured.
+            .exit_ok(1);
         let made = measure(
             "report-demo",
             &demo,
