@@ -208,9 +208,9 @@ impl Flow {
             (true, _) if answer.concurrency_limit => Signal::Drop,
             (true, Verdict::OtherRefusal) => Signal::Drop,
             (true, Verdict::QuotaRefusal) => Signal::Ignore,
-            // Headers that list a concurrent-requests policy and no quota say the cap is the
-            // server's only limit (the draft lists every policy a server applies), so its 429
-            // is the cap's even below the count a success was sent at: the cap is shared.
+            // Headers that list a concurrent-requests policy and no quota name the cap as the
+            // only limit the server says it has, so its 429 is taken as the cap's even below
+            // the count a success was sent at: the cap is shared with other clients.
             (true, Verdict::NoQuota) if answer.concurrency_cap.is_some() => Signal::Drop,
             (true, _) if pause => Signal::Ignore,
             (true, _) if crowded => Signal::Drop,
