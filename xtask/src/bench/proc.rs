@@ -194,7 +194,8 @@ pub(crate) fn measure(
     let stdout = reader
         .map(|h| h.join().unwrap_or_default())
         .unwrap_or_default();
-    if !status.success() && (job.also_ok.is_none() || status.code() != job.also_ok) {
+    let done = status.success() || (job.also_ok.is_some() && status.code() == job.also_ok);
+    if !done {
         bail!(
             "`{}` failed ({status}): {}",
             job.shown(),

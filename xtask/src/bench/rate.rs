@@ -197,7 +197,7 @@ const WHY_CONCURRENCY_TOLD: &str =
     as without headers";
 /// Without headers the cap is found by refusals.
 const WHY_CONCURRENCY: &str =
-    "the cap is found by 429s: slow start, paced over the round trip, meets it with one or two \
+    "the cap is found by 429s: slow start, paced over the round trip, meets it with a few \
     requests, then one probe above it every second or more (each costs a 429, and that request \
     waits its 1 s Retry-After); bounded as the IETF row is (a short first round, the \
     turn-around): in interleaved trials paced runs reached 0.986-0.989 of the oracle (0.948-0.988 \
