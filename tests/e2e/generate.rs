@@ -156,6 +156,43 @@ fn a_repeating_source_hits_the_duplicate_limit() {
     assert!(lines(&out).is_empty());
 }
 
+/// A failure after some batches were handed to the output thread: those reach stdout whole
+/// and unique before the error exit, and the error counts them.
+#[test]
+fn a_failure_after_the_first_batches_leaves_them_whole_on_stdout() {
+    // The source repeats after 40,000 UUIDs: the first batch is new, the second meets
+    // duplicates until the limit.
+    let out = generate(&[
+        "-n",
+        "100000",
+        "--test-entropy",
+        "repeat:1:40000",
+        "--duplicate-limit",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.ends_with(b"\n"), "the last line is whole");
+    let got = lines(&out);
+    assert!(
+        !got.is_empty() && got.len() < 40_000,
+        "{} lines before the repeat",
+        got.len()
+    );
+    let distinct: std::collections::HashSet<_> = got.iter().collect();
+    assert_eq!(distinct.len(), got.len());
+    for line in &got {
+        parse(line, &ParseOptions::default()).unwrap();
+    }
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "generation stopped after {} of 100000 UUIDs",
+            got.len()
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn occasional_duplicates_are_regenerated() {
     let out = generate(&["-n", "5000", "--test-entropy", "dup:9:50"]);
