@@ -19,8 +19,8 @@
 //!   cache. That is the "prefetch" without `unsafe`. What is left is the memory: on the 2-core
 //!   VM a branch-free read-modify-write of one random slot a key (no probing, no answer) takes
 //!   about 30 ns a key at this size, the insert about 80.
-//! * A sized table lives in one anonymous mapping (`memmap2`), advised to use transparent huge
-//!   pages and faulted in before the first insert. At 10 million UUIDs the table is 229 MB: in
+//! * A sized table lives in anonymous mappings (`memmap2`, one a half), advised to use
+//!   transparent huge pages and faulted in before the first insert. At 10 million UUIDs the table is 229 MB: in
 //!   4 KiB pages every insert also missed the TLB, and the first write to each of its 56,000
 //!   pages trapped into the kernel in the middle of the insert loop. Faulted in at once, in
 //!   2 MiB pages where the kernel allows (`madvise` mode, the usual default), `generate -n
@@ -87,8 +87,8 @@ pub struct MemoryRegistry {
 struct Table {
     /// The segments whose hash's top bit is 0, and those whose top bit is 1. Each half has its
     /// own arena and lock, so the two halves of a batch are written from two threads at once
-    /// (module docs). A half's lock is only taken under the table's, so only the helper ever
-    /// waits on one.
+    /// (module docs). A half's lock is taken under the table's, or by the helper while the
+    /// caller, holding the table's, waits for its answer: it is never contended.
     halves: [Arc<Mutex<Half>>; 2],
     has_nil: bool,
     /// Keys held, the nil UUID included.
