@@ -171,16 +171,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where registered batches go to be written.
+type BatchSender = std::sync::mpsc::SyncSender<Vec<cxone_uuid_core::Uuid>>;
+/// The output thread: its first write error, if any.
+type Writer = std::thread::JoinHandle<std::io::Result<()>>;
+
 /// Starts the thread that writes registered batches to stdout, each laid out as lines in one
 /// buffer and written at once (no copy per UUID). It ends when the sender is dropped (after
 /// flushing) or at the first write error, which it returns.
-#[allow(clippy::type_complexity)]
-fn spawn_writer(
-    format: UuidFormat,
-) -> anyhow::Result<(
-    std::sync::mpsc::SyncSender<Vec<cxone_uuid_core::Uuid>>,
-    std::thread::JoinHandle<std::io::Result<()>>,
-)> {
+fn spawn_writer(format: UuidFormat) -> anyhow::Result<(BatchSender, Writer)> {
     // One batch queued while one is written and the next generated: memory stays flat.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<cxone_uuid_core::Uuid>>(1);
     let width = format.encoded_len() + 1;

@@ -20,9 +20,9 @@
 //!   VM a branch-free read-modify-write of one random slot a key (no probing, no answer) takes
 //!   about 30 ns a key at this size, the insert about 80.
 //! * A sized table lives in anonymous mappings (`memmap2`, one a half), advised to use
-//!   transparent huge pages and faulted in before the first insert. At 10 million UUIDs the table is 229 MB: in
-//!   4 KiB pages every insert also missed the TLB, and the first write to each of its 56,000
-//!   pages trapped into the kernel in the middle of the insert loop. Faulted in at once, in
+//!   transparent huge pages and faulted in before the first insert. At 10 million UUIDs the
+//!   table is 229 MB: in 4 KiB pages every insert also missed the TLB, and the first write to
+//!   each of its 56,000 pages trapped into the kernel in the middle of the insert loop. Faulted in at once, in
 //!   2 MiB pages where the kernel allows (`madvise` mode, the usual default), `generate -n
 //!   10000000` took 0.8 of the time it took on the heap (1.05 against 1.26 s, best of three on
 //!   the 2-core VM; zeroing the pages, which any fresh table pays, is most of what is left), at
