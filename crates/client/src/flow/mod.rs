@@ -15,8 +15,9 @@
 //! whose headers list a `concurrent-requests` policy and no quota (the server's only limit)
 //! cuts the window; a bare 429 asking for more than [`Aimd::GLOBAL_PAUSE`](crate::rate::Aimd)
 //! is a window spent, which holds everyone and cuts nothing; any other bare 429 cuts the window
-//! when its request was sent with more in flight than any success since the last cut, and
-//! slows the rate otherwise.
+//! when its request was sent with more in flight than any success since the last cut, moves
+//! nothing when it was sent with one fewer (the client's count runs ahead of the server's, so
+//! that can still be a cap's), and slows the rate otherwise.
 
 pub mod gate;
 mod refill;
@@ -197,6 +198,9 @@ impl Flow {
         );
         let refused = answer.status == 429;
         let crowded = slot.as_ref().is_some_and(window::Slot::beyond_ok_peak);
+        // Refused one below the window's peak: the window's or the rate's, nothing says which
+        // (see `Slot::just_below_peak`); the request waits its Retry-After and neither moves.
+        let unclear = !crowded && slot.as_ref().is_some_and(window::Slot::just_below_peak);
         // A bare refusal that asks everyone to wait (a fixed window spent) is neither a
         // concurrency cap, which frees a place as soon as any request in flight is answered,
         // nor a pace: cutting for it left a window:300/10s run sending its last window at
@@ -218,7 +222,7 @@ impl Flow {
         };
         if !refused {
             self.rate.on_success(ticket);
-        } else if verdict == Verdict::NoQuota && signal != Signal::Drop && !pause {
+        } else if verdict == Verdict::NoQuota && signal != Signal::Drop && !pause && !unclear {
             // A bare 429 that does not look like concurrency: the rate's.
             self.rate.on_throttled(ticket, answer.retry_after);
         } else {
@@ -342,6 +346,44 @@ mod tests {
         flow.on_answer(a, told(200));
         assert!(flow.limits().concurrency < 6, "{:?}", flow.limits());
         assert_eq!(flow.rate_target(), None, "the rate was not cut");
+    }
+
+    /// A bare refusal one below the most in flight a success was sent with is neither the
+    /// window's nor the rate's: the client's count runs ahead of the server's, so it may be a
+    /// concurrency cap's, and taken for a rate's it paced a run held by a cap of 6 at what
+    /// the window sent. Two below, it is the rate's, as before.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_just_below_the_peak_moves_neither_the_window_nor_the_rate() {
+        let flow = Flow::new(RateSpec::Auto, RateLimiter::new(RateSpec::Auto), 64, true);
+        let one_second = Some(Duration::from_secs(1));
+        // Slow start's first refusal ends it: the window is cut to 3.
+        let mut first = Vec::new();
+        for _ in 0..3 {
+            first.push(flow.acquire().await);
+        }
+        let last = flow.acquire().await;
+        flow.on_answer(last, answer(429, one_second, false));
+        for p in first {
+            flow.on_answer(p, answer(200, None, false));
+        }
+        assert_eq!(flow.limits().concurrency, 3);
+        assert_eq!(flow.rate_target(), None);
+        // Sent with 1, 2 and 3 on the wire; the third succeeds (the peak is 3).
+        let (x, y, z) = (
+            flow.acquire().await,
+            flow.acquire().await,
+            flow.acquire().await,
+        );
+        flow.on_answer(z, answer(200, None, false));
+        flow.on_answer(y, answer(429, one_second, false));
+        assert_eq!(flow.limits().concurrency, 3, "the window was not cut");
+        assert_eq!(flow.rate_target(), None, "the rate was not set");
+        flow.on_answer(x, answer(429, one_second, false));
+        assert!(
+            flow.rate_target().is_some(),
+            "two below the peak: the rate's"
+        );
+        assert_eq!(flow.limits().concurrency, 3);
     }
 
     /// A bare refusal with a long Retry-After is a window spent, not a concurrency cap or a
