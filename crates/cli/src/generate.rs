@@ -181,7 +181,7 @@ type Writer = std::thread::JoinHandle<std::io::Result<()>>;
 /// flushing) or at the first write error, which it returns.
 fn spawn_writer(format: UuidFormat) -> anyhow::Result<(BatchSender, Writer)> {
     // One batch queued while one is written and the next generated: memory stays flat.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<cxone_uuid_core::Uuid>>(1);
+    let (tx, rx): (BatchSender, _) = std::sync::mpsc::sync_channel(1);
     let width = format.encoded_len() + 1;
     let writer = std::thread::Builder::new()
         .name("generate-output".into())

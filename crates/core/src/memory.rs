@@ -22,18 +22,19 @@
 //! * A sized table lives in anonymous mappings (`memmap2`, one a half), advised to use
 //!   transparent huge pages and faulted in before the first insert. At 10 million UUIDs the
 //!   table is 229 MB: in 4 KiB pages every insert also missed the TLB, and the first write to
-//!   each of its 56,000 pages trapped into the kernel in the middle of the insert loop. Faulted in at once, in
-//!   2 MiB pages where the kernel allows (`madvise` mode, the usual default), `generate -n
-//!   10000000` took 0.8 of the time it took on the heap (1.05 against 1.26 s, best of three on
-//!   the 2-core VM; zeroing the pages, which any fresh table pays, is most of what is left), at
-//!   the same peak memory: only the mapping's last partial huge page is not huge. Huge pages
-//!   without faulting in first were slower than the heap: each 2 MiB fault then lands in the
-//!   insert loop. Sorting a batch by home slot before inserting (radix partitioning, as hash
-//!   joins do) was tried and gave nothing here: a batch is far sparser than the table, so the
-//!   sorted accesses still land on a new cache line each. A prefetch instruction 16 keys ahead
-//!   took an insert to about 0.72 of the two-pass read-ahead in a standalone copy, but it needs
-//!   `unsafe` (the workspace forbids it) and no kept crate offers it safely.
-//!   A table that outgrows its size moves the segment that overflows to the heap.
+//!   each of its 56,000 pages trapped into the kernel in the middle of the insert loop.
+//!   Faulted in at once, in 2 MiB pages where the kernel allows (`madvise` mode, the usual
+//!   default), `generate -n 10000000` took 0.8 of the time it took on the heap (1.05 against
+//!   1.26 s, best of three on the 2-core VM; zeroing the pages, which any fresh table pays, is
+//!   most of what is left), at the same peak memory: only the mapping's last partial huge page
+//!   is not huge. Huge pages without faulting in first were slower than the heap: each 2 MiB
+//!   fault then lands in the insert loop. Sorting a batch by home slot before inserting
+//!   (radix partitioning, as hash joins do) was tried and gave nothing here: a batch is far
+//!   sparser than the table, so the sorted accesses still land on a new cache line each. A
+//!   prefetch instruction 16 keys ahead took an insert to about 0.72 of the two-pass
+//!   read-ahead in a standalone copy, but it needs `unsafe` (the workspace forbids it) and no
+//!   kept crate offers it safely. A table that outgrows its size moves the segment that
+//!   overflows to the heap.
 //! * What one core cannot overlap, two can: the table is kept in two halves, picked by the
 //!   hash's top bit, each with its own mapping and lock. A batch is split between them in order
 //!   (each half sees its keys in the batch's order, so the answers are those of inserting key

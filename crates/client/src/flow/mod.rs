@@ -197,10 +197,12 @@ impl Flow {
             Instant::now(),
         );
         let refused = answer.status == 429;
-        let crowded = slot.as_ref().is_some_and(window::Slot::beyond_ok_peak);
+        // Read only for a refusal: each takes the window's lock, and most answers are not.
+        let crowded = refused && slot.as_ref().is_some_and(window::Slot::beyond_ok_peak);
         // Refused one below the window's peak: the window's or the rate's, nothing says which
         // (see `Slot::just_below_peak`); the request waits its Retry-After and neither moves.
-        let unclear = !crowded && slot.as_ref().is_some_and(window::Slot::just_below_peak);
+        let unclear =
+            refused && !crowded && slot.as_ref().is_some_and(window::Slot::just_below_peak);
         // A bare refusal that asks everyone to wait (a fixed window spent) is neither a
         // concurrency cap, which frees a place as soon as any request in flight is answered,
         // nor a pace: cutting for it left a window:300/10s run sending its last window at
