@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -13,7 +13,15 @@ use crate::config::{AuthMethod, ClientConfig, OnAmbiguous, Provider, RateSpec};
 use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
 use crate::error::{Error, ErrorKind};
 use crate::flow::{AnswerInfo, Flow, Limits};
-use crate::http::{exchange, server_message, Answer};
+use crate::http::{exchange, exchange_direct, server_message, Answer};
+
+/// The execute request's content type and accepted type.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// The UUID, as draft-ietf-httpapi-idempotency-key-header names it.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// What reqwest sends for the other requests (its `user_agent`).
+const USER_AGENT_VALUE: HeaderValue =
+    HeaderValue::from_static(concat!("cxone-uuid/", env!("CARGO_PKG_VERSION")));
 use crate::rate::RateLimiter;
 use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
 use crate::token::TokenCache;
@@ -81,9 +89,20 @@ struct Inner {
     policy: RetryPolicy,
     budget: Option<RetryBudget>,
     flow: Flow,
+    /// The execute path's own pool ([`crate::direct`]).
+    direct: crate::direct::Direct,
     /// The execute URL parsed once: the dialects build the same one for every UUID, and
     /// parsing it per request (with IDNA) was about 2% of the client's CPU per request.
-    parsed_url: std::sync::OnceLock<(String, reqwest::Url)>,
+    parsed_url: std::sync::OnceLock<(String, ParsedUrl)>,
+}
+
+/// The execute URL, parsed for each of the two ways it may be sent.
+#[derive(Clone)]
+struct ParsedUrl {
+    /// For reqwest (a proxy applies to it).
+    url: reqwest::Url,
+    /// For the direct pool; `None` when a proxy applies.
+    uri: Option<http::Uri>,
 }
 
 /// The Data Action client. Cheap to clone (one shared pool, token cache and limiter).
@@ -127,9 +146,15 @@ impl Client {
             .pool_max_idle_per_host(config.concurrency.max(1))
             // A redirect could lead to http:// or another host with our token: never follow.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cxone-uuid/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT_VALUE)
             .build()
             .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
+        let direct = crate::direct::Direct::new(
+            config.timeout,
+            config.timeout.min(Duration::from_secs(10)),
+            config.concurrency.max(1),
+        )
+        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))?;
         let dialect = dialect::for_config(&config)?;
         let policy = RetryPolicy {
             max_retries: config.max_retries,
@@ -155,6 +180,7 @@ impl Client {
                 ),
                 policy,
                 http,
+                direct,
                 dialect,
                 tokens: TokenCache::default(),
                 parsed_url: std::sync::OnceLock::new(),
@@ -278,31 +304,63 @@ impl Client {
             .get()
             .filter(|(raw, _)| *raw == req.url)
             .map(|(_, url)| url.clone());
-        let url = match cached {
-            Some(url) => url,
-            None => match reqwest::Url::parse(&req.url) {
-                Ok(url) => {
-                    let _ = self.inner.parsed_url.set((req.url.clone(), url.clone()));
-                    url
-                }
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Config,
-                        format!("execute URL {} is not a URL: {e}", req.url),
-                    ))
-                }
-            },
+        let parsed = match cached {
+            Some(parsed) => parsed,
+            None => {
+                let parsed = self.parse_url(&req.url)?;
+                let _ = self.inner.parsed_url.set((req.url.clone(), parsed.clone()));
+                parsed
+            }
         };
-        let request = self
-            .inner
-            .http
-            .request(req.method.clone(), url)
-            .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json")
-            .header("Idempotency-Key", uuid.hyphenated().to_string())
-            .body(req.body.clone());
-        exchange(request, "execute request to", &req.url).await
+        let what = "execute request to";
+        let mut bearer = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            Error::new(
+                ErrorKind::TokenUnavailable,
+                "the access token holds characters an HTTP header cannot carry".to_string(),
+            )
+        })?;
+        bearer.set_sensitive(true);
+        let key = HeaderValue::try_from(uuid.hyphenated().to_string())
+            .map_err(|e| Error::new(ErrorKind::Config, format!("Idempotency-Key: {e}")))?;
+        let Some(uri) = parsed.uri else {
+            let request = self
+                .inner
+                .http
+                .request(req.method.clone(), parsed.url)
+                .header(AUTHORIZATION, bearer)
+                .header(CONTENT_TYPE, JSON)
+                .header(ACCEPT, JSON)
+                .header(IDEMPOTENCY_KEY, key)
+                .body(req.body.clone());
+            return exchange(request, what, &req.url).await;
+        };
+        let request = http::Request::builder()
+            .method(req.method.clone())
+            .uri(uri)
+            .header(AUTHORIZATION, bearer)
+            .header(CONTENT_TYPE, JSON)
+            .header(ACCEPT, JSON)
+            .header(IDEMPOTENCY_KEY, key)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                req.body.clone(),
+            )))
+            .map_err(|e| Error::new(ErrorKind::Config, format!("execute request: {e}")))?;
+        exchange_direct(&self.inner.direct, request, what, &req.url).await
+    }
+
+    /// Parses the execute URL for reqwest, and for the direct pool unless a proxy applies.
+    fn parse_url(&self, raw: &str) -> Result<ParsedUrl, Error> {
+        let not_url = |e: &dyn fmt::Display| {
+            Error::new(
+                ErrorKind::Config,
+                format!("execute URL {raw} is not a URL: {e}"),
+            )
+        };
+        let url = reqwest::Url::parse(raw).map_err(|e| not_url(&e))?;
+        let uri: http::Uri = url.as_str().parse().map_err(|e| not_url(&e))?;
+        let uri = (!self.inner.direct.proxied(&uri)).then_some(uri);
+        Ok(ParsedUrl { url, uri })
     }
 
     fn final_error(

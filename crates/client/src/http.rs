@@ -4,8 +4,10 @@
 //!
 //! Key design decision: the token request, CXone discovery and execute differ only in what they
 //! send and how they classify the answer, so the part that must be identical (the 1 MiB cap,
-//! the Retry-After grammar, the mapping of reqwest's errors, excerpts that are safe to print)
-//! lives here once and knows nothing of retries, tokens or dialects.
+//! the Retry-After grammar, the mapping of transport errors, excerpts that are safe to print)
+//! lives here once and knows nothing of retries, tokens or dialects. The execute request goes
+//! out on its own hyper pool ([`crate::direct`], [`exchange_direct`]), the rest on reqwest
+//! ([`exchange`]); both end in the same [`Answer`].
 
 use std::time::{Duration, SystemTime};
 
@@ -53,13 +55,52 @@ pub(crate) async fn exchange(
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
+    let headers = resp.headers().clone();
+    let (body, oversized) = read_capped(resp, MAX_BODY)
+        .await
+        .map_err(|e| from_reqwest(&e, what, url))?;
+    Ok(answer(status, &headers, body, oversized))
+}
+
+/// [`exchange`] on the execute path's own pool ([`crate::direct`]), under its timeout for
+/// the whole exchange, body included, as reqwest's.
+pub(crate) async fn exchange_direct(
+    direct: &crate::direct::Direct,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    what: &str,
+    url: &str,
+) -> Result<Answer, Error> {
+    let exchange = async {
+        let resp = direct
+            .send(request)
+            .await
+            .map_err(|e| from_hyper(&e, what, url))?;
+        let (head, body) = resp.into_parts();
+        let (body, oversized) = read_body(body, MAX_BODY).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Transport,
+                format!("{what} {url}: {}", source_chain(&e)),
+            )
+        })?;
+        Ok(answer(head.status.as_u16(), &head.headers, body, oversized))
+    };
+    match tokio::time::timeout(direct.timeout, exchange).await {
+        Ok(answer) => answer,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("{what} {url}: timed out"),
+        )),
+    }
+}
+
+/// What the client keeps of an answer: the status, Retry-After, request ids, quota and body.
+fn answer(status: u16, headers: &http::HeaderMap, body: Vec<u8>, oversized: bool) -> Answer {
+    let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let header = |name: &str| {
-        resp.headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(safe_id)
@@ -68,11 +109,8 @@ pub(crate) async fn exchange(
         inin_correlation_id: header("inin-correlation-id"),
         request_id: header("x-request-id").or_else(|| header("x-correlation-id")),
     };
-    let (quota, concurrency_cap) = read_quota(resp.headers(), SystemTime::now());
-    let (body, oversized) = read_capped(resp, MAX_BODY)
-        .await
-        .map_err(|e| from_reqwest(&e, what, url))?;
-    Ok(Answer {
+    let (quota, concurrency_cap) = read_quota(headers, SystemTime::now());
+    Answer {
         status,
         retry_after,
         body,
@@ -80,11 +118,11 @@ pub(crate) async fn exchange(
         ids,
         quota,
         concurrency_cap,
-    })
+    }
 }
 
 /// Every field line of `name` that is text (lists may be split over lines).
-fn field_lines<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> Vec<&'h str> {
+fn field_lines<'h>(headers: &'h http::HeaderMap, name: &str) -> Vec<&'h str> {
     headers
         .get_all(name)
         .iter()
@@ -95,7 +133,7 @@ fn field_lines<'h>(headers: &'h reqwest::header::HeaderMap, name: &str) -> Vec<&
 /// The quota headers of an answer, every field line of each (lists may be split over lines):
 /// the quota left, and the concurrency cap a `concurrent-requests` policy states.
 pub(crate) fn read_quota(
-    headers: &reqwest::header::HeaderMap,
+    headers: &http::HeaderMap,
     now: SystemTime,
 ) -> (Option<crate::quota::Quota>, Option<u64>) {
     let one = |names: [&str; 2]| {
@@ -147,6 +185,41 @@ pub(crate) async fn read_capped(
     Ok((body, false))
 }
 
+/// [`read_capped`] for a hyper body: at most `cap` bytes, the flag saying there was more (the
+/// rest is never buffered: dropping the body drops the connection).
+pub(crate) async fn read_body(
+    mut body: hyper::body::Incoming,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), hyper::Error> {
+    use http_body_util::BodyExt;
+    use hyper::body::Body;
+    if body.size_hint().lower() > cap as u64 {
+        // Keep only the start, for the error's excerpt.
+        let mut head = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                head.extend_from_slice(&data[..data.len().min(1024)]);
+                break;
+            }
+        }
+        return Ok((head, true));
+    }
+    let mut out = Vec::with_capacity(body.size_hint().exact().map_or(0, |n| n as usize));
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            // Trailers: nothing the client reads.
+            continue;
+        };
+        if out.len() + data.len() > cap {
+            let room = cap - out.len();
+            out.extend_from_slice(&data[..room]);
+            return Ok((out, true));
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok((out, false))
+}
+
 /// Parses a Retry-After value: delta-seconds (`"120"`) or an HTTP-date. A date in the past is
 /// zero; anything else (negative, fractional, garbage) is `None`, so the caller backs off.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -165,6 +238,22 @@ pub(crate) fn from_reqwest(err: &reqwest::Error, what: &str, url: &str) -> Error
     if err.is_timeout() {
         Error::new(ErrorKind::Timeout, format!("{what} {url}: timed out"))
     } else if err.is_connect() {
+        Error::new(
+            ErrorKind::Transport,
+            format!("{what} {url}: connection failed: {}", source_chain(err)),
+        )
+    } else {
+        Error::new(
+            ErrorKind::Transport,
+            format!("{what} {url}: {}", source_chain(err)),
+        )
+    }
+}
+
+/// [`from_reqwest`] for the execute path's hyper client: a failure to connect (nothing was
+/// sent, so not ambiguous) says so, as reqwest's does.
+pub(crate) fn from_hyper(err: &hyper_util::client::legacy::Error, what: &str, url: &str) -> Error {
+    if err.is_connect() {
         Error::new(
             ErrorKind::Transport,
             format!("{what} {url}: connection failed: {}", source_chain(err)),

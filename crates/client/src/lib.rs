@@ -27,6 +27,7 @@
 
 pub mod config;
 pub mod dialect;
+mod direct;
 pub mod error;
 mod execute;
 pub mod flow;
