@@ -150,12 +150,15 @@ async fn execute_job_in(
     // that frees up is refilled at once instead of waiting for a sync. With that many ready, a
     // sync can wait (briefly) until half the stage shares it: fewer, larger syncs for the same
     // rule. The staged records are what a crash would leave too: pending, resumable.
-    // Four times `--concurrency`: at 64 against the mock, a stage of twice made about 800
+    // Eight times `--concurrency`: at 64 against the mock, a stage of twice made about 800
     // fsyncs in a 50,000-UUID run and four times about 500; each costs CPU the client and the
     // endpoint share (the rule kept a median 0.85 of the no-wait rate at twice, 0.95 at four
-    // times, over seven interleaved rounds).
+    // times, over seven interleaved rounds). Once the request path itself got faster (its own
+    // hyper pool), four times kept only 0.85-0.91 in a bench run and three interleaved pairs:
+    // the stage ran dry whenever a sync took long on this VM, with the same CPU per request.
+    // Eight times kept 0.91-0.99 (and 1.06 times the requests per second with the rule).
     let concurrency = config.concurrency;
-    let stage = concurrency.saturating_mul(4).max(MIN_STAGE);
+    let stage = concurrency.saturating_mul(8).max(MIN_STAGE);
     let writer = if sinks.0.is_empty() {
         // `--audit none`: no task for an empty sink (see `AuditWriter::discard`).
         AuditWriter::discard()
