@@ -96,13 +96,41 @@ impl Direct {
         self.proxies.intercept(uri).is_some()
     }
 
-    /// Sends `request` and returns the answer's head with its body still to read.
+    /// Sends the request `make` builds and returns the answer's head with its body still to
+    /// read. A request the server refused at the protocol level before processing it (an
+    /// HTTP/2 stream reset with REFUSED_STREAM, or a graceful GOAWAY that did not take it,
+    /// RFC 9113 §8.7) is sent again at once, up to [`PROTOCOL_RETRIES`] times, as reqwest's
+    /// default retry policy does: it is neither ambiguous nor worth a backoff.
     pub(crate) async fn send(
         &self,
-        request: http::Request<Full<Bytes>>,
+        make: impl Fn() -> http::Request<Full<Bytes>>,
     ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.client.request(request).await
+        let mut refused = 0;
+        loop {
+            match self.client.request(make()).await {
+                Err(e) if refused < PROTOCOL_RETRIES && not_processed(&e) => refused += 1,
+                answer => return answer,
+            }
+        }
     }
+}
+
+/// How often a request refused unprocessed is sent again (reqwest's default: 2).
+pub(crate) const PROTOCOL_RETRIES: u32 = 2;
+
+/// Whether the server said it did not process the request: an HTTP/2 REFUSED_STREAM, or a
+/// GOAWAY with NO_ERROR (a graceful shutdown) for a stream it did not take.
+fn not_processed(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = cur {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        cur = e.source();
+    }
+    false
 }
 
 #[cfg(test)]

@@ -334,18 +334,19 @@ impl Client {
                 .body(req.body.clone());
             return exchange(request, what, &req.url).await;
         };
-        let request = http::Request::builder()
-            .method(req.method.clone())
-            .uri(uri)
-            .header(AUTHORIZATION, bearer)
-            .header(CONTENT_TYPE, JSON)
-            .header(ACCEPT, JSON)
-            .header(IDEMPOTENCY_KEY, key)
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .body(http_body_util::Full::new(bytes::Bytes::from(
-                req.body.clone(),
-            )))
-            .map_err(|e| Error::new(ErrorKind::Config, format!("execute request: {e}")))?;
+        let body = bytes::Bytes::from(req.body.clone());
+        let request = || {
+            let mut request = http::Request::new(http_body_util::Full::new(body.clone()));
+            *request.method_mut() = req.method.clone();
+            *request.uri_mut() = uri.clone();
+            let headers = request.headers_mut();
+            headers.insert(AUTHORIZATION, bearer.clone());
+            headers.insert(CONTENT_TYPE, JSON);
+            headers.insert(ACCEPT, JSON);
+            headers.insert(IDEMPOTENCY_KEY, key.clone());
+            headers.insert(USER_AGENT, USER_AGENT_VALUE);
+            request
+        };
         exchange_direct(&self.inner.direct, request, what, &req.url).await
     }
 

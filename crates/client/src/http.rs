@@ -62,11 +62,12 @@ pub(crate) async fn exchange(
     Ok(answer(status, &headers, body, oversized))
 }
 
-/// [`exchange`] on the execute path's own pool ([`crate::direct`]), under its timeout for
-/// the whole exchange, body included, as reqwest's.
+/// [`exchange`] on the execute path's own pool ([`crate::direct`]) for the request `request`
+/// builds (again, if the server refuses it unprocessed), under the pool's timeout for the whole
+/// exchange, body included, as reqwest's.
 pub(crate) async fn exchange_direct(
     direct: &crate::direct::Direct,
-    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    request: impl Fn() -> http::Request<http_body_util::Full<bytes::Bytes>>,
     what: &str,
     url: &str,
 ) -> Result<Answer, Error> {

@@ -29,22 +29,8 @@ async fn server(
     alpn: &[&[u8]],
     delay: Duration,
 ) -> (SocketAddr, rustls::RootCertStore, Arc<Mutex<Vec<Seen>>>) {
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(key.cert.der().clone()).unwrap();
-    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![key.cert.der().clone()],
-        PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (tls, roots) = tls_config(alpn);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -101,15 +87,111 @@ fn client(roots: rustls::RootCertStore, timeout: Duration) -> Direct {
     .unwrap()
 }
 
-fn request(addr: SocketAddr) -> (String, http::Request<Full<Bytes>>) {
+/// The execute URL on `addr`, and a builder of its request (sent again after a refusal).
+fn request(addr: SocketAddr) -> (String, impl Fn() -> http::Request<Full<Bytes>>) {
     let url = format!("https://localhost:{}/execute", addr.port());
-    let mut bearer = http::HeaderValue::from_static("Bearer t0ken");
-    bearer.set_sensitive(true);
-    let req = http::Request::post(url.as_str())
-        .header("authorization", bearer)
-        .body(Full::new(Bytes::from_static(b"{\"uuid\":1}")))
+    let uri: http::Uri = url.parse().unwrap();
+    let make = move || {
+        let mut bearer = http::HeaderValue::from_static("Bearer t0ken");
+        bearer.set_sensitive(true);
+        http::Request::post(uri.clone())
+            .header("authorization", bearer)
+            .body(Full::new(Bytes::from_static(b"{\"uuid\":1}")))
+            .unwrap()
+    };
+    (url, make)
+}
+
+/// A server config for `localhost` with a fresh self-signed certificate, offering `alpn`; and
+/// the root a client needs to trust it.
+fn tls_config(alpn: &[&[u8]]) -> (Arc<rustls::ServerConfig>, rustls::RootCertStore) {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(key.cert.der().clone()).unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![key.cert.der().clone()],
+        PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (Arc::new(tls), roots)
+}
+
+/// An HTTP/2 server that resets the first `refuse` streams with REFUSED_STREAM, then answers
+/// `{"ok":true}`; its root, and how many streams it saw.
+async fn refusing_server(refuse: usize) -> (SocketAddr, rustls::RootCertStore, Arc<Mutex<usize>>) {
+    let (tls, roots) = tls_config(&[b"h2"]);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(0usize));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    let n = {
+                        let mut c = count.lock().unwrap();
+                        *c += 1;
+                        *c
+                    };
+                    if n <= refuse {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    } else {
+                        let mut body = respond
+                            .send_response(http::Response::new(()), false)
+                            .unwrap();
+                        body.send_data(Bytes::from_static(br#"{"ok":true}"#), true)
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (addr, roots, seen)
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_sent_again_at_once() {
+    let (addr, roots, seen) = refusing_server(PROTOCOL_RETRIES as usize).await;
+    let direct = client(roots, Duration::from_secs(5));
+    let (url, req) = request(addr);
+    let answer = exchange_direct(&direct, req, "execute request to", &url)
+        .await
         .unwrap();
-    (url, req)
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, br#"{"ok":true}"#);
+    assert_eq!(*seen.lock().unwrap(), PROTOCOL_RETRIES as usize + 1);
+}
+
+#[tokio::test]
+async fn refusals_past_the_retries_end_as_a_transport_error() {
+    let (addr, roots, seen) = refusing_server(usize::MAX).await;
+    let direct = client(roots, Duration::from_secs(5));
+    let (url, req) = request(addr);
+    let err = exchange_direct(&direct, req, "execute request to", &url)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert!(!err.to_string().contains("connection failed"), "{err}");
+    assert_eq!(*seen.lock().unwrap(), PROTOCOL_RETRIES as usize + 1);
 }
 
 #[tokio::test]
