@@ -189,12 +189,14 @@ const WHY_HEADERS: &str =
 /// style has no field for it.
 const WHY_CONCURRENCY_TOLD: &str =
     "with IETF headers the cap comes in a concurrent-requests policy with the first answer (no \
-    429 at all), but before it the initial window of 4 sends a short first round, so 900 take \
-    151 rounds of 6 where the oracle takes 150 (0.993 at best); and the client's turn-around \
-    bounds each round, as with --concurrency 6, which reached 0.985-0.991 of this oracle in \
-    trials where oha at -c 6 reached 0.993-0.996 (answer to next arrival 0.8-1.0 ms against \
-    oha's 0.53-0.67); the X- style has no field for a concurrency cap, so x is found by 429s, \
-    as without headers";
+    429 at all), but before it the initial window of 4 sends a short first round: 900 take 151 \
+    rounds of 6 (150 gaps from the first arrival to the last) where a client told the cap takes \
+    150 (149), and the oracle counts 150 holds, so the time from an answer to the next arrival \
+    (the stand-in's own parsing and writing, the VM's wake-ups and the client's turn-around) \
+    must stay under 0.52 ms for 0.99. In interleaved trials oha at -c 6 left 0.40-0.49 ms (0.997-0.999 of this oracle \
+    with its 149 gaps), run --concurrency 6 0.62 ms (0.994-0.995) and auto 0.70 ms \
+    (0.987); the X- style has no field for a concurrency cap, so x is found by 429s, as \
+    without headers";
 /// Without headers the cap is found by refusals.
 const WHY_CONCURRENCY: &str =
     "the cap is found by 429s: slow start, paced over the round trip, meets it with a few \
