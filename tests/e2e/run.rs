@@ -513,3 +513,51 @@ async fn an_unreachable_token_endpoint_stops_the_run_at_once() {
     let v = output(verify).await;
     assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
 }
+
+/// `--log` takes plain `target=level` directives and EnvFilter's span directives alike (the
+/// first go to a cheaper filter, the second to EnvFilter): the client's retry line comes out
+/// under each, nothing else below warn does outside what the filter names, and under a level
+/// alone it sits inside the run's span (its run id on the line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_filters_take_targets_and_span_directives() {
+    for filter in ["debug", "cxone_uuid_client=debug", "[uuid]=debug"] {
+        let server = mock(MockConfig {
+            script: parse_script("500,200").unwrap(),
+            ..MockConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = run_cmd(&server, dir.path(), 1);
+        cmd.args(["--log", filter, "--log-format", "json", "--audit", "none"]);
+        let out = output(cmd).await;
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let lines: Vec<Value> = stderr(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{filter}: {e}: {l}")))
+            .collect();
+        let retry = lines
+            .iter()
+            .find(|l| l["message"] == "retrying")
+            .unwrap_or_else(|| panic!("{filter}: no retry line in {lines:?}"));
+        assert_eq!(retry["attempt"], 1, "{filter}: {retry}");
+        let below_warn = lines
+            .iter()
+            .filter(|l| l["level"] == "DEBUG" || l["level"] == "TRACE");
+        match filter {
+            "debug" => {
+                assert_eq!(retry["spans"][0]["name"], "run", "{retry}");
+                assert!(retry["spans"][0]["run_id"].is_string(), "{retry}");
+            }
+            // Only the client's own line.
+            "cxone_uuid_client=debug" => assert!(
+                below_warn.clone().all(|l| l["message"] == "retrying"),
+                "{filter}: {lines:?}"
+            ),
+            // Every line below warn (the HTTP stack's too) from inside a UUID's span.
+            _ => assert!(
+                below_warn.clone().all(|l| l["span"]["name"] == "uuid"),
+                "{filter}: {lines:?}"
+            ),
+        }
+    }
+}

@@ -103,28 +103,34 @@ pub(crate) fn init_logging(flag: Option<&str>, format: LogFormat) {
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "warn".to_string());
+    let filter = match format {
+        LogFormat::Text => filter,
+        // What the text mode prints unconditionally stays visible whatever the filter says.
+        LogFormat::Json if filter.trim().is_empty() => format!("{CONSOLE}=info"),
+        LogFormat::Json => format!("{filter},{CONSOLE}=info"),
+    };
+    // Plain `target=level` directives (all the README shows) go to `Targets`, which only
+    // answers whether a callsite is enabled. EnvFilter also tracks every span it is entered
+    // and left through, under a lock, for span directives (`[span{field=value}]=level`): the
+    // run's span is entered and left on each poll of every request's task, about 2% of the
+    // client's CPU per request. A filter with such directives still gets EnvFilter.
     match format {
         LogFormat::Text => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_writer(std::io::stderr)
-                .with_target(false)
-                .try_init();
+            install(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+                &filter,
+            );
         }
         LogFormat::Json => {
-            // What the text mode prints unconditionally stays visible whatever the filter says.
-            let filter = if filter.trim().is_empty() {
-                format!("{CONSOLE}=info")
-            } else {
-                format!("{filter},{CONSOLE}=info")
-            };
-            let ok = tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_writer(std::io::stderr)
-                .try_init()
-                .is_ok();
+            let ok = install(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+                &filter,
+            );
             JSON.store(ok, Ordering::Relaxed);
             if ok {
                 // A panic's message would otherwise be the one plain-text line on stderr.
@@ -133,6 +139,31 @@ pub(crate) fn init_logging(flag: Option<&str>, format: LogFormat) {
                 }));
             }
         }
+    }
+}
+
+/// Installs `fmt` under the filter `directives` (see [`init_logging`]); false if a subscriber
+/// was already set.
+fn install<L>(fmt: L, directives: &str) -> bool
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = tracing_subscriber::registry().with(fmt);
+    // `Targets` would take `[span]` for a target's name: span and field directives are told
+    // by their brackets and braces, which no target name holds.
+    let plain = !directives.contains(['[', ']', '{', '}']);
+    match directives
+        .parse::<tracing_subscriber::filter::Targets>()
+        .ok()
+        .filter(|_| plain)
+    {
+        Some(targets) => logs.with(targets).try_init().is_ok(),
+        None => logs
+            .with(tracing_subscriber::EnvFilter::new(directives))
+            .try_init()
+            .is_ok(),
     }
 }
 
