@@ -54,12 +54,11 @@ pub(crate) async fn exchange(
         .send()
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let (body, oversized) = read_capped(resp, MAX_BODY)
+    let (head, body) = http::Response::from(resp).into_parts();
+    let (body, oversized) = read_body(body, MAX_BODY)
         .await
         .map_err(|e| from_reqwest(&e, what, url))?;
-    Ok(answer(status, &headers, body, oversized))
+    Ok(answer(head.status.as_u16(), &head.headers, body, oversized))
 }
 
 /// [`exchange`] on the execute path's own pool ([`crate::direct`]) for the request `request`
@@ -162,38 +161,13 @@ pub(crate) fn safe_id(v: &str) -> Option<String> {
         .then(|| v.to_string())
 }
 
-/// Reads at most `cap` bytes of a body chunk by chunk; the flag says the body was longer (the
-/// rest is never buffered: the connection is dropped instead).
-pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
-    cap: usize,
-) -> Result<(Vec<u8>, bool), reqwest::Error> {
-    if resp.content_length().is_some_and(|n| n > cap as u64) {
-        // Keep only the start, for the error's excerpt.
-        let mut head = resp.chunk().await?.map(|c| c.to_vec()).unwrap_or_default();
-        head.truncate(1024);
-        return Ok((head, true));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > cap {
-            let room = cap - body.len();
-            body.extend_from_slice(&chunk[..room]);
-            return Ok((body, true));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, false))
-}
-
-/// [`read_capped`] for a hyper body: at most `cap` bytes, the flag saying there was more (the
-/// rest is never buffered: dropping the body drops the connection).
-pub(crate) async fn read_body(
-    mut body: hyper::body::Incoming,
-    cap: usize,
-) -> Result<(Vec<u8>, bool), hyper::Error> {
+/// Reads at most `cap` bytes of a body (hyper's, or reqwest's) frame by frame; the flag says
+/// the body was longer (the rest is never buffered: dropping the body drops the connection).
+pub(crate) async fn read_body<B>(mut body: B, cap: usize) -> Result<(Vec<u8>, bool), B::Error>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+{
     use http_body_util::BodyExt;
-    use hyper::body::Body;
     if body.size_hint().lower() > cap as u64 {
         // Keep only the start, for the error's excerpt.
         let mut head = Vec::new();
@@ -238,33 +212,29 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub(crate) fn from_reqwest(err: &reqwest::Error, what: &str, url: &str) -> Error {
     if err.is_timeout() {
         Error::new(ErrorKind::Timeout, format!("{what} {url}: timed out"))
-    } else if err.is_connect() {
-        Error::new(
-            ErrorKind::Transport,
-            format!("{what} {url}: connection failed: {}", source_chain(err)),
-        )
     } else {
-        Error::new(
-            ErrorKind::Transport,
-            format!("{what} {url}: {}", source_chain(err)),
-        )
+        transport(err, err.is_connect(), what, url)
     }
 }
 
 /// [`from_reqwest`] for the execute path's hyper client: a failure to connect (nothing was
 /// sent, so not ambiguous) says so, as reqwest's does.
 pub(crate) fn from_hyper(err: &hyper_util::client::legacy::Error, what: &str, url: &str) -> Error {
-    if err.is_connect() {
-        Error::new(
-            ErrorKind::Transport,
-            format!("{what} {url}: connection failed: {}", source_chain(err)),
-        )
-    } else {
-        Error::new(
-            ErrorKind::Transport,
-            format!("{what} {url}: {}", source_chain(err)),
-        )
-    }
+    transport(err, err.is_connect(), what, url)
+}
+
+/// A transport failure, with "connection failed" when nothing reached the server.
+fn transport(
+    err: &(dyn std::error::Error + 'static),
+    connect: bool,
+    what: &str,
+    url: &str,
+) -> Error {
+    let failed = if connect { "connection failed: " } else { "" };
+    Error::new(
+        ErrorKind::Transport,
+        format!("{what} {url}: {failed}{}", source_chain(err)),
+    )
 }
 
 fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {

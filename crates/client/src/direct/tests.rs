@@ -12,8 +12,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::PrivateKeyDer;
 
 use super::*;
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind};
 use crate::http::exchange_direct;
+use crate::http::Answer;
 
 /// What the server saw of one request.
 #[derive(Debug, Clone)]
@@ -23,6 +24,32 @@ struct Seen {
     body: Vec<u8>,
 }
 
+/// Accepts TLS connections on loopback under `tls` and hands each handshaken stream to
+/// `serve`; the address.
+async fn listen<F, Fut>(tls: Arc<rustls::ServerConfig>, serve: F) -> SocketAddr
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to serve.
+                if let Ok(stream) = acceptor.accept(tcp).await {
+                    serve(stream).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A TLS server on loopback for `localhost`, offering `alpn`, answering every request with
 /// `{"ok":true}` after `delay`; its CA root, and what it saw.
 async fn server(
@@ -30,49 +57,37 @@ async fn server(
     delay: Duration,
 ) -> (SocketAddr, rustls::RootCertStore, Arc<Mutex<Vec<Seen>>>) {
     let (tls, roots) = tls_config(alpn);
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            let log = log.clone();
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends the handshake: nothing to serve.
-                let Ok(stream) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let version = req.version();
-                        let authorization = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap().to_string());
-                        let body = req.into_body().collect().await?.to_bytes().to_vec();
-                        log.lock().unwrap().push(Seen {
-                            version,
-                            authorization,
-                            body,
-                        });
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from_static(
-                            br#"{"ok":true}"#,
-                        ))))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+    let addr = listen(tls, move |stream| {
+        let log = log.clone();
+        async move {
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let log = log.clone();
+                async move {
+                    let version = req.version();
+                    let authorization = req
+                        .headers()
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    let body = req.into_body().collect().await?.to_bytes().to_vec();
+                    log.lock().unwrap().push(Seen {
+                        version,
+                        authorization,
+                        body,
+                    });
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from_static(
+                        br#"{"ok":true}"#,
+                    ))))
+                }
             });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
-    });
+    })
+    .await;
     (addr, roots, seen)
 }
 
@@ -127,55 +142,47 @@ fn tls_config(alpn: &[&[u8]]) -> (Arc<rustls::ServerConfig>, rustls::RootCertSto
 /// `{"ok":true}`; its root, and how many streams it saw.
 async fn refusing_server(refuse: usize) -> (SocketAddr, rustls::RootCertStore, Arc<Mutex<usize>>) {
     let (tls, roots) = tls_config(&[b"h2"]);
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(0usize));
     let count = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+    let addr = listen(tls, move |stream| {
+        let count = count.clone();
+        async move {
+            let Ok(mut conn) = h2::server::handshake(stream).await else {
                 return;
             };
-            let acceptor = acceptor.clone();
-            let count = count.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(tcp).await else {
-                    return;
+            while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                let n = {
+                    let mut c = count.lock().unwrap();
+                    *c += 1;
+                    *c
                 };
-                let Ok(mut conn) = h2::server::handshake(stream).await else {
-                    return;
-                };
-                while let Some(Ok((_req, mut respond))) = conn.accept().await {
-                    let n = {
-                        let mut c = count.lock().unwrap();
-                        *c += 1;
-                        *c
-                    };
-                    if n <= refuse {
-                        respond.send_reset(h2::Reason::REFUSED_STREAM);
-                    } else {
-                        let mut body = respond
-                            .send_response(http::Response::new(()), false)
-                            .unwrap();
-                        body.send_data(Bytes::from_static(br#"{"ok":true}"#), true)
-                            .unwrap();
-                    }
+                if n <= refuse {
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                } else {
+                    let mut body = respond
+                        .send_response(http::Response::new(()), false)
+                        .unwrap();
+                    body.send_data(Bytes::from_static(br#"{"ok":true}"#), true)
+                        .unwrap();
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
     (addr, roots, seen)
+}
+
+/// One execute request to `addr` through a pool trusting `roots`.
+async fn send_one(addr: SocketAddr, roots: rustls::RootCertStore) -> Result<Answer, Error> {
+    let direct = client(roots, Duration::from_secs(5));
+    let (url, req) = request(addr);
+    exchange_direct(&direct, req, "execute request to", &url).await
 }
 
 #[tokio::test]
 async fn a_refused_stream_is_sent_again_at_once() {
     let (addr, roots, seen) = refusing_server(PROTOCOL_RETRIES as usize).await;
-    let direct = client(roots, Duration::from_secs(5));
-    let (url, req) = request(addr);
-    let answer = exchange_direct(&direct, req, "execute request to", &url)
-        .await
-        .unwrap();
+    let answer = send_one(addr, roots).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, br#"{"ok":true}"#);
     assert_eq!(*seen.lock().unwrap(), PROTOCOL_RETRIES as usize + 1);
@@ -184,11 +191,7 @@ async fn a_refused_stream_is_sent_again_at_once() {
 #[tokio::test]
 async fn refusals_past_the_retries_end_as_a_transport_error() {
     let (addr, roots, seen) = refusing_server(usize::MAX).await;
-    let direct = client(roots, Duration::from_secs(5));
-    let (url, req) = request(addr);
-    let err = exchange_direct(&direct, req, "execute request to", &url)
-        .await
-        .unwrap_err();
+    let err = send_one(addr, roots).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert!(!err.to_string().contains("connection failed"), "{err}");
     assert_eq!(*seen.lock().unwrap(), PROTOCOL_RETRIES as usize + 1);
@@ -218,11 +221,7 @@ async fn speaks_http2_over_tls_when_the_server_offers_it() {
 #[tokio::test]
 async fn speaks_http1_over_tls_when_the_server_offers_only_that() {
     let (addr, roots, seen) = server(&[b"http/1.1"], Duration::ZERO).await;
-    let direct = client(roots, Duration::from_secs(5));
-    let (url, req) = request(addr);
-    let answer = exchange_direct(&direct, req, "execute request to", &url)
-        .await
-        .unwrap();
+    let answer = send_one(addr, roots).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(seen.lock().unwrap()[0].version, http::Version::HTTP_11);
 }
