@@ -14,6 +14,9 @@ use crate::dialect::{self, Dialect, Outputs, PreparedRequest};
 use crate::error::{Error, ErrorKind};
 use crate::flow::{AnswerInfo, Flow, Limits};
 use crate::http::{exchange, exchange_direct, server_message, Answer};
+use crate::rate::RateLimiter;
+use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
+use crate::token::TokenCache;
 
 /// The execute request's content type and accepted type.
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -22,9 +25,6 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// What reqwest sends for the other requests (its `user_agent`).
 const USER_AGENT_VALUE: HeaderValue =
     HeaderValue::from_static(concat!("cxone-uuid/", env!("CARGO_PKG_VERSION")));
-use crate::rate::RateLimiter;
-use crate::retry::{drive, Attempted, Failure, GiveUp, RetryBudget, RetryLogic, RetryPolicy};
-use crate::token::TokenCache;
 
 /// Who and where the client authenticated, for `cxone-uuid token`. Never holds the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
