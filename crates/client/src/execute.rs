@@ -303,13 +303,15 @@ impl Client {
             .parsed_url
             .get()
             .filter(|(raw, _)| *raw == req.url)
-            .map(|(_, url)| url.clone());
+            .map(|(_, parsed)| parsed);
+        // Borrowed from the cache: a clone would copy the URL's string on every request.
+        let fresh;
         let parsed = match cached {
             Some(parsed) => parsed,
             None => {
-                let parsed = self.parse_url(&req.url)?;
-                let _ = self.inner.parsed_url.set((req.url.clone(), parsed.clone()));
-                parsed
+                fresh = self.parse_url(&req.url)?;
+                let _ = self.inner.parsed_url.set((req.url.clone(), fresh.clone()));
+                &fresh
             }
         };
         let what = "execute request to";
@@ -322,11 +324,11 @@ impl Client {
         bearer.set_sensitive(true);
         let key = HeaderValue::try_from(uuid.hyphenated().to_string())
             .map_err(|e| Error::new(ErrorKind::Config, format!("Idempotency-Key: {e}")))?;
-        let Some(uri) = parsed.uri else {
+        let Some(uri) = &parsed.uri else {
             let request = self
                 .inner
                 .http
-                .request(req.method.clone(), parsed.url)
+                .request(req.method.clone(), parsed.url.clone())
                 .header(AUTHORIZATION, bearer)
                 .header(CONTENT_TYPE, JSON)
                 .header(ACCEPT, JSON)

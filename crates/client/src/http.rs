@@ -76,12 +76,9 @@ pub(crate) async fn exchange_direct(
             .await
             .map_err(|e| from_hyper(&e, what, url))?;
         let (head, body) = resp.into_parts();
-        let (body, oversized) = read_body(body, MAX_BODY).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Transport,
-                format!("{what} {url}: {}", source_chain(&e)),
-            )
-        })?;
+        let (body, oversized) = read_body(body, MAX_BODY)
+            .await
+            .map_err(|e| transport(&e, false, what, url))?;
         Ok(answer(head.status.as_u16(), &head.headers, body, oversized))
     };
     match tokio::time::timeout(direct.timeout, exchange).await {
