@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::config::{AuthMethod, ClientConfig, OnAmbiguous, Provider, RateSpec};
@@ -297,7 +296,12 @@ impl Client {
     }
 
     /// One attempt: the answer with its body read, or a transport error.
-    async fn send(&self, req: &PreparedRequest, token: &str, uuid: &Uuid) -> Result<Answer, Error> {
+    async fn send(
+        &self,
+        req: &PreparedRequest,
+        bearer: Option<&HeaderValue>,
+        uuid: &Uuid,
+    ) -> Result<Answer, Error> {
         let cached = self
             .inner
             .parsed_url
@@ -315,13 +319,12 @@ impl Client {
             }
         };
         let what = "execute request to";
-        let mut bearer = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+        let bearer = bearer.cloned().ok_or_else(|| {
             Error::new(
                 ErrorKind::TokenUnavailable,
                 "the access token holds characters an HTTP header cannot carry".to_string(),
             )
         })?;
-        bearer.set_sensitive(true);
         let key = HeaderValue::try_from(uuid.hyphenated().to_string())
             .map_err(|e| Error::new(ErrorKind::Config, format!("Idempotency-Key: {e}")))?;
         let Some(uri) = &parsed.uri else {
@@ -550,7 +553,7 @@ impl RetryLogic for ExecuteLogic<'_> {
         self.counters.attempts += 1;
         let answer = self
             .client
-            .send(&req, token.secret.expose_secret(), &self.uuid)
+            .send(&req, token.bearer.as_ref(), &self.uuid)
             .await;
         self.counters.server += sent.elapsed();
         let ambiguous = is_ambiguous(&answer);

@@ -357,7 +357,7 @@ impl Dialect for Cxone {
             return Ok(Outputs::default());
         }
         match parse_json(body)? {
-            Value::Object(map) => Ok(Outputs::from_object(&map)),
+            map @ Value::Object(_) => Ok(Outputs::from_value(map)),
             other => Ok(Outputs {
                 fields: vec![("body".to_string(), other)],
             }),

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::genesys_body::{ErrorBody, TestExecutionResult};
 use super::{
     echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
-    PreparedRequest, ResponseIds, TokenGrant,
+    PreparedRequest, ResponseIds, TokenGrant, UuidBody,
 };
 use crate::config::{AuthMethod, ClientConfig, GenesysConfig, Provider};
 use crate::error::{Error, ErrorKind};
@@ -43,6 +43,8 @@ pub struct Genesys {
     echo_field: Option<String>,
     test_action: bool,
     flatten: bool,
+    /// The execute body split around its UUID (see [`UuidBody`]).
+    body: Option<UuidBody>,
 }
 
 /// The documented per-token quota, requests per second (300 per minute), where `--rate auto`
@@ -65,7 +67,7 @@ impl Genesys {
         };
         let verb = if g.test_action { "test" } else { "execute" };
         let query = if g.flatten { "?flatten=true" } else { "" };
-        Ok(Genesys {
+        let mut genesys = Genesys {
             execute_url: g.action_id.as_deref().map(|id| {
                 join(
                     &api_base,
@@ -89,7 +91,15 @@ impl Genesys {
             echo_field: g.echo_field.clone(),
             test_action: g.test_action,
             flatten: g.flatten,
-        })
+            body: None,
+        };
+        genesys.body = UuidBody::split(|u| genesys.render(u));
+        Ok(genesys)
+    }
+
+    /// The execute body for `uuid`, rendered in full: the inputs object itself.
+    fn render(&self, uuid: &Uuid) -> Vec<u8> {
+        serde_json::to_vec(&inputs(&self.input_name, &self.extra_inputs, uuid)).unwrap_or_default()
     }
 }
 
@@ -132,11 +142,13 @@ impl Dialect for Genesys {
                 vec![crate::setting::Setting::DataActionId],
             )
         })?;
-        let body = inputs(&self.input_name, &self.extra_inputs, uuid);
         Ok(PreparedRequest {
             method: Method::POST,
             url,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: match &self.body {
+                Some(body) => body.fill(uuid),
+                None => self.render(uuid),
+            },
         })
     }
 
@@ -155,9 +167,9 @@ impl Dialect for Genesys {
         } else {
             v
         };
-        let Value::Object(map) = &result else {
+        if !result.is_object() {
             return Err(unexpected("expected a JSON object", body));
-        };
+        }
         if let Some(field) = &self.echo_field {
             let found = if self.flatten {
                 // Flattened outputs have dotted keys: match the name literally.
@@ -171,7 +183,7 @@ impl Dialect for Genesys {
             };
             echo_check(uuid, field, found)?;
         }
-        Ok(Outputs::from_object(map))
+        Ok(Outputs::from_value(result))
     }
 
     fn required_permission(&self) -> String {
@@ -255,6 +267,8 @@ mod tests {
             r.url,
             "https://api.mypurecloud.ie/api/v2/integrations/actions/custom_-_abc/execute"
         );
+        assert!(d.body.is_some());
+        assert_eq!(r.body, d.render(&u));
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v, serde_json::json!({"uuid": u.to_string()}));
         let t = genesys(&cfg(true)).unwrap();

@@ -1,15 +1,18 @@
 //! The tutorial's API: client credentials at `$CXONE_BASE_URL/oauth2/token`, `POST
 //! /api/v2/data-actions/{id}/execute` with `{"inputs": {...}}`, a `[{name, value}]` answer.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
     echo_check, encode_segment, inputs, join, parse_json, unexpected, Dialect, Endpoints, Outputs,
-    PreparedRequest, TokenGrant,
+    PreparedRequest, TokenGrant, UuidBody,
 };
 use crate::config::{
     AuthMethod, ClientConfig, Provider, TutorialConfig, DEFAULT_BASE_URL, DEFAULT_SCOPE,
@@ -37,6 +40,8 @@ pub struct Tutorial {
     execute_url: Option<String>,
     input_name: String,
     extra_inputs: Vec<(String, String)>,
+    /// The execute body split around its UUID (see [`UuidBody`]).
+    body: Option<UuidBody>,
 }
 
 impl Tutorial {
@@ -50,7 +55,7 @@ impl Tutorial {
             .token_url
             .clone()
             .unwrap_or_else(|| join(&api_base, "/oauth2/token"));
-        Ok(Tutorial {
+        let mut tutorial = Tutorial {
             execute_url: t.action_id.as_deref().map(|id| {
                 join(
                     &api_base,
@@ -68,8 +73,55 @@ impl Tutorial {
             auth: c.effective_auth_method(),
             input_name: c.input_name.clone(),
             extra_inputs: c.extra_inputs.clone(),
-        })
+            body: None,
+        };
+        tutorial.body = UuidBody::split(|u| tutorial.render(u));
+        Ok(tutorial)
     }
+
+    /// The execute body for `uuid`, rendered in full.
+    fn render(&self, uuid: &Uuid) -> Vec<u8> {
+        let body = serde_json::json!({
+            "inputs": inputs(&self.input_name, &self.extra_inputs, uuid)
+        });
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// A body as a JSON value first: the outputs, or the error that says what is wrong.
+fn parse_slowly(body: &[u8]) -> Result<Outputs, Error> {
+    let v = parse_json(body)?;
+    let Value::Array(items) = v else {
+        return Err(unexpected(
+            "expected a JSON array of {name, value} objects",
+            body,
+        ));
+    };
+    let mut fields = Vec::with_capacity(items.len());
+    for item in &items {
+        let name = item.get("name").and_then(|n| n.as_str());
+        match (name, item.get("value")) {
+            (Some(n), Some(val)) if item.is_object() => {
+                fields.push((n.to_string(), val.clone()));
+            }
+            _ => {
+                return Err(unexpected(
+                    "an array element is not a {name, value} object",
+                    body,
+                ))
+            }
+        }
+    }
+    Ok(Outputs { fields })
+}
+
+/// One `{name, value}` output as the body has it: the name borrowed where it has no escapes,
+/// the value whatever JSON it is (`null` included; a missing one does not read).
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    value: Value,
 }
 
 #[async_trait]
@@ -112,40 +164,29 @@ impl Dialect for Tutorial {
                 vec![crate::setting::Setting::DataActionId],
             )
         })?;
-        let body = serde_json::json!({
-            "inputs": inputs(&self.input_name, &self.extra_inputs, uuid)
-        });
         Ok(PreparedRequest {
             method: Method::POST,
             url,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: match &self.body {
+                Some(body) => body.fill(uuid),
+                None => self.render(uuid),
+            },
         })
     }
 
     fn parse(&self, uuid: &Uuid, body: &[u8]) -> Result<Outputs, Error> {
-        let v = parse_json(body)?;
-        let Value::Array(items) = v else {
-            return Err(unexpected(
-                "expected a JSON array of {name, value} objects",
-                body,
-            ));
+        // The common case straight into its fields; anything that does not read so (not JSON,
+        // not an array of objects with a string name and a value, a key given twice) takes the
+        // general path below, which words the error or reads it as before.
+        let out = match serde_json::from_slice::<Vec<Item<'_>>>(body) {
+            Ok(items) => Outputs {
+                fields: items
+                    .into_iter()
+                    .map(|i| (i.name.into_owned(), i.value))
+                    .collect(),
+            },
+            Err(_) => parse_slowly(body)?,
         };
-        let mut fields = Vec::with_capacity(items.len());
-        for item in &items {
-            let name = item.get("name").and_then(|n| n.as_str());
-            match (name, item.get("value")) {
-                (Some(n), Some(val)) if item.is_object() => {
-                    fields.push((n.to_string(), val.clone()));
-                }
-                _ => {
-                    return Err(unexpected(
-                        "an array element is not a {name, value} object",
-                        body,
-                    ))
-                }
-            }
-        }
-        let out = Outputs { fields };
         if let Some(echo) = out.get(ECHO_OUTPUT) {
             echo_check(uuid, ECHO_OUTPUT, Some(echo))?;
         }
@@ -212,6 +253,9 @@ mod tests {
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["inputs"]["uuid"], u.hyphenated().to_string());
         assert_eq!(v["inputs"]["team"], "a\"b");
+        // Filled in from the split body, byte for byte what a full render gives.
+        assert!(d.body.is_some());
+        assert_eq!(r.body, d.render(&u));
         assert_eq!(
             d.endpoints().token_endpoint.unwrap(),
             "http://127.0.0.1:9/oauth2/token"
@@ -244,6 +288,34 @@ mod tests {
         let mismatch = format!(r#"[{{"name":"output_uuid","value":"{other}"}}]"#);
         let e = d.parse(&u, mismatch.as_bytes()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::EchoMismatch);
+    }
+
+    /// The direct read and the general one agree on every shape: the same fields, or the same
+    /// error.
+    #[test]
+    fn the_direct_read_agrees_with_the_general_one() {
+        let d = dialect();
+        let u = Uuid::new_v4();
+        for body in [
+            format!(r#"[{{"name":"output_uuid","value":"{u}"}},{{"name":"n","value":null}}]"#),
+            r#"[{"name":"a\u0041","value":{"x":[1,2]},"extra":true}]"#.to_string(),
+            r#"[{"name":"a","value":1,"name":"b"}]"#.to_string(),
+            r#"[{"name":"a"}]"#.to_string(),
+            r#"[{"value":1}]"#.to_string(),
+            r#"[{"name":7,"value":1}]"#.to_string(),
+            r#"[]"#.to_string(),
+            r#"[{"name":"a","value":1}] trailing"#.to_string(),
+        ] {
+            let direct = d.parse(&u, body.as_bytes()).map_err(|e| e.to_string());
+            let general = parse_slowly(body.as_bytes()).map_err(|e| e.to_string());
+            assert_eq!(direct, general, "{body}");
+        }
+        let out = d
+            .parse(&u, br#"[{"name":"a","value":1,"name":"b"}]"#)
+            .unwrap();
+        assert_eq!(out.fields, [("b".to_string(), Value::from(1))]);
+        let out = d.parse(&u, br#"[{"name":"n","value":null}]"#).unwrap();
+        assert_eq!(out.get("n"), Some(&Value::Null));
     }
 
     #[test]
