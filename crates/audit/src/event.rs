@@ -144,5 +144,67 @@ impl AuditEvent {
 
 /// The current time as RFC 3339 UTC with microseconds.
 pub fn now_rfc3339_micros() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    rfc3339_micros(chrono::Utc::now())
+}
+
+/// `t` as chrono's `to_rfc3339_opts(Micros, true)` writes it, with the date and time of day
+/// formatted once per second per thread: every event takes a timestamp (three per UUID), and
+/// chrono's general formatter cost about 1% of the client's CPU in a profile.
+fn rfc3339_micros(t: chrono::DateTime<chrono::Utc>) -> String {
+    use std::cell::RefCell;
+    use std::fmt::Write;
+    thread_local! {
+        /// The last second formatted, and its `YYYY-MM-DDTHH:MM:SS`.
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let micros = t.timestamp_subsec_micros();
+    if micros >= 1_000_000 {
+        // A leap second (chrono's nanoseconds past a billion): its own way.
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    }
+    SECOND.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let (second, prefix) = &mut *cell;
+        if *second != t.timestamp() {
+            *second = t.timestamp();
+            prefix.clear();
+            let _ = write!(prefix, "{}", t.format("%Y-%m-%dT%H:%M:%S"));
+        }
+        let mut out = String::with_capacity(prefix.len() + 8);
+        out.push_str(prefix);
+        let _ = write!(out, ".{micros:06}Z");
+        out
+    })
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use super::rfc3339_micros;
+
+    fn chrono_way(t: DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+
+    #[test]
+    fn writes_what_chrono_writes() {
+        let mut t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 58).unwrap();
+        // Across seconds, a day, a year; the same second twice (the cached prefix); odd micros.
+        for step_us in [0, 1, 999_999, 1, 400_001, 3_600_000_000, 86_399_999_999, 7] {
+            t += chrono::Duration::microseconds(step_us);
+            assert_eq!(rfc3339_micros(t), chrono_way(t));
+        }
+        for t in [
+            Utc.timestamp_opt(0, 0).unwrap(),
+            Utc.timestamp_opt(-1, 999_999_000).unwrap(),
+            Utc.timestamp_opt(253_402_300_799, 999_999_999).unwrap(),
+            Utc::now(),
+        ] {
+            assert_eq!(rfc3339_micros(t), chrono_way(t));
+        }
+        // A leap second, as chrono represents it.
+        let leap = Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap();
+        assert_eq!(rfc3339_micros(leap), chrono_way(leap));
+    }
 }

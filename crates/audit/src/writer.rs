@@ -10,7 +10,7 @@
 //! PostgreSQL's `commit_delay` does: fewer, larger syncs for the same durability.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -80,7 +80,7 @@ enum To {
 #[derive(Clone)]
 pub struct AuditWriter {
     to: To,
-    failed: Arc<Mutex<Option<Arc<AuditError>>>>,
+    failed: Arc<OnceLock<Arc<AuditError>>>,
     name: Arc<str>,
 }
 
@@ -103,7 +103,7 @@ impl AuditWriter {
     /// `group.max_delay`) until `group.waiters` durable records share it.
     pub fn spawn_grouped(sink: Box<dyn AuditSink>, mode: SyncMode, group: GroupCommit) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let failed = Arc::new(Mutex::new(None));
+        let failed = Arc::new(OnceLock::new());
         let name: Arc<str> = sink.describe().into();
         tokio::spawn(run(sink, mode, group, rx, failed.clone()));
         Self {
@@ -119,7 +119,7 @@ impl AuditWriter {
     pub fn discard() -> Self {
         Self {
             to: To::Nothing(Arc::default()),
-            failed: Arc::new(Mutex::new(None)),
+            failed: Arc::new(OnceLock::new()),
             name: "none".into(),
         }
     }
@@ -154,8 +154,9 @@ impl AuditWriter {
     }
 
     fn check(&self) -> Result<(), AuditError> {
-        match self.failed.lock().ok().and_then(|g| g.clone()) {
-            Some(cause) => Err(self.err(Failure::Earlier(cause))),
+        // An atomic load on the path of every record (a mutex here cost a lock round trip).
+        match self.failed.get() {
+            Some(cause) => Err(self.err(Failure::Earlier(cause.clone()))),
             None => Ok(()),
         }
     }
@@ -216,18 +217,17 @@ async fn run(
     mode: SyncMode,
     group: GroupCommit,
     mut rx: mpsc::Receiver<Cmd>,
-    failed: Arc<Mutex<Option<Arc<AuditError>>>>,
+    failed: Arc<OnceLock<Arc<AuditError>>>,
 ) {
     let mut batch: Vec<AuditEvent> = Vec::with_capacity(1024);
     let mut waiters: Vec<Reply> = Vec::new();
     let mut dirty = false;
     let mut last_sync = Instant::now();
+    // The first failure sticks.
     let fail = |why: &Arc<AuditError>| {
-        if let Ok(mut g) = failed.lock() {
-            g.get_or_insert_with(|| why.clone());
-        }
+        let _ = failed.set(why.clone());
     };
-    let sticky = || failed.lock().ok().and_then(|g| g.clone());
+    let sticky = || failed.get().cloned();
     loop {
         let first = if dirty && mode == SyncMode::Batch {
             match tokio::time::timeout(IDLE_SYNC, rx.recv()).await {
