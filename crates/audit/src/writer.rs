@@ -528,6 +528,31 @@ mod tests {
         assert!(w.close().await.is_err());
     }
 
+    /// Plain records become durable once the writer has been quiet for [`IDLE_SYNC`], counted
+    /// from the last record, not from the first.
+    #[tokio::test(start_paused = true)]
+    async fn plain_records_are_synced_after_a_quiet_spell() {
+        let sink = Arc::new(Counting::default());
+        let w = AuditWriter::spawn(Box::new(sink.clone()), SyncMode::Batch);
+        let synced = || sink.synced.load(Ordering::SeqCst);
+        w.record(ev()).await.unwrap();
+        tokio::time::sleep(IDLE_SYNC * 3 / 4).await;
+        assert_eq!(synced(), 0, "not quiet long enough yet");
+        w.record(ev()).await.unwrap();
+        tokio::time::sleep(IDLE_SYNC * 3 / 4).await;
+        assert_eq!(synced(), 0, "the second record restarted the quiet spell");
+        tokio::time::sleep(IDLE_SYNC / 2).await;
+        assert_eq!(synced(), 2, "both synced after a quiet spell");
+        let syncs = sink.syncs.load(Ordering::SeqCst);
+        tokio::time::sleep(IDLE_SYNC * 5).await;
+        assert_eq!(
+            sink.syncs.load(Ordering::SeqCst),
+            syncs,
+            "nothing dirty, no sync"
+        );
+        w.close().await.unwrap();
+    }
+
     #[tokio::test]
     async fn always_syncs_every_event() {
         let sink = Arc::new(Counting::default());
