@@ -62,6 +62,7 @@ impl Default for GroupCommit {
 
 enum Cmd {
     Record(AuditEvent),
+    Records(Vec<AuditEvent>),
     Durable(AuditEvent, Reply),
     Close(Reply),
 }
@@ -175,6 +176,21 @@ impl AuditWriter {
         tx.send(Cmd::Record(event)).await.map_err(|_| self.closed())
     }
 
+    /// Queues `events` in order, as one message: a producer with many at once (a generated
+    /// batch's `uuid_generated` records) takes the channel once, not once per event.
+    pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        self.check()?;
+        let Some(tx) = self.sender()? else {
+            return Ok(());
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        tx.send(Cmd::Records(events))
+            .await
+            .map_err(|_| self.closed())
+    }
+
     /// Queues `event` and returns once it (and everything queued before it) is durable
     /// according to the sync mode. This is the write-ahead step.
     pub async fn record_durable(&self, event: AuditEvent) -> Result<(), AuditError> {
@@ -258,6 +274,7 @@ async fn run(
                     waiters: &mut Vec<Reply>,
                     closing: &mut Option<Reply>| match cmd {
             Cmd::Record(ev) => batch.push(ev),
+            Cmd::Records(evs) => batch.extend(evs),
             Cmd::Durable(ev, r) => {
                 batch.push(ev);
                 waiters.push(r);
@@ -526,6 +543,32 @@ mod tests {
         ));
         assert!(w.record_durable(ev()).await.is_err());
         assert!(w.close().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_records_is_written_whole_and_in_order() {
+        let sink = Arc::new(Counting::default());
+        let w = AuditWriter::spawn(Box::new(sink.clone()), SyncMode::Batch);
+        let ids: Vec<uuid::Uuid> = (0..300).map(|_| uuid::Uuid::new_v4()).collect();
+        let tagged = |id: &uuid::Uuid| {
+            let mut e = ev();
+            e.uuid = Some(*id);
+            e
+        };
+        w.record_all(ids[..100].iter().map(tagged).collect())
+            .await
+            .unwrap();
+        w.record_all(Vec::new()).await.unwrap();
+        w.record_durable(tagged(&ids[100])).await.unwrap();
+        w.record_all(ids[101..].iter().map(tagged).collect())
+            .await
+            .unwrap();
+        w.close().await.unwrap();
+        assert_eq!(*sink.appended_ids.lock().unwrap(), ids);
+        assert!(matches!(
+            w.record_all(vec![ev()]).await,
+            Err(AuditError::Closed { .. })
+        ));
     }
 
     /// Plain records become durable once the writer has been quiet for [`IDLE_SYNC`], counted
