@@ -169,26 +169,25 @@ impl AuditWriter {
     /// Queues `event`; it becomes durable with the next synced batch. Errors once the sink
     /// has failed, so producers stop early.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditError> {
-        self.check()?;
-        let Some(tx) = self.sender()? else {
-            return Ok(());
-        };
-        tx.send(Cmd::Record(event)).await.map_err(|_| self.closed())
+        self.send(Cmd::Record(event)).await
     }
 
     /// Queues `events` in order, as one message: a producer with many at once (a generated
     /// batch's `uuid_generated` records) takes the channel once, not once per event.
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return self.check();
+        }
+        self.send(Cmd::Records(events)).await
+    }
+
+    /// Hands `cmd` to the task, unless the sink has failed or there is no task.
+    async fn send(&self, cmd: Cmd) -> Result<(), AuditError> {
         self.check()?;
         let Some(tx) = self.sender()? else {
             return Ok(());
         };
-        if events.is_empty() {
-            return Ok(());
-        }
-        tx.send(Cmd::Records(events))
-            .await
-            .map_err(|_| self.closed())
+        tx.send(cmd).await.map_err(|_| self.closed())
     }
 
     /// Queues `event` and returns once it (and everything queued before it) is durable

@@ -92,8 +92,11 @@ pub(crate) async fn exchange_direct(
 fn answer(status: u16, headers: &http::HeaderMap, body: Vec<u8>, oversized: bool) -> Answer {
     let read = Read::scan(headers);
     let now = SystemTime::now();
-    let retry_after = first(read.retry_after).and_then(|v| parse_retry_after(v, now));
-    let header = |v: Option<Option<&str>>| first(v).and_then(safe_id);
+    let retry_after = read
+        .retry_after
+        .flatten()
+        .and_then(|v| parse_retry_after(v, now));
+    let header = |v: Option<Option<&str>>| v.flatten().and_then(safe_id);
     let ids = crate::dialect::ResponseIds {
         inin_correlation_id: header(read.inin_correlation_id),
         request_id: header(read.request_id).or_else(|| header(read.correlation_id)),
@@ -129,11 +132,6 @@ struct Read<'h> {
     x: [Option<Option<&'h str>>; 6],
 }
 
-/// The text of a field's first line, if that is text.
-fn first(v: Option<Option<&str>>) -> Option<&str> {
-    v.flatten()
-}
-
 impl<'h> Read<'h> {
     fn scan(headers: &'h http::HeaderMap) -> Self {
         let mut r = Read::default();
@@ -164,7 +162,7 @@ impl<'h> Read<'h> {
     /// The quota left, and the concurrency cap a `concurrent-requests` policy states (the
     /// X- names first, the unprefixed draft-era names where those are absent or not text).
     fn quota(&self, now: SystemTime) -> (Option<crate::quota::Quota>, Option<u64>) {
-        let one = |i: usize| first(self.x[i]).or_else(|| first(self.x[i + 1]));
+        let one = |i: usize| self.x[i].flatten().or(self.x[i + 1].flatten());
         let h = crate::quota::QuotaHeaders {
             policy: &self.policy,
             ratelimit: &self.ratelimit,
@@ -352,10 +350,10 @@ mod tests {
         add("RateLimit-Limit", b"50");
         add("X-RateLimit-Remaining", b"9");
         let r = Read::scan(&h);
-        assert_eq!(first(r.retry_after), Some("7"));
+        assert_eq!(r.retry_after.flatten(), Some("7"));
         assert_eq!(r.inin_correlation_id, Some(None));
-        assert_eq!(first(r.request_id), Some("  req-1 "));
-        assert_eq!(first(r.correlation_id), Some("corr-1"));
+        assert_eq!(r.request_id.flatten(), Some("  req-1 "));
+        assert_eq!(r.correlation_id.flatten(), Some("corr-1"));
         assert_eq!(r.policy.len(), 2);
         assert_eq!(r.ratelimit, ["\"default\";r=42;t=17"]);
         let a = answer(429, &h, Vec::new(), false);

@@ -323,13 +323,16 @@ async fn execute_job_in(
                     let per = ms(t0.elapsed()) / uuids.len().max(1) as f64;
                     remaining -= uuids.len() as u64;
                     metrics.generated.inc_by(uuids.len() as u64);
+                    // The same for the whole batch.
+                    let gen_ms = (per * 1000.0).round() / 1000.0;
+                    let uniqueness = unique.uniqueness_rate();
                     let events: Vec<AuditEvent> = uuids
                         .iter()
                         .map(|u| {
                             let mut ev = AuditEvent::new(EventKind::UuidGenerated, run_id);
                             ev.uuid = Some(*u);
-                            ev.generation_latency_ms = Some((per * 1000.0).round() / 1000.0);
-                            ev.uniqueness_rate = Some(unique.uniqueness_rate());
+                            ev.generation_latency_ms = Some(gen_ms);
+                            ev.uniqueness_rate = Some(uniqueness);
                             let mut md = Map::new();
                             md.insert("version".into(), json!(u.get_version_num()));
                             md.insert("variant".into(), json!("RFC4122"));
@@ -339,21 +342,15 @@ async fn execute_job_in(
                         .collect();
                     let n = events.len() as u64;
                     // One message for the batch: the channel is taken once, not per UUID.
-                    let failed = match writer.record_all(events).await {
-                        Ok(()) => {
-                            metrics.audit_events.inc_by(n);
-                            None
-                        }
-                        Err(e) => Some(format!("cannot write the audit trail: {e}")),
-                    };
-                    if let Some(why) = failed {
+                    if let Err(e) = writer.record_all(events).await {
                         // As when a submission's record fails: nothing more is generated or
                         // sent, what is in flight drains, and the run still reports (returning
                         // the error here dropped the tasks in flight and printed no summary).
                         // This batch never left the machine.
-                        stop = Some(why);
+                        stop = Some(format!("cannot write the audit trail: {e}"));
                         break;
                     }
+                    metrics.audit_events.inc_by(n);
                     batch = uuids
                         .into_iter()
                         .map(|u| (u, per))

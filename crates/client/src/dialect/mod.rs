@@ -232,6 +232,15 @@ impl UuidBody {
         (body.fill(&probe) == render(&probe)).then_some(body)
     }
 
+    /// The body for `uuid`: filled into `split` where there is one, else `render`ed in full.
+    pub(crate) fn for_uuid(
+        split: Option<&UuidBody>,
+        uuid: &Uuid,
+        render: impl Fn(&Uuid) -> Vec<u8>,
+    ) -> Vec<u8> {
+        split.map_or_else(|| render(uuid), |body| body.fill(uuid))
+    }
+
     /// The body for `uuid`.
     pub(crate) fn fill(&self, uuid: &Uuid) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.before.len() + UUID_LEN + self.after.len());

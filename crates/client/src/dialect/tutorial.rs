@@ -225,10 +225,7 @@ impl Dialect for Tutorial {
         Ok(PreparedRequest {
             method: Method::POST,
             url,
-            body: match &self.body {
-                Some(body) => body.fill(uuid),
-                None => self.render(uuid),
-            },
+            body: UuidBody::for_uuid(self.body.as_ref(), uuid, |u| self.render(u)),
         })
     }
 
