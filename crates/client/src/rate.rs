@@ -244,6 +244,14 @@ impl RateLimiter {
         }
     }
 
+    /// Whether the adaptive limiter has learned a fixed window's quota from its refusals.
+    pub fn quota_learned(&self) -> bool {
+        match self {
+            RateLimiter::Auto(a) => a.quota_learned(),
+            _ => false,
+        }
+    }
+
     /// The current adaptive target in requests/s (`None` when unthrottled or not adaptive).
     pub fn target(&self) -> Option<f64> {
         match self {

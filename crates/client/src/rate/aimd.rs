@@ -11,8 +11,16 @@
 //! accepted rate (one cut per round: a burst of 429s from requests already in flight, or sent
 //! while the server's bucket is still empty from the overshoot, counts once); sooner than
 //! that, a 429 among successes of requests sent since the cut, past its first
-//! [`Aimd::ECHO_SLOTS`] slots, steps the target down by [`Aimd::DECREASE`] alone (the pace is
-//! still above the limit). Each success adds a little:
+//! [`Aimd::ECHO_SLOTS`] slots, steps the target down by [`Aimd::DECREASE`] (the pace is
+//! still above the limit), of the accepted rate once [`Aimd::MIN_WINDOW`] of it has been
+//! counted since the first cut, which later cuts do not restart: above the limit the server
+//! admits at its own rate whatever the pace, and against the stand-in's `bucket:40:40` steps
+//! of 0.95 from slow start's overshoot came down one refusal at a time while each cut
+//! restarted the count. That cut also marks the accepted rate, not the pace, as the level to
+//! climb back to fast. Refusals after the first burst, three runs each: 10-11 before, 8-10
+//! with the count kept across cuts, 7-8 with it also trusted from 150 ms rather than 500, and
+//! 10 with that but the pace kept as the level.
+//! Each success adds a little:
 //! [`Aimd::RECOVERY`] of the target per second while it is below [`Aimd::RECOVER_BELOW`] of
 //! the target it was last cut from (a cut to the accepted rate of a disturbed second can land
 //! far below what the server took moments before), about 5% a second near it, and
@@ -62,6 +70,11 @@ struct AimdState {
     successes: VecDeque<Instant>,
     /// When sending last (re)started: the start, or the end of the last pause.
     resumed_at: Instant,
+    /// Where the accepted rate's count may start: the first cut (the end of the unthrottled
+    /// start, whose burst says nothing of the limit) or the end of the last pause. Later cuts
+    /// leave it: above the limit the server accepts at its own rate whatever the client's
+    /// pace, so successes counted across a cut still measure it.
+    measured_from: Instant,
     /// Between the first and the second cut: exponential growth.
     slow_start: bool,
     /// The target when it was last cut: well below it the pace climbs back fast (the server
@@ -116,8 +129,12 @@ impl Aimd {
     pub const ECHO_SLOTS: f64 = 2.0;
     /// Lowest target, requests/s.
     pub const MIN_RATE: f64 = 0.5;
-    /// Shortest sending window whose success count is trusted as a rate.
-    const MIN_WINDOW: Duration = Duration::from_millis(500);
+    /// How long after a cut a refusal may still be the echo of the pace before it.
+    pub const SETTLE: Duration = Duration::from_millis(500);
+    /// Shortest sending window since the first cut whose success count is trusted as a rate
+    /// (the first cut itself needs [`Aimd::SETTLE`]: before it the count takes in the start-up
+    /// burst, and a third of a second's count read 150/s against a `bucket:40:40`).
+    pub const MIN_WINDOW: Duration = Duration::from_millis(150);
     /// The accepted rate is counted over this much of the latest sending. Half a second, not
     /// one: while the pace climbs (slow start, recovery) a longer window reaches back to when
     /// it was lower, and a cut to that figure landed at 0.7 of a 200/s limit.
@@ -134,6 +151,7 @@ impl Aimd {
                 paused_until: None,
                 successes: VecDeque::new(),
                 resumed_at: Instant::now(),
+                measured_from: Instant::now(),
                 slow_start: false,
                 last_cut: None,
                 period: Period::default(),
@@ -176,6 +194,7 @@ impl Aimd {
             }
             s.paused_until = None;
             s.resumed_at = p;
+            s.measured_from = p;
             s.period.reopened();
         }
         if s.target.is_some() && s.next_slot > now {
@@ -226,6 +245,7 @@ impl Aimd {
             } else {
                 s.paused_until = None;
                 s.resumed_at = p;
+                s.measured_from = p;
             }
         }
         if let Some(rate) = s.target {
@@ -297,11 +317,11 @@ impl Aimd {
 
     /// Accepted requests per second over the last [`Aimd::ACCEPTED_WINDOW`] of sending, when
     /// that is long enough to mean something.
-    fn accepted_rate(s: &AimdState, now: Instant) -> Option<f64> {
+    fn accepted_rate(s: &AimdState, now: Instant, shortest: Duration) -> Option<f64> {
         let since = now
-            .saturating_duration_since(s.resumed_at)
+            .saturating_duration_since(s.measured_from)
             .min(Self::ACCEPTED_WINDOW);
-        if since < Self::MIN_WINDOW {
+        if since < shortest {
             return None;
         }
         let n = s
@@ -364,14 +384,22 @@ impl Aimd {
         if ticket.epoch != s.epoch {
             return;
         }
-        let measured = Self::accepted_rate(&s, now);
+        let first = s.target.is_none();
+        // Before the first cut the count would take in the start-up burst: only a longer
+        // sending says something.
+        let shortest = if first {
+            Self::SETTLE
+        } else {
+            Self::MIN_WINDOW
+        };
+        let measured = Self::accepted_rate(&s, now, shortest);
         let next = match s.target {
             None => {
                 // First 429: start from what the server accepted and probe upwards fast.
                 s.slow_start = true;
                 measured.unwrap_or(s.successes.len() as f64)
             }
-            Some(rate) if now.saturating_duration_since(s.resumed_at) < Self::MIN_WINDOW => {
+            Some(rate) if now.saturating_duration_since(s.resumed_at) < Self::SETTLE => {
                 // Requests sent right after a cut meet a bucket the overshoot emptied: their
                 // refusals say nothing about the new pace. Ending slow start on one would leave
                 // the target stuck far below the limit, and a cut to the accepted rate of so
@@ -389,8 +417,11 @@ impl Aimd {
                 }
                 let decrease = Self::decrease(s.slow_start);
                 s.slow_start = false;
-                s.last_cut = Some(rate);
-                rate * decrease
+                // What the server took, not the pace that overshot it: the level that recovery
+                // climbs back to fast.
+                let base = measured.map_or(rate, |m| rate.min(m));
+                s.last_cut = Some(base);
+                base * decrease
             }
             Some(rate) => {
                 let decrease = Self::decrease(s.slow_start);
@@ -412,6 +443,9 @@ impl Aimd {
         let restart = s.paused_until.unwrap_or(now).max(now);
         s.next_slot = restart;
         s.resumed_at = restart;
+        if first {
+            s.measured_from = restart;
+        }
     }
 
     /// The cut for a refusal: [`Aimd::DECREASE`], or [`Aimd::SLOW_START_EXIT`] for the one that
@@ -434,6 +468,12 @@ impl Aimd {
     /// A request that got no answer: a probe past a learned quota must not hold the others.
     pub fn on_no_answer(&self) {
         self.lock().period.probe_back();
+    }
+
+    /// Whether a fixed window without headers has shown its quota (see `Period`): from then
+    /// on no more than that goes out per window.
+    pub fn quota_learned(&self) -> bool {
+        self.lock().period.learned()
     }
 
     /// The current target rate, `None` while unthrottled.
@@ -519,7 +559,7 @@ mod tests {
         let r4 = a.target().unwrap();
         let step = (r3 / 20.0).max(1.0);
         assert!(r4 > r3 + 0.8 * step && r4 < r3 + 1.2 * step, "{r3} -> {r4}");
-        // a 429 within MIN_WINDOW of that cut cuts nothing
+        // a 429 within SETTLE of that cut, with no success since it, cuts nothing
         let (_, t) = a.reserve(later);
         a.on_throttled(t, None, later + Duration::from_millis(100));
         assert_eq!(a.target().unwrap(), r4);
@@ -531,6 +571,54 @@ mod tests {
             a.on_throttled(t, None, at);
         }
         assert!(a.target().unwrap() >= Aimd::MIN_RATE);
+    }
+
+    /// The first cut counts the start-up burst as one second's worth, however short the
+    /// sending was; a cut soon after it takes the rate accepted since it, which no burst is
+    /// in. Against the stand-in's `bucket:40:40` the burst gave 45 and slow start 60, and
+    /// without that count three steps of 0.95 came down one refusal at a time.
+    #[test]
+    fn a_cut_soon_after_the_first_takes_the_rate_accepted_since_it() {
+        let a = Aimd::new();
+        let t0 = Instant::now();
+        // 45 admitted within 100 ms (a bucket's burst), the first refusal at 300 ms: the
+        // count over those 300 ms (150/s) is not the limit.
+        let mut burst = Vec::new();
+        for i in 0..46u64 {
+            let (_, t) = a.reserve(t0);
+            burst.push(t);
+            if i < 45 {
+                a.on_success_of(t, t0 + Duration::from_millis(20 + i * 2));
+            }
+        }
+        let cut1 = t0 + Duration::from_millis(300);
+        a.on_throttled(burst[45], None, cut1);
+        assert_eq!(a.target(), Some(45.0));
+        // Slow start above the limit: the bucket admits 40/s, 25 ms apart, for 200 ms.
+        let mut at = cut1;
+        for _ in 0..8 {
+            at += Duration::from_millis(25);
+            let (_, t) = a.reserve(at - Duration::from_millis(20));
+            a.on_success_of(t, at);
+        }
+        let rate = a.target().unwrap();
+        assert!(
+            (rate - (45.0 + 8.0 * Aimd::SLOW_START_STEP)).abs() < 1e-9,
+            "{rate}"
+        );
+        // A refusal among those successes ends slow start from what was accepted since the
+        // first cut (8 in 220 ms), not from the pace that overshot it.
+        let (_, t) = a.reserve(at);
+        a.on_throttled(t, None, at + Duration::from_millis(20));
+        let r2 = a.target().unwrap();
+        let accepted = 8.0 / 0.22;
+        assert!(
+            (r2 - accepted * Aimd::SLOW_START_EXIT).abs() < 1.0,
+            "{rate} -> {r2}, accepted about {accepted}/s"
+        );
+        // And the level to climb back to fast is what was accepted, not the pace.
+        let level = a.lock().last_cut.unwrap();
+        assert!((level - accepted).abs() < 1.0, "{level}");
     }
 
     /// After a cut, a refusal among successes of requests sent since it, once the bucket has

@@ -117,6 +117,11 @@ impl Period {
         Some(grid.next_after(now))
     }
 
+    /// Whether a period's quota is known: each window then gets that many and no more.
+    pub(super) fn learned(&self) -> bool {
+        self.learned.is_some()
+    }
+
     /// A predicted opening was wrong: back to probing for the rest of the run.
     pub(super) fn missed(&mut self) {
         self.grid = None;
