@@ -135,9 +135,10 @@ const SHAPES: [Shape; 4] = [
         latency_ms: 20,
         oracle_s: |n, _| (n as f64 - 40.0).max(0.0) / 40.0,
         why_none: "a refusal takes a round trip to come back: once the burst of 40 is spent, \
-            every request then in flight is refused (the window, 16 when slow start ends: \
-            about 14 in trials); the rate's climb from its first estimate and the steps back \
-            down add about 8, and AIMD's probes of the rate (ever rarer at one limit) 2-5 more",
+            every request then in flight is refused (the window, 8 when slow start ends and \
+            a little more by then: 9-10 in trials); the rate's climb from its first estimate \
+            and the steps back down to what the bucket accepts add about 4, and AIMD's probes \
+            of the rate (ever rarer at one limit) 2-4 more",
         why_headers: "the bucket is paced at its refill rate once the held last request of \
             the first window shows it refills; what is left over the oracle is that hold \
             (37.5 ms) and each reading's age (a reading is a round trip old when it arrives)",
@@ -148,9 +149,10 @@ const SHAPES: [Shape; 4] = [
         latency_ms: 20,
         oracle_s: |n, _| ((n as f64 / 300.0).ceil() - 1.0) * 10.0,
         why_none: "the first window closes on every request then in flight and every one the \
-            last successes sent (the window ends slow start at 16); later windows are met at \
-            their openings (learnt from the first refusal's Retry-After) and refuse nothing, \
-            a round trip late; the last window's 300 go out 16 at a time",
+            last successes sent (the window ends slow start at 8 until the quota is known); \
+            later windows are met at their openings (learnt from the first refusal's \
+            Retry-After) and refuse nothing, a round trip late, the window doubling again \
+            within each",
         why_headers: WHY_HEADERS,
         first_window_s: Some(10.0),
     },
@@ -170,8 +172,9 @@ const SHAPES: [Shape; 4] = [
         latency_ms: 20,
         oracle_s: |n, _| ((n as f64 / 50.0).ceil() - 1.0) * 10.0,
         why_none: "the first window closes on every request then in flight and every one the \
-            last successes sent (the window ends slow start at 16); later windows are met at \
-            their openings (learnt from the first refusal's Retry-After) and refuse nothing",
+            last successes sent (the window ends slow start at 8 until the quota is known); \
+            later windows are met at their openings (learnt from the first refusal's \
+            Retry-After) and refuse nothing",
         why_headers: WHY_HEADERS,
         first_window_s: Some(10.0),
     },
