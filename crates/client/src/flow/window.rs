@@ -840,11 +840,7 @@ mod tests {
             let cut = w.lock().limit;
             backlog.expect(left);
             for _ in 0..40 {
-                let round = sent(&w, w.limit());
-                tokio::time::advance(Duration::from_millis(50)).await;
-                for slot in round {
-                    w.release(slot, Signal::Success);
-                }
+                full_round(&w, Duration::from_millis(50)).await;
             }
             let now = w.lock().limit;
             assert_eq!(now > cut + 0.1, grows, "{left} left: {cut} -> {now}");
@@ -860,21 +856,13 @@ mod tests {
         let w = Window::new(64);
         let mut before = w.limit();
         while w.limit() < end {
-            let round = sent(&w, w.limit());
-            tokio::time::advance(Duration::from_millis(20)).await;
-            for slot in round {
-                w.release(slot, Signal::Success);
-            }
+            full_round(&w, Duration::from_millis(20)).await;
             assert!(w.limit() <= 2 * before, "{before} -> {}", w.limit());
             before = w.limit();
         }
         assert_eq!(w.limit(), end, "slow start stops at its end");
         for _ in 0..3 {
-            let round = sent(&w, w.limit());
-            tokio::time::advance(Duration::from_millis(20)).await;
-            for slot in round {
-                w.release(slot, Signal::Success);
-            }
+            full_round(&w, Duration::from_millis(20)).await;
         }
         let after = w.limit();
         assert!(
@@ -887,11 +875,7 @@ mod tests {
         // A quota learned from then on (a fixed window without headers has shown its size):
         // slow start goes on from where it ended, as it only ended for fear of a quota spent.
         w.quota_told();
-        let round = sent(&w, w.limit());
-        tokio::time::advance(Duration::from_millis(20)).await;
-        for slot in round {
-            w.release(slot, Signal::Success);
-        }
+        full_round(&w, Duration::from_millis(20)).await;
         assert!(
             w.limit() > after + 3,
             "growing as slow start does, not by one a round trip: {after} -> {}",
@@ -907,11 +891,7 @@ mod tests {
         let cut = w.limit();
         w.quota_told();
         for _ in 0..3 {
-            let round = sent(&w, w.limit());
-            tokio::time::advance(Duration::from_millis(20)).await;
-            for slot in round {
-                w.release(slot, Signal::Success);
-            }
+            full_round(&w, Duration::from_millis(20)).await;
         }
         assert!(w.limit() <= cut + 3, "{cut} -> {}", w.limit());
 
@@ -919,11 +899,7 @@ mod tests {
         let w = Window::new(64);
         w.quota_told();
         while w.limit() < 32 {
-            let round = sent(&w, w.limit());
-            tokio::time::advance(Duration::from_millis(20)).await;
-            for slot in round {
-                w.release(slot, Signal::Success);
-            }
+            full_round(&w, Duration::from_millis(20)).await;
         }
         assert!(w.lock().slow_start, "still in slow start at {}", w.limit());
     }
@@ -936,11 +912,7 @@ mod tests {
     async fn each_refusal_of_the_cut_round_takes_a_slot_back() {
         let w = Window::new(64);
         while w.limit() < 16 {
-            let round = sent(&w, w.limit());
-            tokio::time::advance(Duration::from_millis(20)).await;
-            for slot in round {
-                w.release(slot, Signal::Success);
-            }
+            full_round(&w, Duration::from_millis(20)).await;
         }
         assert_eq!(w.limit(), 16);
         let mut round = sent(&w, 16);
@@ -1092,11 +1064,7 @@ mod tests {
         // Past slow start: 40 ms / (1.2 x 16) apart.
         let w = Window::new(64);
         while w.limit() < 16 {
-            let round = sent(&w, w.limit());
-            tokio::time::advance(rtt).await;
-            for slot in round {
-                w.release(slot, Signal::Success);
-            }
+            full_round(&w, rtt).await;
         }
         assert!(!w.lock().slow_start);
         let (took, _round) = acquired(&w, 4).await;
@@ -1123,6 +1091,15 @@ mod tests {
             slots.push(w.acquire().await);
         }
         (Instant::now() - t0, slots)
+    }
+
+    /// One round trip of a full window, every request of it answered `rtt` later.
+    async fn full_round(w: &Window, rtt: Duration) {
+        let round = sent(w, w.limit());
+        tokio::time::advance(rtt).await;
+        for slot in round {
+            w.release(slot, Signal::Success);
+        }
     }
 
     fn sent(w: &Window, n: usize) -> Vec<Slot<'_>> {

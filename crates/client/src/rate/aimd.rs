@@ -88,6 +88,15 @@ struct AimdState {
     plateau: f64,
 }
 
+impl AimdState {
+    /// Sending starts again at `at` after a pause: both the pace's restart and the accepted
+    /// rate's count begin there.
+    fn resumed(&mut self, at: Instant) {
+        self.resumed_at = at;
+        self.measured_from = at;
+    }
+}
+
 impl Default for Aimd {
     fn default() -> Self {
         Self::new()
@@ -193,8 +202,7 @@ impl Aimd {
                 return Err(p);
             }
             s.paused_until = None;
-            s.resumed_at = p;
-            s.measured_from = p;
+            s.resumed(p);
             s.period.reopened();
         }
         if s.target.is_some() && s.next_slot > now {
@@ -244,8 +252,7 @@ impl Aimd {
                 slot = p;
             } else {
                 s.paused_until = None;
-                s.resumed_at = p;
-                s.measured_from = p;
+                s.resumed(p);
             }
         }
         if let Some(rate) = s.target {
