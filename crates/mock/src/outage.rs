@@ -24,7 +24,7 @@ impl OutageProxy {
             .await?
             .next()
             .ok_or_else(|| std::io::Error::other(format!("{hostport} does not resolve")))?;
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = crate::server::listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let proxy = Self {
             listen: listener.local_addr()?,
             upstream,
@@ -50,7 +50,7 @@ impl OutageProxy {
 
     /// Ends the outage, on the same port.
     pub async fn start(&self) -> std::io::Result<()> {
-        let listener = TcpListener::bind(self.listen).await?;
+        let listener = crate::server::listen(self.listen)?;
         self.serve(listener);
         Ok(())
     }
