@@ -80,3 +80,75 @@ async fn http_to_remote_host_is_refused_before_any_request() {
     assert!(err.is_config());
     assert!(Client::new(config).unwrap_err().is_config());
 }
+
+/// Each execute request carries one `Host` header naming the host and port of the execute URL
+/// (the client writes it once per run; the pool must not add a second one or drop the port).
+#[tokio::test]
+async fn the_execute_request_names_its_host_and_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let tokens = mock(MockConfig::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let head = text[..end].to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() < end + 4 + length {
+                continue;
+            }
+            let body: serde_json::Value =
+                serde_json::from_slice(&got[end + 4..end + 4 + length]).unwrap();
+            got.drain(..end + 4 + length);
+            let answer = serde_json::json!([
+                {"name": "output_uuid", "value": body["inputs"]["uuid"]},
+                {"name": "status", "value": "ok"}
+            ])
+            .to_string();
+            seen.lock().unwrap().push(head);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            conn.write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    let c = client(
+        tutorial(&tokens)
+            .with_token_url(tokens.token_url())
+            .with_base_url(format!("http://{addr}")),
+    );
+    for _ in 0..2 {
+        c.execute(Uuid::new_v4()).await.outcome.expect("success");
+    }
+    let heads = heads.lock().unwrap().clone();
+    assert_eq!(heads.len(), 2);
+    for head in heads {
+        let hosts: Vec<&str> = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("host: "))
+            .collect();
+        assert_eq!(hosts, [addr.to_string()], "{head}");
+    }
+}
