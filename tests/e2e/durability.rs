@@ -345,7 +345,7 @@ async fn drains_on_signal(flag: &str, code: i32, reason: &str) {
         done + staged.len() as u64
     );
     assert_eq!(s["pending"].as_u64().unwrap(), staged.len() as u64);
-    // The stage is 4 × --concurrency, and at least 64.
+    // The stage is 16 × --concurrency, and at least 64.
     assert!(
         staged.len() <= 64,
         "at most the stage is pending: {}",

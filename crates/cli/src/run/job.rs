@@ -29,6 +29,8 @@ use crate::signals::{StopSignal, StopSignals};
 /// while its sync is out and the requests wait on the disk. Measured against the mock at
 /// `--concurrency 8`: 32 kept 0.59 of the no-audit rate, 64 kept 0.74.
 const MIN_STAGE: usize = 64;
+/// UUIDs staged per request slot (`--concurrency`): see where the stage is sized.
+const STAGE_PER_SLOT: usize = 16;
 /// Stage slots the job loop takes at a time (fewer when fewer UUIDs are left): one wake-up of
 /// the loop per this many finished requests instead of one per request.
 const STAGE_REFILL: usize = 16;
@@ -157,8 +159,13 @@ async fn execute_job_in(
     // hyper pool), four times kept only 0.85-0.91 in a bench run and three interleaved pairs:
     // the stage ran dry whenever a sync took long on this VM, with the same CPU per request.
     // Eight times kept 0.91-0.99 (and 1.06 times the requests per second with the rule).
+    // With the client on one core (row 2h) eight times still ran dry: the core idled a tenth
+    // of the run with `--audit-sync batch` and not with `none` (65 against 73.5k req/s, the
+    // same CPU per request). Sixteen times kept it busy: 69.7-70.5k (12, 24 and 32 times:
+    // 68.7-68.9k, 70.1-70.7k, 70.5k). The price is staged records: up to 1,024 pending UUIDs
+    // at 64 in flight after a stop, all resumable.
     let concurrency = config.concurrency;
-    let stage = concurrency.saturating_mul(8).max(MIN_STAGE);
+    let stage = concurrency.saturating_mul(STAGE_PER_SLOT).max(MIN_STAGE);
     let writer = if sinks.0.is_empty() {
         // `--audit none`: no task for an empty sink (see `AuditWriter::discard`).
         AuditWriter::discard()
