@@ -478,13 +478,18 @@ impl Table {
         } = self;
         let [lo, hi] = keys;
         let [lo_from, hi_from] = from;
+        // Every key is written to both sides and kept on one, so each side needs room for the
+        // whole piece. Grown only, never cleared: only the first `nl` / `nh` entries are read,
+        // and zeroing 1.3 MB of buffers a batch was 2% of `generate`'s calling thread.
         for v in [&mut *lo, &mut *hi] {
-            v.clear();
-            v.resize(ids.len(), 0);
+            if v.len() < ids.len() {
+                v.resize(ids.len(), 0);
+            }
         }
         for v in [&mut *lo_from, &mut *hi_from] {
-            v.clear();
-            v.resize(ids.len(), 0);
+            if v.len() < ids.len() {
+                v.resize(ids.len(), 0);
+            }
         }
         let (mut nl, mut nh) = (0, 0);
         for (i, id) in ids.iter().enumerate() {
@@ -508,8 +513,9 @@ impl Table {
             nl += 1 - up;
             nh += up;
         }
-        lo.truncate(nl);
+        // The upper keys may go to the helper as a whole vector.
         hi.truncate(nh);
+        let lo = &lo[..nl];
         let mut mark = |keys: &[u128], from: &[u32], held: &[u32]| {
             for &j in held {
                 out[from[j as usize] as usize] = Novelty::Duplicate;
