@@ -304,7 +304,6 @@ impl Segment {
 }
 
 impl Half {
-    /// A half of `cap` slots a segment: in one mapping, or on the heap where none is made.
     /// The two halves of a table of `cap` slots a segment. Where a second core exists and the
     /// table is large, the upper half is mapped and faulted in on a thread of its own while
     /// this one does the lower: on a VM whose host takes freed memory back (free page
@@ -335,6 +334,7 @@ impl Half {
         })
     }
 
+    /// A half of `cap` slots a segment: in one mapping, or on the heap where none is made.
     fn sized(cap: usize) -> Self {
         let arena = if cap == 0 {
             None
