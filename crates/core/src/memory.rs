@@ -30,12 +30,12 @@
 //!   is not huge. Huge pages without faulting in first were slower than the heap: each 2 MiB
 //!   fault then lands in the insert loop. A large table's two halves are faulted in on two
 //!   threads at once ([`Half::pair`]): on a VM whose host takes freed memory back, the zeroing
-//!   alone took a quarter of a fresh `generate -n 10000000`. Sorting a batch by home slot before inserting
-//!   (radix partitioning, as hash joins do) was tried and gave nothing here: a batch is far
-//!   sparser than the table, so the sorted accesses still land on a new cache line each. A
-//!   prefetch instruction 16 keys ahead took an insert to about 0.72 of the two-pass
-//!   read-ahead in a standalone copy, but it needs `unsafe` (the workspace forbids it) and no
-//!   kept crate offers it safely. A table that outgrows its size moves the segment that
+//!   alone took a quarter of a fresh `generate -n 10000000`. Sorting a batch by home slot
+//!   before inserting (radix partitioning, as hash joins do) was tried and gave nothing here:
+//!   a batch is far sparser than the table, so the sorted accesses still land on a new cache
+//!   line each. A prefetch instruction 16 keys ahead took an insert to about 0.72 of the
+//!   two-pass read-ahead in a standalone copy, but it needs `unsafe` (the workspace forbids
+//!   it) and no kept crate offers it safely. A table that outgrows its size moves the segment that
 //!   overflows to the heap.
 //! * What one core cannot overlap, two can: the table is kept in two halves, picked by the
 //!   hash's top bit, each with its own mapping and lock. A batch is split between them in order

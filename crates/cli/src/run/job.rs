@@ -161,9 +161,11 @@ async fn execute_job_in(
     // Eight times kept 0.91-0.99 (and 1.06 times the requests per second with the rule).
     // With the client on one core (row 2h) eight times still ran dry: the core idled a tenth
     // of the run with `--audit-sync batch` and not with `none` (65 against 73.5k req/s, the
-    // same CPU per request). Sixteen times kept it busy: 69.7-70.5k (12, 24 and 32 times:
-    // 68.7-68.9k, 70.1-70.7k, 70.5k). The price is staged records: up to 1,024 pending UUIDs
-    // at 64 in flight after a stop, all resumable.
+    // same CPU per request). Sixteen times kept it busy: 69.7-70.5k (12 times 68.7-68.9k, 24
+    // times 70.1-70.7k, 32 times 70.5k and once 52.1k). The price is staged records: up to
+    // 1,024 pending UUIDs at 64 in flight after a stop, all resumable. A small stage for
+    // `--audit none`, where nothing waits on a sync, was slower here too (two and four
+    // times: 81.4-86.2k against 86.4-88.3k req/s at 256 in flight, two rounds).
     let concurrency = config.concurrency;
     let stage = concurrency.saturating_mul(STAGE_PER_SLOT).max(MIN_STAGE);
     let writer = if sinks.0.is_empty() {
