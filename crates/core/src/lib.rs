@@ -15,6 +15,7 @@ mod collision;
 pub mod conformance;
 mod generate;
 pub mod health;
+mod hexfmt;
 mod memory;
 pub mod registry;
 mod source;

@@ -3,7 +3,8 @@
 //! The parser is written by hand rather than delegated to `uuid::Uuid::parse_str` because users
 //! script against the reasons: `uuid` reports "invalid length" or "invalid group length" without
 //! saying which group, how many digits it has, or which version or variant is wrong, and it
-//! accepts the nil and max UUIDs. The `uuid` crate still owns the type and the formatting.
+//! accepts the nil and max UUIDs. The `uuid` crate still owns the type and the formatting of one
+//! UUID; many at a time (`generate`'s output) are written by `hexfmt`, whose module doc says why.
 //!
 //! Checks run in this order, so the first, most structural problem is the one reported:
 //! empty input, braces, non-hex characters, group layout or length, strict form and case,
@@ -72,7 +73,7 @@ impl UuidFormat {
     #[inline]
     pub fn encode_into(self, uuid: &Uuid, slot: &mut [u8]) -> Option<()> {
         let slot = slot.get_mut(..self.encoded_len())?;
-        self.write(uuid, slot);
+        crate::hexfmt::write(self, uuid, slot);
         Some(())
     }
 
