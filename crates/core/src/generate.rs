@@ -201,9 +201,9 @@ impl Generator {
                 .iter()
                 .position(|u| check_layout(u.as_bytes(), UuidVersion::V4).is_err())
             {
-                let bytes = *out[start + at].as_bytes();
+                let bad = out[start + at];
                 out.truncate(start + at);
-                check_layout(&bytes, UuidVersion::V4)?;
+                return check_layout(bad.as_bytes(), UuidVersion::V4);
             }
         }
         Ok(())

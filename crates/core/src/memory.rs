@@ -35,8 +35,8 @@
 //!   a batch is far sparser than the table, so the sorted accesses still land on a new cache
 //!   line each. A prefetch instruction 16 keys ahead took an insert to about 0.72 of the
 //!   two-pass read-ahead in a standalone copy, but it needs `unsafe` (the workspace forbids
-//!   it) and no kept crate offers it safely. A table that outgrows its size moves the segment that
-//!   overflows to the heap.
+//!   it) and no kept crate offers it safely. A table that outgrows its size moves the segment
+//!   that overflows to the heap.
 //! * What one core cannot overlap, two can: the table is kept in two halves, picked by the
 //!   hash's top bit, each with its own mapping and lock. A batch is split between them in order
 //!   (each half sees its keys in the batch's order, so the answers are those of inserting key
@@ -150,8 +150,7 @@ impl Helper {
     /// The running worker, started on first use where a second core is there to run it.
     fn worker(&mut self, upper: &Arc<Mutex<Half>>) -> Option<&mut Worker> {
         if matches!(self, Helper::Idle) {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            *self = if cores > 1 {
+            *self = if second_core() {
                 Worker::start(Arc::clone(upper)).map_or(Helper::Off, Helper::Running)
             } else {
                 Helper::Off
@@ -316,8 +315,7 @@ impl Half {
         let bytes = cap
             .saturating_mul(HALF_SEGMENTS)
             .saturating_mul(size_of::<u128>());
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if bytes < PARALLEL_FAULT_MIN || cores < 2 {
+        if bytes < PARALLEL_FAULT_MIN || !second_core() {
             return [Half::sized(cap), Half::sized(cap)];
         }
         std::thread::scope(|scope| {
@@ -482,14 +480,10 @@ impl Table {
         // whole piece. Grown only, never cleared: only the first `nl` / `nh` entries are read,
         // and zeroing 1.3 MB of buffers a batch was 2% of `generate`'s calling thread.
         for v in [&mut *lo, &mut *hi] {
-            if v.len() < ids.len() {
-                v.resize(ids.len(), 0);
-            }
+            room_for(v, ids.len());
         }
         for v in [&mut *lo_from, &mut *hi_from] {
-            if v.len() < ids.len() {
-                v.resize(ids.len(), 0);
-            }
+            room_for(v, ids.len());
         }
         let (mut nl, mut nh) = (0, 0);
         for (i, id) in ids.iter().enumerate() {
@@ -566,6 +560,19 @@ impl Table {
                 mark(hi, hi_from, &held);
             }
         }
+    }
+}
+
+/// Whether a second core is there to run the helper thread or map a half.
+fn second_core() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+}
+
+/// Grows `v` to at least `n` entries, keeping what it holds: a split buffer is overwritten
+/// from the start, so only its length matters.
+fn room_for<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
     }
 }
 
@@ -814,10 +821,9 @@ mod tests {
             }
             assert_eq!(reg.count(), model.len() as u64);
             assert!(model.iter().all(|id| reg.contains(id)));
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             assert_eq!(
                 matches!(reg.table().helper, Helper::Running(_)),
-                cores > 1,
+                second_core(),
                 "the helper runs where there is a second core"
             );
         }

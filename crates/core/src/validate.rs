@@ -39,16 +39,11 @@ impl UuidFormat {
         UuidFormat::Braced,
     ];
 
-    /// Writes `uuid` in this form, lowercase, into `buf` without allocating.
+    /// Writes `uuid` in this form, lowercase, into `buf` without allocating. One UUID goes
+    /// through the `uuid` crate; many at a time through [`Self::encode_into`], whose text is
+    /// checked against this.
     #[inline]
     pub fn encode<'b>(self, uuid: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
-        self.write(uuid, buf)
-    }
-
-    /// The one place each form is written; `buf` holds at least [`Self::encoded_len`] bytes
-    /// (the uuid crate panics on less, so both callers size it first).
-    #[inline]
-    fn write<'b>(self, uuid: &Uuid, buf: &'b mut [u8]) -> &'b mut str {
         match self {
             UuidFormat::Hyphenated => uuid.hyphenated().encode_lower(buf),
             UuidFormat::Simple => uuid.simple().encode_lower(buf),

@@ -449,9 +449,11 @@ impl Aimd {
         // Restart pacing from now (or after the pause) at the new rate.
         let restart = s.paused_until.unwrap_or(now).max(now);
         s.next_slot = restart;
-        s.resumed_at = restart;
         if first {
-            s.measured_from = restart;
+            // The count starts here too: the start-up burst is behind it.
+            s.resumed(restart);
+        } else {
+            s.resumed_at = restart;
         }
     }
 
