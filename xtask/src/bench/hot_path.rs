@@ -22,10 +22,10 @@ const WHY_UNAUDITED: &str =
 /// Row 2j: 256 in flight against 64.
 const WIDER_MIN: f64 = 1.0;
 const WHY_WIDER: &str = "more in flight costs the client more per request, spread over the \
-    whole path (a perf diff of c64 and c256 runs: memmove, hyper's send_request, the kernel's \
-    socket work, header-map drops) with no lock or shared task standing out; the note gives \
-    the load generator's own c256 against c64 on the same mock, which moves with the host, and \
-    the client's share once that is taken out";
+    whole path with no lock or shared task standing out: the cost per request climbs up to 128 \
+    in flight and flattens after, as the in-flight state outgrows the core's cache (README, \
+    development); the note gives the load generator's own c256 against c64 on the same mock, \
+    which moves with the host, and the client's share once that is taken out";
 /// Row 2j's reason when the client's own share is at least one: the slowdown is the mock's.
 const WHY_WIDER_MOCK: &str = "the mock answers 256 connections more slowly than 64 whoever \
     sends: the load generator's own c256 against c64 on the same mock (in the note) fell as \
