@@ -23,7 +23,7 @@ Commands:
   test [ARGS...]       start moto_server (S3) and redis-server on loopback ephemeral ports,
                        then `cargo nextest run --workspace --all-features ARGS...`
                        (`cargo test` when nextest is missing); services stop afterwards
-  ci                   fmt check, clippy -D warnings, feature-matrix builds, then test
+  ci                   fmt check, clippy and rustdoc -D warnings, feature-matrix builds, then test
   release [--dry-run] [--bin PATH]
                        release build (all features), dist/cxone-uuid-VERSION-TARGET.tar.gz with
                        README, licence, completions and man page, and dist/SHA256SUMS;
@@ -159,7 +159,7 @@ fn test(extra: &[OsString]) -> Result<()> {
     result
 }
 
-/// fmt and clippy, the first things a reviewer would run.
+/// fmt, clippy and the API docs, the first things a reviewer would run.
 fn lint() -> Result<()> {
     run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run_cmd(cargo().args([
@@ -170,7 +170,14 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]))
+    ]))?;
+    // A doc link to an item that moved or is private renders as plain text, silently: the
+    // docs build is checked as clippy is.
+    run_cmd(
+        cargo()
+            .args(["doc", "--no-deps", "--workspace", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
 }
 
 /// `cargo xtask ci`: the feature matrix, then the whole suite.

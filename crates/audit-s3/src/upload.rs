@@ -1,7 +1,7 @@
 //! The S3 transport: client setup, bucket check, checksummed uploads with retry, listing and
 //! downloading objects.
 //!
-//! The SDK's own retries are off: [`Store::upload_segment`] retries with its own backoff, and
+//! The SDK's own retries are off: `Store::upload_segment` retries with its own backoff, and
 //! the error (transient or not) decides whether another attempt is worth it.
 
 use std::io::Write;

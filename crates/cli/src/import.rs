@@ -1,6 +1,6 @@
 //! `cxone-uuid audit import`: a JSONL trail or an S3 archive into SQLite, verified as it goes.
 //!
-//! One [`Importer`] does the checking for both sources: every line is fed to the verifier, lines
+//! One `Importer` does the checking for both sources: every line is fed to the verifier, lines
 //! the database already holds are compared with its head instead of stored, and the transaction
 //! is committed only when the whole source verified. An S3 archive is read one object at a time
 //! (each checked against its stored SHA-256), so memory stays at one object whatever the

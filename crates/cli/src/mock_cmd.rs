@@ -58,6 +58,8 @@ pub(crate) struct Args {
     /// as --limit bucket:R.
     #[arg(long, value_name = "R")]
     rate_limit: Option<f64>,
+    // The doc is the flag's --help text, not rustdoc: `[:BURST]` is not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// A limit every execute must pass (repeatable): bucket:R[:BURST] (R as 40, 40/s,
     /// 300/min), window:N/DURATION (300/10s, 300/1m; aligned to the first request),
     /// token-window:N/DURATION (the same per access token), concurrency:K (in flight). Over

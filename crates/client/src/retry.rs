@@ -1,7 +1,7 @@
 //! Retries: a pure policy, a shared budget, and the one driver every kind of call goes through.
 //!
-//! Key design decision: the loop is written once ([`drive`]); what differs between a token
-//! request and an execute is a small [`RetryLogic`] (how one attempt is made and classified,
+//! Key design decision: the loop is written once (`drive`); what differs between a token
+//! request and an execute is a small `RetryLogic` (how one attempt is made and classified,
 //! whether a token can be refreshed, how the final error reads), as in Vector's `RetryLogic` and
 //! OpenDAL's retry layer. The policy itself is a pure function from (attempt, failure,
 //! Retry-After, a random number) to a decision, so every rule is unit-tested without a clock or

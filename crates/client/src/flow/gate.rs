@@ -28,7 +28,7 @@
 //! window's, [`Verdict::OtherRefusal`]).
 //!
 //! A quota whose readings prove that it refills between resets (a token bucket) is paced by
-//! its refill rate instead of spent and waited for: see [`super::refill`].
+//! its refill rate instead of spent and waited for: see `flow::refill`.
 
 use std::sync::Mutex;
 use std::time::Duration;
