@@ -611,16 +611,14 @@ impl TaskCtx {
             .instrument(tracing::debug_span!("uuid", %uuid))
             .await;
         self.metrics.in_flight.dec();
-        if report.attempts == 0 {
-            if let Err(e) = &report.outcome {
+        if let Err(e) = &report.outcome {
+            if report.attempts == 0 {
                 // Nothing left the machine (no token, say): the UUID is not failed but unsent,
                 // so it stays pending in the trail for --resume, and the run stops, since
                 // whatever kept this one from being sent keeps every other one too.
                 self.stop_run(e);
                 return Done::not_sent(uuid);
             }
-        }
-        if let Err(e) = &report.outcome {
             if e.is_fatal() {
                 self.stop_run(e);
             }
