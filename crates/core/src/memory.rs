@@ -13,12 +13,16 @@
 //!   the whole table. Sized with `with_capacity(n)` and holding n: 16 / 0.7 ≈ 23 bytes per UUID
 //!   (measured by the `core` bench). Grown from empty: 21.3 to 32 bytes per UUID, peak one
 //!   segment (1/64 of the table) above that.
-//! * Batches are looked up in two passes over chunks: the first only reads each home slot
-//!   (independent loads the CPU overlaps; their addresses are worked out in a loop of their
-//!   own first, see `Keys::touch`), the second probes and inserts in order, mostly from
-//!   cache. That is the "prefetch" without `unsafe`. What is left is the memory: on the 2-core
-//!   VM a branch-free read-modify-write of one random slot a key (no probing, no answer) takes
-//!   about 30 ns a key at this size, the insert about 80.
+//! * A batch is inserted in order, and while one key is inserted the home slot of the key
+//!   [`AHEAD`] places on is prefetched (`safe_arch::prefetch_t0`, a hint that never faults:
+//!   the one safe prefetch in a kept crate, so the workspace's ban on `unsafe` holds), so the
+//!   misses to the table overlap instead of coming one at a time. It replaced two passes over
+//!   chunks of 256 keys (first only read each home slot, then probe and insert): `generate -n
+//!   10000000` on the 2-core VM, four alternating runs, 0.37–0.42 against 0.42–0.55 s, user
+//!   CPU 0.65–0.68 against 0.75–0.78 s. 8 keys ahead was slower (0.41–0.42 s), 32 the same as
+//!   16. Where no prefetch exists (not x86-64) the slot is read ahead instead. What is left is
+//!   the memory: at 1 million UUIDs (a 23 MB table) `generate` spends about 40 ns of CPU a
+//!   UUID, at 10 million (229 MB) about 66.
 //! * A sized table lives in anonymous mappings (`memmap2`, one a half), advised to use
 //!   transparent huge pages and faulted in before the first insert. At 10 million UUIDs the
 //!   table is 229 MB: in 4 KiB pages every insert also missed the TLB, and the first write to
@@ -33,9 +37,7 @@
 //!   alone took a quarter of a fresh `generate -n 10000000`. Sorting a batch by home slot
 //!   before inserting (radix partitioning, as hash joins do) was tried and gave nothing here:
 //!   a batch is far sparser than the table, so the sorted accesses still land on a new cache
-//!   line each. A prefetch instruction 16 keys ahead took an insert to about 0.72 of the
-//!   two-pass read-ahead in a standalone copy, but it needs `unsafe` (the workspace forbids
-//!   it) and no kept crate offers it safely. A table that outgrows its size moves the segment
+//!   line each (a batch large enough to share lines would break the memory budget). A table that outgrows its size moves the segment
 //!   that overflows to the heap.
 //! * What one core cannot overlap, two can: the table is kept in two halves, picked by the
 //!   hash's top bit, each with its own mapping and lock. A batch is split between them in order
@@ -68,8 +70,9 @@ const SEGMENTS: usize = 1 << SEGMENT_BITS;
 /// Segments in each half of the table (the hash's top bit picks the half).
 const HALF_SEGMENTS: usize = SEGMENTS / 2;
 const MIN_SEGMENT: usize = 16;
-/// Chunk of a batch whose home slots are touched before probing (fits in L1/L2).
-const CHUNK: usize = 256;
+/// How many keys ahead of the insert a key's home slot is prefetched: enough to cover a
+/// miss to memory at the insert loop's pace, few enough that the lines are still in L1.
+const AHEAD: usize = 16;
 /// Keys of a batch split into halves at a time: bounds the split buffers' memory, and keeps
 /// positions in a `u32`.
 const PIECE: usize = 1 << 20;
@@ -355,20 +358,21 @@ impl Half {
         Half { arena, segments }
     }
 
-    /// Inserts non-nil `keys` in order, each chunk's home slots read ahead ([`touch`]);
-    /// answers the positions of those already held (earlier in `keys` included).
+    /// Inserts non-nil `keys` in order, the home slot of the key [`AHEAD`] places on asked
+    /// for while this one is inserted ([`prefetch`]); answers the positions of those already
+    /// held (earlier in `keys` included).
     fn insert_all(&mut self, keys: &[u128]) -> Vec<u32> {
         let mut held = Vec::new();
         let Half { arena, segments } = self;
         let arena = arena_slots(arena);
-        for (c, chunk) in keys.chunks(CHUNK).enumerate() {
-            std::hint::black_box(touch(segments, arena, chunk));
-            for (j, &key) in chunk.iter().enumerate() {
-                let h = hash(key);
-                if !segments[half_segment(h)].insert(arena, key, h) {
-                    // Below PIECE, so it fits.
-                    held.push((c * CHUNK + j) as u32);
-                }
+        for (j, &key) in keys.iter().enumerate() {
+            if let Some(&next) = keys.get(j + AHEAD) {
+                prefetch(segments, arena, next);
+            }
+            let h = hash(key);
+            if !segments[half_segment(h)].insert(arena, key, h) {
+                // Below PIECE, so it fits.
+                held.push(j as u32);
             }
         }
         held
@@ -424,36 +428,33 @@ fn half_of(h: u64) -> usize {
     (h >> 63) as usize
 }
 
-/// Reads each key's home slot so the misses overlap; the value is only kept alive.
-///
-/// Two loops: the first only works out where each home slot is (its one load, the
-/// segment list, stays in L1), the second only loads. The loading loop is then a few
-/// instructions a key, so the CPU's reorder window holds many more of its misses at once.
-/// Measured on the 2-core VM, 10 million inserts into a sized table: 82 against 104 ns
-/// a key (best of three each, interleaved) with one loop doing both; `generate -n
-/// 10000000` 1.11 against 1.58 s.
+/// Asks for `key`'s home slot to be brought into the cache, without waiting for it: the
+/// inserts that follow overlap their misses instead of taking them one at a time.
 #[inline]
-fn touch(segments: &[Segment], arena: &[u128], keys: &[u128]) -> u128 {
-    let mut acc = 0u128;
-    let mut at = [usize::MAX; CHUNK];
-    for (at, &k) in at.iter_mut().zip(keys) {
-        let h = hash(k);
-        match &segments[half_segment(h)].slots {
-            Slots::Arena(r) if !r.is_empty() => *at = r.start + home(h, r.len()),
-            Slots::Arena(_) => {}
-            Slots::Heap(v) => {
-                if !v.is_empty() {
-                    acc ^= v[home(h, v.len())];
-                }
-            }
-        }
+fn prefetch(segments: &[Segment], arena: &[u128], key: u128) {
+    let h = hash(key);
+    let (slots, at) = match &segments[half_segment(h)].slots {
+        Slots::Arena(r) => (arena, r.start + home(h, r.len())),
+        Slots::Heap(v) => (&v[..], home(h, v.len())),
+    };
+    prefetch_slot(slots, at);
+}
+
+/// x86-64: a prefetch instruction (a hint: it never faults and the core does not wait for it).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn prefetch_slot(slots: &[u128], at: usize) {
+    if let Some(slot) = slots.get(at) {
+        safe_arch::prefetch_t0(slot);
     }
-    for &i in &at[..keys.len().min(CHUNK)] {
-        if let Some(s) = arena.get(i) {
-            acc ^= *s;
-        }
-    }
-    acc
+}
+
+/// Elsewhere (no stable safe prefetch): a load whose value is kept alive, which the core
+/// still issues ahead of the inserts before it.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn prefetch_slot(slots: &[u128], at: usize) {
+    std::hint::black_box(slots.get(at));
 }
 
 impl Table {

@@ -138,7 +138,7 @@ impl Pattern {
             // Every 7th byte: 7 does not divide the 1024-byte health window, so the stuck
             // positions drift through the window starts (the APT's reference samples).
             Kind::Stuck(b) => {
-                if i % 7 == 0 {
+                if i.is_multiple_of(7) {
                     b
                 } else {
                     stream_byte(0x5EED, i)
