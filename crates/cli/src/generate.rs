@@ -182,22 +182,13 @@ type Writer = std::thread::JoinHandle<std::io::Result<()>>;
 fn spawn_writer(format: UuidFormat) -> anyhow::Result<(BatchSender, Writer)> {
     // One batch queued while one is written and the next generated: memory stays flat.
     let (tx, rx): (BatchSender, _) = std::sync::mpsc::sync_channel(1);
-    let width = format.encoded_len() + 1;
     let writer = std::thread::Builder::new()
         .name("generate-output".into())
         .spawn(move || {
             let mut text = Vec::new();
             let mut out = std::io::stdout().lock();
             for ids in rx {
-                text.clear();
-                text.resize(ids.len() * width, b'\n');
-                for (id, line) in ids.iter().zip(text.chunks_exact_mut(width)) {
-                    let fitted = format.encode_into(id, line);
-                    debug_assert!(
-                        fitted.is_some(),
-                        "each line holds the form's length and a newline"
-                    );
-                }
+                format.encode_lines(&ids, &mut text);
                 out.write_all(&text)?;
             }
             out.flush()

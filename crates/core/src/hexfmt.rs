@@ -31,31 +31,27 @@ fn digits(x: u64) -> u128 {
     n + 0x30 * ONES + over9 * 39
 }
 
-/// Writes `uuid` in `form`, lowercase, over `slot`, which is exactly the form's length.
+/// The 32 digits of `v`, most significant first.
 #[inline]
-pub(crate) fn write(form: UuidFormat, uuid: &Uuid, slot: &mut [u8]) {
-    let v = uuid.as_u128();
+fn hex(v: u128) -> [u8; 32] {
     let mut hex = [0u8; 32];
     hex[..16].copy_from_slice(&digits((v >> 64) as u64).to_be_bytes());
     hex[16..].copy_from_slice(&digits(v as u64).to_be_bytes());
-    let (start, end) = match form {
-        UuidFormat::Simple => {
-            slot.copy_from_slice(&hex);
-            return;
-        }
-        UuidFormat::Hyphenated => (0, slot.len()),
-        UuidFormat::Urn => {
-            slot[..9].copy_from_slice(b"urn:uuid:");
-            (9, slot.len())
-        }
-        UuidFormat::Braced => {
-            slot[0] = b'{';
-            let last = slot.len() - 1;
-            slot[last] = b'}';
-            (1, last)
-        }
-    };
-    let text = &mut slot[start..end];
+    hex
+}
+
+// One writer per form, over an array of exactly its length: every copy has a length known at
+// compile time, so each is a few moves. Over a slice of the form's length chosen at run time,
+// LLVM merged them into one call to `memcpy` of variable length, 5.6% of `generate`'s CPU.
+
+#[inline]
+fn simple(v: u128, text: &mut [u8; 32]) {
+    *text = hex(v);
+}
+
+#[inline]
+fn hyphenated(v: u128, text: &mut [u8; 36]) {
+    let hex = hex(v);
     text[..8].copy_from_slice(&hex[..8]);
     text[8] = b'-';
     text[9..13].copy_from_slice(&hex[8..12]);
@@ -64,7 +60,80 @@ pub(crate) fn write(form: UuidFormat, uuid: &Uuid, slot: &mut [u8]) {
     text[18] = b'-';
     text[19..23].copy_from_slice(&hex[16..20]);
     text[23] = b'-';
-    text[24..36].copy_from_slice(&hex[20..32]);
+    text[24..].copy_from_slice(&hex[20..]);
+}
+
+#[inline]
+fn urn(v: u128, text: &mut [u8; 45]) {
+    let (prefix, rest) = text.split_at_mut(9);
+    prefix.copy_from_slice(b"urn:uuid:");
+    if let Ok(rest) = <&mut [u8; 36]>::try_from(rest) {
+        hyphenated(v, rest);
+    }
+}
+
+#[inline]
+fn braced(v: u128, text: &mut [u8; 38]) {
+    text[0] = b'{';
+    text[37] = b'}';
+    if let Ok(inner) = <&mut [u8; 36]>::try_from(&mut text[1..37]) {
+        hyphenated(v, inner);
+    }
+}
+
+/// Writes `uuid` in `form`, lowercase, over `slot`, which is exactly the form's length.
+#[inline]
+pub(crate) fn write(form: UuidFormat, uuid: &Uuid, slot: &mut [u8]) {
+    let v = uuid.as_u128();
+    match form {
+        UuidFormat::Simple => {
+            if let Ok(text) = slot.try_into() {
+                simple(v, text);
+            }
+        }
+        UuidFormat::Hyphenated => {
+            if let Ok(text) = slot.try_into() {
+                hyphenated(v, text);
+            }
+        }
+        UuidFormat::Urn => {
+            if let Ok(text) = slot.try_into() {
+                urn(v, text);
+            }
+        }
+        UuidFormat::Braced => {
+            if let Ok(text) = slot.try_into() {
+                braced(v, text);
+            }
+        }
+    }
+}
+
+/// Writes each of `ids` in `form` followed by a newline over `text`, whose length is the
+/// form's length plus one for each UUID. The form is matched once, not once a UUID.
+pub(crate) fn write_lines(form: UuidFormat, ids: &[Uuid], text: &mut [u8]) {
+    match form {
+        UuidFormat::Simple => lines::<32, 33>(ids, text, simple),
+        UuidFormat::Hyphenated => lines::<36, 37>(ids, text, hyphenated),
+        UuidFormat::Urn => lines::<45, 46>(ids, text, urn),
+        UuidFormat::Braced => lines::<38, 39>(ids, text, braced),
+    }
+}
+
+/// Each UUID through `one` into a line of `W = L + 1` bytes, its last a newline.
+#[inline]
+fn lines<const L: usize, const W: usize>(
+    ids: &[Uuid],
+    text: &mut [u8],
+    one: impl Fn(u128, &mut [u8; L]),
+) {
+    for (id, line) in ids.iter().zip(text.chunks_exact_mut(W)) {
+        let (uuid, newline) = line.split_at_mut(L);
+        if let Ok(uuid) = <&mut [u8; L]>::try_from(uuid) {
+            one(id.as_u128(), uuid);
+        }
+        newline.fill(b'\n');
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +162,19 @@ mod tests {
                 write(form, &id, &mut slot);
                 assert_eq!(String::from_utf8(slot).unwrap(), form.format(&id));
             }
+        }
+    }
+
+    /// Many UUIDs as lines: each line is the `uuid` crate's text and a newline.
+    #[test]
+    fn lines_are_the_uuid_crates_text_one_a_line() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let ids: Vec<Uuid> = (0..1_000).map(|_| Uuid::from_u128(rng.random())).collect();
+        for form in UuidFormat::ALL {
+            let mut text = b"stale".to_vec();
+            form.encode_lines(&ids, &mut text);
+            let want: String = ids.iter().map(|id| form.format(id) + "\n").collect();
+            assert_eq!(String::from_utf8(text).unwrap(), want, "{}", form.name());
         }
     }
 }

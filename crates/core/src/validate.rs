@@ -40,7 +40,7 @@ impl UuidFormat {
     ];
 
     /// Writes `uuid` in this form, lowercase, into `buf` without allocating. One UUID goes
-    /// through the `uuid` crate; many at a time through [`Self::encode_into`], whose text is
+    /// through the `uuid` crate; many at a time through [`Self::encode_lines`], whose text is
     /// checked against this.
     #[inline]
     pub fn encode<'b>(self, uuid: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
@@ -53,7 +53,8 @@ impl UuidFormat {
     }
 
     /// How many bytes this form takes: callers that write many UUIDs lay them out in one
-    /// buffer and [`Self::encode_into`] each slot, with no copy per UUID.
+    /// buffer and [`Self::encode_into`] each slot, with no copy per UUID (or let
+    /// [`Self::encode_lines`] do it).
     pub fn encoded_len(self) -> usize {
         match self {
             UuidFormat::Hyphenated => uuid::fmt::Hyphenated::LENGTH,
@@ -70,6 +71,14 @@ impl UuidFormat {
         let slot = slot.get_mut(..self.encoded_len())?;
         crate::hexfmt::write(self, uuid, slot);
         Some(())
+    }
+
+    /// `ids` in this form, lowercase, one a line, as the whole of `text`: the buffer is
+    /// reused from call to call, so output of many batches allocates once.
+    pub fn encode_lines(self, ids: &[Uuid], text: &mut Vec<u8>) {
+        // No clear: every byte is written, so only a longer batch pays for filling.
+        text.resize(ids.len() * (self.encoded_len() + 1), 0);
+        crate::hexfmt::write_lines(self, ids, text);
     }
 
     /// `uuid` in this form, lowercase.
