@@ -14,8 +14,8 @@
 //!   (measured by the `core` bench). Grown from empty: 21.3 to 32 bytes per UUID, peak one
 //!   segment (1/64 of the table) above that.
 //! * A batch is inserted in order, and while one key is inserted the home slot of the key
-//!   [`AHEAD`] places on is prefetched (`safe_arch::prefetch_t0`, a hint that never faults:
-//!   the one safe prefetch in a kept crate, so the workspace's ban on `unsafe` holds), so the
+//!   [`AHEAD`] places on is prefetched (`safe_arch::prefetch_t0`, a hint that never faults,
+//!   wrapped safely by a kept crate, so the workspace's ban on `unsafe` holds), so the
 //!   misses to the table overlap instead of coming one at a time. It replaced two passes over
 //!   chunks of 256 keys (first only read each home slot, then probe and insert): `generate -n
 //!   10000000` on the 2-core VM, four alternating runs, 0.37–0.42 against 0.42–0.55 s, user
@@ -39,8 +39,8 @@
 //!   alone took a quarter of a fresh `generate -n 10000000`. Sorting a batch by home slot
 //!   before inserting (radix partitioning, as hash joins do) was tried and gave nothing here:
 //!   a batch is far sparser than the table, so the sorted accesses still land on a new cache
-//!   line each (a batch large enough to share lines would break the memory budget). A table that outgrows its size moves the segment
-//!   that overflows to the heap.
+//!   line each (a batch large enough to share lines would break the memory budget). A table
+//!   that outgrows its size moves the segment that overflows to the heap.
 //! * What one core cannot overlap, two can: the table is kept in two halves, picked by the
 //!   hash's top bit, each with its own mapping and lock. A batch is split between them in order
 //!   (each half sees its keys in the batch's order, so the answers are those of inserting key
@@ -456,7 +456,7 @@ fn prefetch_slot(slots: &[u128], at: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
 fn prefetch_slot(slots: &[u128], at: usize) {
-    std::hint::black_box(slots.get(at));
+    std::hint::black_box(slots.get(at).copied());
 }
 
 impl Table {
