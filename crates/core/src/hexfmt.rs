@@ -86,26 +86,18 @@ fn braced(v: u128, text: &mut [u8; 38]) {
 pub(crate) fn write(form: UuidFormat, uuid: &Uuid, slot: &mut [u8]) {
     let v = uuid.as_u128();
     match form {
-        UuidFormat::Simple => {
-            if let Ok(text) = slot.try_into() {
-                simple(v, text);
-            }
-        }
-        UuidFormat::Hyphenated => {
-            if let Ok(text) = slot.try_into() {
-                hyphenated(v, text);
-            }
-        }
-        UuidFormat::Urn => {
-            if let Ok(text) = slot.try_into() {
-                urn(v, text);
-            }
-        }
-        UuidFormat::Braced => {
-            if let Ok(text) = slot.try_into() {
-                braced(v, text);
-            }
-        }
+        UuidFormat::Simple => fitted(v, slot, simple),
+        UuidFormat::Hyphenated => fitted(v, slot, hyphenated),
+        UuidFormat::Urn => fitted(v, slot, urn),
+        UuidFormat::Braced => fitted(v, slot, braced),
+    }
+}
+
+/// `one` over `slot` seen as the array of its form's length `L` (nothing when it is not).
+#[inline]
+fn fitted<const L: usize>(v: u128, slot: &mut [u8], one: impl Fn(u128, &mut [u8; L])) {
+    if let Ok(text) = <&mut [u8; L]>::try_from(slot) {
+        one(v, text);
     }
 }
 
