@@ -24,7 +24,8 @@
 //!   the memory: at 1 million UUIDs (a 23 MB table) `generate` spends about 40 ns of CPU a
 //!   UUID, at 10 million (229 MB) about 66, and `perf annotate` puts 80% of the insert's
 //!   samples on its load of the slot and 68% of the loop's own on the prefetch: the core has
-//!   as many misses in flight as it can take (on a VM each is also a nested page walk).
+//!   as many misses in flight as it can take (on a VM a TLB miss also walks the host's page
+//!   tables; this VM has no performance counters to count them).
 //! * A sized table lives in anonymous mappings (`memmap2`, one a half), advised to use
 //!   transparent huge pages and faulted in before the first insert. At 10 million UUIDs the
 //!   table is 229 MB: in 4 KiB pages every insert also missed the TLB, and the first write to
