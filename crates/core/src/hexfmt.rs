@@ -105,25 +105,19 @@ fn fitted<const L: usize>(v: u128, slot: &mut [u8], one: impl Fn(u128, &mut [u8;
 /// form's length plus one for each UUID. The form is matched once, not once a UUID.
 pub(crate) fn write_lines(form: UuidFormat, ids: &[Uuid], text: &mut [u8]) {
     match form {
-        UuidFormat::Simple => lines::<32, 33>(ids, text, simple),
-        UuidFormat::Hyphenated => lines::<36, 37>(ids, text, hyphenated),
-        UuidFormat::Urn => lines::<45, 46>(ids, text, urn),
-        UuidFormat::Braced => lines::<38, 39>(ids, text, braced),
+        UuidFormat::Simple => lines(ids, text, simple),
+        UuidFormat::Hyphenated => lines(ids, text, hyphenated),
+        UuidFormat::Urn => lines(ids, text, urn),
+        UuidFormat::Braced => lines(ids, text, braced),
     }
 }
 
-/// Each UUID through `one` into a line of `W = L + 1` bytes, its last a newline.
+/// Each UUID through `one` into a line of `L + 1` bytes, its last a newline.
 #[inline]
-fn lines<const L: usize, const W: usize>(
-    ids: &[Uuid],
-    text: &mut [u8],
-    one: impl Fn(u128, &mut [u8; L]),
-) {
-    for (id, line) in ids.iter().zip(text.chunks_exact_mut(W)) {
+fn lines<const L: usize>(ids: &[Uuid], text: &mut [u8], one: impl Fn(u128, &mut [u8; L])) {
+    for (id, line) in ids.iter().zip(text.chunks_exact_mut(L + 1)) {
         let (uuid, newline) = line.split_at_mut(L);
-        if let Ok(uuid) = <&mut [u8; L]>::try_from(uuid) {
-            one(id.as_u128(), uuid);
-        }
+        fitted(id.as_u128(), uuid, &one);
         newline.fill(b'\n');
     }
 }

@@ -436,11 +436,8 @@ fn half_of(h: u64) -> usize {
 #[inline]
 fn prefetch(segments: &[Segment], arena: &[u128], key: u128) {
     let h = hash(key);
-    let (slots, at) = match &segments[half_segment(h)].slots {
-        Slots::Arena(r) => (arena, r.start + home(h, r.len())),
-        Slots::Heap(v) => (&v[..], home(h, v.len())),
-    };
-    prefetch_slot(slots, at);
+    let slots = segments[half_segment(h)].slots(arena);
+    prefetch_slot(slots, home(h, slots.len()));
 }
 
 /// x86-64: a prefetch instruction (a hint: it never faults and the core does not wait for it).

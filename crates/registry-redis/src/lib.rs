@@ -11,9 +11,10 @@
 //!   UUID held, and less to send. The cost is that `redis-cli` shows escapes; to look one UUID up
 //!   by hand, write its bytes as `"cxone-uuid:\x6b\xa7..."` or use [`RedisRegistry::key_for`].
 //! - **Never a silent pass.** An unreachable server, a timeout or an error reply is
-//!   [`RegistryError::Unavailable`](cxone_uuid_core::RegistryError::Unavailable) naming the URL (never its password); nothing is retried
-//!   here, because a retried pipeline would find its own first attempt's keys and report false
-//!   duplicates. The connection manager reconnects in the background for the next batch.
+//!   [`RegistryError::Unavailable`](cxone_uuid_core::RegistryError::Unavailable) naming the
+//!   URL (never its password); nothing is retried here, because a retried pipeline would find
+//!   its own first attempt's keys and report false duplicates. The connection manager
+//!   reconnects in the background for the next batch.
 //!
 //! # Redis Cluster and managed Redis
 //! This registry speaks to **one** Redis endpoint; the cluster protocol (`MOVED`/`ASK`
